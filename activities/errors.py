@@ -1,0 +1,41 @@
+"""Turn library errors into Temporal retry decisions, in one place for every activity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from warroom.errors import Conflict, NotFound, PermanentImError, RateLimited, TransientImError
+
+# Error types the workflow's retry policies and handlers recognise.
+RATE_LIMITED = "RateLimited"
+IM_TRANSIENT = "ImTransient"
+IM_PERMANENT = "ImPermanent"
+CONFLICT = "Conflict"
+NOT_FOUND = "NotFound"
+NON_RETRYABLE = [IM_PERMANENT, CONFLICT, NOT_FOUND]
+
+
+@contextmanager
+def retry_decisions() -> Iterator[None]:
+    """Rate limits retry after the platform's delay; transient errors back off; the rest stop."""
+    try:
+        yield
+    except RateLimited as e:
+        raise ApplicationError(
+            f"{e} (retry after {e.retry_after:g}s)",
+            type=RATE_LIMITED,
+            next_retry_delay=timedelta(seconds=max(e.retry_after, 0.05)),
+            category=ApplicationErrorCategory.BENIGN,
+        ) from e
+    except TransientImError as e:
+        raise ApplicationError(str(e), type=IM_TRANSIENT) from e
+    except PermanentImError as e:
+        raise ApplicationError(str(e), e.code, type=IM_PERMANENT, non_retryable=True) from e
+    except Conflict as e:
+        raise ApplicationError(str(e), type=CONFLICT, non_retryable=True) from e
+    except NotFound as e:
+        raise ApplicationError(str(e), type=NOT_FOUND, non_retryable=True) from e

@@ -1,0 +1,255 @@
+"""The one path from the outside world (HTTP API, CLI, IM callbacks) into the workflows.
+
+Incidents are written to the built-in source first and then sent to their workflow as a full
+snapshot with signal-with-start, so nothing is lost when the workflow is not running yet.
+Requests that need an answer (create room, dismiss, act) are updates-with-start: a finished
+incident workflow is started again from the store's state when someone needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from warroom.errors import Conflict
+from warroom.im.base import ActionClicked, InboundEvent
+from warroom.messages import (
+    ActRequest,
+    CreateRoomRequest,
+    DismissRoomRequest,
+    LinkUsersInput,
+    LinkUsersResult,
+    Person,
+    RoomActionSignal,
+    SnapshotSignal,
+    WarRoomConfig,
+    WarRoomInput,
+    workflow_id,
+)
+from warroom.models import Action, Incident, IncidentIn, IncidentStatus, Responder, Source, WarRoom
+from warroom.settings import Settings
+from warroom.store import Store
+from workflows.incident import (
+    IM_PLATFORM,
+    INCIDENT_ID,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATUS,
+    WAR_ROOM_STATE,
+    IncidentWarRoom,
+)
+from workflows.link_users import LinkUsers
+
+# How long an HTTP request waits for the workflow before answering 202 "still applying".
+ANSWER_WITHIN_SECONDS = 15.0
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Answer(Generic[T]):
+    value: T
+    done: bool  # False: accepted and still being applied (HTTP 202)
+
+
+class WarRoomService:
+    def __init__(self, client: Client, store: Store, settings: Settings, *, wait: float = ANSWER_WITHIN_SECONDS):
+        self.client = client
+        self.store = store
+        self.settings = settings
+        self.wait = wait
+
+    # ------------------------------------------------------------------ config
+    def config(self) -> WarRoomConfig:
+        return WarRoomConfig(
+            public_url=self.settings.public_url,
+            default_platform=self.settings.im_platform,
+            snooze_choices_minutes=self.settings.snooze_choices_minutes,
+            max_signals_per_run=self.settings.max_signals_per_run,
+        )
+
+    def _start_input(self, incident: Incident) -> WarRoomInput:
+        return WarRoomInput(incident=incident, config=self.config(), room=self.store.rooms.current(incident.id))
+
+    def _search_attributes(self, incident: Incident, room: WarRoom | None) -> TypedSearchAttributes:
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(INCIDENT_ID, incident.id),
+                SearchAttributePair(INCIDENT_STATUS, incident.status.value),
+                SearchAttributePair(INCIDENT_SEVERITY, incident.severity.value),
+                SearchAttributePair(WAR_ROOM_STATE, room.state.value if room else "none"),
+                SearchAttributePair(IM_PLATFORM, room.platform if room else self.settings.im_platform),
+            ]
+        )
+
+    # ------------------------------------------------------------------ incidents
+    async def upsert_incident(self, body: IncidentIn, *, actor: str, source: Source) -> tuple[Incident, bool]:
+        incident, created = await asyncio.to_thread(self.store.incidents.upsert, body, _now())
+        await self._send_snapshot(incident, actor=actor, source=source)
+        return incident, created
+
+    async def set_responders(
+        self, incident_id: str, responders: list[Responder], *, actor: str, source: Source
+    ) -> Incident:
+        incident = await asyncio.to_thread(self.store.incidents.set_responders, incident_id, responders, _now())
+        await self._send_snapshot(incident, actor=actor, source=source)
+        return incident
+
+    async def _send_snapshot(self, incident: Incident, *, actor: str, source: Source) -> None:
+        inp = self._start_input(incident)
+        await self.client.start_workflow(
+            IncidentWarRoom.run,
+            inp,
+            id=workflow_id(incident.id),
+            task_queue=self.settings.task_queue,
+            start_signal="snapshot",
+            start_signal_args=[SnapshotSignal(incident=incident, actor=actor, source=source)],
+            search_attributes=self._search_attributes(incident, inp.room),
+        )
+
+    # ------------------------------------------------------------------ requests that need an answer
+    async def _update_with_start(self, incident_id: str, update, arg, *, request_id: str | None):  # type: ignore[no-untyped-def]
+        incident = await asyncio.to_thread(self.store.incidents.get, incident_id)
+        inp = self._start_input(incident)
+        op = WithStartWorkflowOperation(
+            IncidentWarRoom.run,
+            inp,
+            id=workflow_id(incident_id),
+            task_queue=self.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=self._search_attributes(incident, inp.room),
+        )
+        try:
+            handle = await self.client.start_update_with_start_workflow(
+                update,
+                arg,
+                start_workflow_operation=op,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                id=request_id or str(uuid.uuid4()),
+            )
+        except WorkflowUpdateFailedError as e:
+            raise Conflict(_reason(e)) from e
+        try:
+            return Answer(await asyncio.wait_for(asyncio.shield(handle.result()), self.wait), True)
+        except WorkflowUpdateFailedError as e:
+            raise Conflict(_reason(e)) from e
+        except TimeoutError:
+            return Answer(None, False)
+
+    async def act(
+        self,
+        incident_id: str,
+        action: Action,
+        *,
+        actor: str,
+        source: Source,
+        minutes: int | None = None,
+        request_id: str | None = None,
+    ) -> Answer[Incident]:
+        out = await self._update_with_start(
+            incident_id,
+            IncidentWarRoom.act,
+            ActRequest(action=action, actor=actor, source=source, minutes=minutes),
+            request_id=request_id,
+        )
+        if not out.done:
+            out.value = await asyncio.to_thread(self.store.incidents.get, incident_id)
+        return out
+
+    async def create_room(
+        self, incident_id: str, *, platform: str | None, actor: str, source: Source
+    ) -> Answer[WarRoom]:
+        req = CreateRoomRequest(platform=platform or self.settings.im_platform, actor=actor, source=source)
+        out = await self._update_with_start(incident_id, IncidentWarRoom.create_room, req, request_id=None)
+        if not out.done:
+            out.value = await self.room_now(incident_id)
+        return out
+
+    async def dismiss_room(self, incident_id: str, *, actor: str, source: Source) -> Answer[WarRoom]:
+        req = DismissRoomRequest(actor=actor, source=source)
+        out = await self._update_with_start(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None)
+        if not out.done:
+            out.value = await self.room_now(incident_id)
+        return out
+
+    async def room_now(self, incident_id: str) -> WarRoom:
+        """The room as the workflow sees it this instant, falling back to the store's read model."""
+        try:
+            view = await self.client.get_workflow_handle(workflow_id(incident_id)).query(IncidentWarRoom.view)
+            return view.room
+        except RPCError:
+            room = await asyncio.to_thread(self.store.rooms.current, incident_id)
+            return room or WarRoom(platform=self.settings.im_platform)
+
+    def handle(self, incident_id: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(workflow_id(incident_id))
+
+    # ------------------------------------------------------------------ IM callbacks
+    async def dispatch(self, platform: str, events: list[InboundEvent]) -> list[str]:
+        """Route verified events to their incident's workflow; returns what was not routable."""
+        problems = []
+        for event in events:
+            incident_id = await asyncio.to_thread(self.store.rooms.incident_for_chat, platform, event.chat_id)
+            if incident_id is None:
+                problems.append(f"chat {event.chat_id} is not a war room")
+                continue
+            if isinstance(event, ActionClicked):
+                await self.handle(incident_id).signal(
+                    IncidentWarRoom.room_action,
+                    RoomActionSignal(
+                        event_id=f"{platform}:{event.event_id}",
+                        platform=platform,
+                        chat_id=event.chat_id,
+                        im_user_id=event.im_user_id,
+                        action=event.action,
+                        minutes=event.minutes,
+                        card_version=event.card_version,
+                    ),
+                )
+        return problems
+
+    # ------------------------------------------------------------------ user linking
+    async def link_users(self, platform: str | None = None) -> LinkUsersResult:
+        """Resolve every responder of every open incident on `platform` and store the links."""
+        platform = platform or self.settings.im_platform
+        people: dict[str, Person] = {}
+        cursor = None
+        while True:
+            page, cursor = await asyncio.to_thread(self.store.incidents.list, limit=200, cursor=cursor)
+            for incident in page:
+                if incident.status is IncidentStatus.CLOSED:
+                    continue
+                for r in incident.responders:
+                    people.setdefault(r.contact, Person(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
+            if not cursor:
+                break
+        return await self.client.execute_workflow(
+            LinkUsers.run,
+            args=[LinkUsersInput(platform=platform, people=list(people.values())), self.config()],
+            id=f"link-users-{platform}-{uuid.uuid4().hex[:8]}",
+            task_queue=self.settings.task_queue,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _reason(e: WorkflowUpdateFailedError) -> str:
+    cause = e.cause
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause  # type: ignore[union-attr]
+    return str(getattr(cause, "message", None) or cause or e)

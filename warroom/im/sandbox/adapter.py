@@ -1,0 +1,213 @@
+"""The sandbox adapter: the built-in IM behind the same interface as Slack or Lark.
+
+It adds what a real platform has and tests need: a configurable latency on every call, and
+fault injection (rate limits with retry-after, server errors, and timeouts *after* the effect
+was applied, the case that makes idempotency necessary). Its callbacks are signed like
+Slack's (HMAC-SHA256 over timestamp and body) and go through the same verification path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import time
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from warroom.errors import CallbackRejected, PermanentImError, RateLimited, TransientImError
+from warroom.im.base import (
+    ActionClicked,
+    CallbackRequest,
+    CallbackResult,
+    Capabilities,
+    ChatMessage,
+    ImAdapter,
+    InviteResult,
+    MessageReceived,
+    MessageRef,
+    RoomRef,
+    RoomSpec,
+    StatusCard,
+)
+from warroom.im.sandbox.platform import BOT_USER_ID, SandboxPlatform
+
+FAULTS = ("rate_limited", "server_error", "timeout_after_effect")
+SIGNATURE_WINDOW_SECONDS = 300
+BOT_MENTION = "@warroom"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"v1:{timestamp}:".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SandboxAdapter(ImAdapter):
+    platform = "sandbox"
+    capabilities = Capabilities(
+        edit_card=True,
+        pin_card=True,
+        disband=True,
+        history=True,
+        join_link=True,
+        email_lookup=True,
+        phone_lookup=True,
+        remove_members=True,
+        max_invite_batch=50,
+    )
+
+    def __init__(
+        self,
+        sandbox: SandboxPlatform,
+        *,
+        public_url: str = "http://localhost:8000",
+        latency_ms: float = 0.0,
+        fault_rate: float = 0.0,
+        signing_secret: str = "",
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sandbox = sandbox
+        self.public_url = public_url.rstrip("/")
+        self.latency = latency_ms / 1000
+        self.fault_rate = fault_rate
+        self.signing_secret = signing_secret
+        self.rng = rng or random.Random()
+
+    async def _call(self, method: str, chat_id: str | None, effect):  # type: ignore[no-untyped-def]
+        """Run `effect` (sync SQL) like a remote call: latency, maybe a fault, then the effect."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = self.rng.choice(FAULTS) if self.fault_rate and self.rng.random() < self.fault_rate else None
+        await asyncio.to_thread(self.sandbox.record_call, method, chat_id, fault, _now())
+        if fault == "rate_limited":
+            raise RateLimited(f"sandbox {method}: rate limited (injected)", retry_after=0.2, platform="sandbox")
+        if fault == "server_error":
+            raise TransientImError(f"sandbox {method}: 503 (injected)", platform="sandbox", code="503")
+        result = await asyncio.to_thread(effect)
+        if fault == "timeout_after_effect":
+            raise TransientImError(f"sandbox {method}: timed out after the effect (injected)", platform="sandbox")
+        return result
+
+    # -- outbound --
+    async def create_room(self, spec: RoomSpec) -> RoomRef:
+        def effect() -> str:
+            return self.sandbox.create_room(
+                key=spec.idempotency_key, incident_id=spec.incident_id, name=spec.name, topic=spec.topic, now=_now()
+            )
+
+        chat_id = await self._call("create_room", None, effect)
+        return RoomRef(chat_id=chat_id, name=spec.name, join_url=self._join_url(chat_id))
+
+    async def lookup_user(self, *, email: str | None, phone: str | None) -> str | None:
+        return await self._call(
+            "lookup_user", None, lambda: self.sandbox.lookup_user(email=email, phone=phone, now=_now())
+        )
+
+    async def add_members(self, chat_id: str, im_user_ids: list[str]) -> list[InviteResult]:
+        unknown = await self._call(
+            "add_members", chat_id, lambda: self.sandbox.add_members(chat_id, im_user_ids, _now())
+        )
+        return [
+            InviteResult(im_user_id=u, ok=u not in unknown, detail="no such user" if u in unknown else "")
+            for u in im_user_ids
+        ]
+
+    async def remove_members(self, chat_id: str, im_user_ids: list[str]) -> None:
+        await self._call("remove_members", chat_id, lambda: self.sandbox.remove_members(chat_id, im_user_ids))
+
+    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> MessageRef:
+        body = card.model_dump(mode="json")
+        msg_id = await self._call(
+            "post_card",
+            chat_id,
+            lambda: self.sandbox.post(
+                chat_id, author=BOT_USER_ID, card=body, card_version=card.version, key=idempotency_key, now=_now()
+            ),
+        )
+        return MessageRef(message_id=str(msg_id))
+
+    async def update_card(self, chat_id: str, message_id: str, card: StatusCard) -> None:
+        body = card.model_dump(mode="json")
+        await self._call(
+            "update_card",
+            chat_id,
+            lambda: self.sandbox.update_card(chat_id, int(message_id), body, card.version, _now()),
+        )
+
+    async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
+        msg_id = await self._call(
+            "post_message",
+            chat_id,
+            lambda: self.sandbox.post(chat_id, author=BOT_USER_ID, text=text, key=idempotency_key, now=_now()),
+        )
+        return MessageRef(message_id=str(msg_id))
+
+    async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
+        rows = await self._call("fetch_history", chat_id, lambda: self.sandbox.messages(chat_id, since))
+        return [
+            ChatMessage(message_id=str(m.id), chat_id=chat_id, author=m.author, text=m.text, at=m.created_at)
+            for m in rows
+            if m.card is None
+        ]
+
+    async def join_url(self, chat_id: str) -> str | None:
+        return self._join_url(chat_id)
+
+    async def dismiss_room(self, chat_id: str) -> None:
+        await self._call("dismiss_room", chat_id, lambda: self.sandbox.dismiss_room(chat_id, _now()))
+
+    def _join_url(self, chat_id: str) -> str:
+        return f"{self.public_url}/sandbox#room={chat_id}"
+
+    # -- inbound --
+    def handle_callback(self, request: CallbackRequest) -> CallbackResult:
+        """Verify the signature and freshness, then parse an action click or a message."""
+        if not self.signing_secret:
+            raise CallbackRejected("the sandbox has no signing secret configured", status=503)
+        ts = request.headers.get("x-sandbox-timestamp", "")
+        given = request.headers.get("x-sandbox-signature", "")
+        if not ts or not given:
+            raise CallbackRejected("missing X-Sandbox-Timestamp or X-Sandbox-Signature header")
+        try:
+            age = abs(time.time() - int(ts))
+        except ValueError:
+            raise CallbackRejected("X-Sandbox-Timestamp is not a unix time") from None
+        if age > SIGNATURE_WINDOW_SECONDS:
+            raise CallbackRejected(f"stale request: timestamp is {int(age)} s away from now")
+        if not hmac.compare_digest(sign(self.signing_secret, ts, request.body), given):
+            raise CallbackRejected("bad signature")
+        try:
+            payload = json.loads(request.body)
+            if payload.get("type") == "action":
+                event = ActionClicked.model_validate(payload | {"kind": "action", "im_user_id": payload.get("user_id")})
+            elif payload.get("type") == "message":
+                text = str(payload.get("text", ""))
+                event = MessageReceived.model_validate(
+                    payload
+                    | {"kind": "message", "im_user_id": payload.get("user_id"), "mentions_bot": BOT_MENTION in text}
+                )
+            else:
+                raise CallbackRejected(f"unknown callback type {payload.get('type')!r}", status=400)
+        except (ValueError, ValidationError, TypeError, AttributeError) as e:
+            raise CallbackRejected(f"malformed callback: {e}".splitlines()[0], status=400) from None
+        return CallbackResult(events=[event], response={"ok": True})
+
+
+def build_sandbox_adapter(db, settings) -> SandboxAdapter:  # type: ignore[no-untyped-def]
+    """The sandbox adapter configured from settings (`warroom.settings.Settings`)."""
+    if not db:
+        raise PermanentImError("the sandbox needs the SQL store", platform="sandbox")
+    return SandboxAdapter(
+        SandboxPlatform(db),
+        public_url=settings.public_url,
+        latency_ms=settings.sandbox_latency_ms,
+        fault_rate=settings.sandbox_fault_rate,
+        signing_secret=settings.sandbox_signing_secret.get_secret_value(),
+    )

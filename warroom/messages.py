@@ -1,0 +1,182 @@
+"""What travels through Temporal: workflow input, signals, updates and activity arguments.
+
+One model per message so fields can be added without breaking running workflows or recorded
+histories. None of these carry a secret: platforms are named, credentials stay in settings.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from warroom.im.base import RoomSpec, StatusCard
+from warroom.models import Action, Incident, MemberState, Source, TimelineEntry, WarRoom
+
+WORKFLOW_TYPE = "IncidentWarRoom"
+LINK_USERS_WORKFLOW_TYPE = "LinkUsers"
+
+
+def workflow_id(incident_id: str) -> str:
+    return f"incident-{incident_id}"
+
+
+class WarRoomConfig(BaseModel):
+    """Deployment choices the workflow needs but must not read from the environment itself."""
+
+    public_url: str = "http://localhost:8000"
+    default_platform: str = "sandbox"
+    snooze_choices_minutes: list[int] = Field(default_factory=lambda: [120, 240, 720])
+    max_signals_per_run: int = 2000
+    remove_members: bool = False
+    # Task queue of each platform's IM activities (regional fleets); missing → the workflow's own.
+    im_task_queues: dict[str, str] = Field(default_factory=dict)
+
+
+class CarriedState(BaseModel):
+    """Everything that survives continue-as-new. Kept small: no transcripts, bounded dedup."""
+
+    incident: Incident
+    room: WarRoom
+    room_wanted: bool = False
+    dismiss_wanted: bool = False
+    seq: int = 0
+    seen: list[str] = Field(default_factory=list)
+    last_action: str = ""
+    card_shown: dict | None = None
+    card_failed: bool = False
+    status_card_version: int = 0
+    runs: int = 1
+
+
+class WarRoomInput(BaseModel):
+    incident: Incident
+    config: WarRoomConfig = Field(default_factory=WarRoomConfig)
+    room: WarRoom | None = None
+    state: CarriedState | None = None
+
+
+# ---- signals ----
+class SnapshotSignal(BaseModel):
+    incident: Incident
+    actor: str = "system"
+    source: Source = Source.API
+
+
+class RoomActionSignal(BaseModel):
+    """A button click in the room, verified by the callback route; authorized by the workflow."""
+
+    event_id: str
+    platform: str
+    chat_id: str
+    im_user_id: str
+    action: Action
+    minutes: int | None = None
+    card_version: int | None = None
+
+
+# ---- updates ----
+class CreateRoomRequest(BaseModel):
+    platform: str
+    actor: str = "system"
+    source: Source = Source.API
+
+
+class DismissRoomRequest(BaseModel):
+    actor: str = "system"
+    source: Source = Source.API
+
+
+class ActRequest(BaseModel):
+    action: Action
+    actor: str
+    source: Source = Source.API
+    minutes: int | None = None
+
+
+class WorkflowView(BaseModel):
+    incident: Incident
+    room: WarRoom
+    last_action: str
+    runs: int
+
+
+# ---- activities ----
+class ApplyActionInput(BaseModel):
+    incident_id: str
+    action: Action
+    actor: str
+    key: str
+    minutes: int | None = None
+
+
+class RecordInput(BaseModel):
+    incident_id: str
+    entries: list[TimelineEntry] = Field(default_factory=list)
+    room: WarRoom | None = None
+
+
+class CreateRoomInput(BaseModel):
+    platform: str
+    spec: RoomSpec
+
+
+class Person(BaseModel):
+    responder_id: str
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    im_user_id: str | None = None
+
+
+class InviteMembersInput(BaseModel):
+    platform: str
+    chat_id: str
+    people: list[Person]
+
+
+class MemberOutcome(BaseModel):
+    responder_id: str
+    im_user_id: str | None
+    state: MemberState
+    detail: str = ""
+
+
+class RemoveMembersInput(BaseModel):
+    platform: str
+    chat_id: str
+    im_user_ids: list[str]
+
+
+class PostCardInput(BaseModel):
+    platform: str
+    chat_id: str
+    card: StatusCard
+    key: str
+
+
+class UpdateCardInput(BaseModel):
+    platform: str
+    chat_id: str
+    message_id: str
+    card: StatusCard
+
+
+class PostMessageInput(BaseModel):
+    platform: str
+    chat_id: str
+    text: str
+    key: str
+
+
+class DismissInput(BaseModel):
+    platform: str
+    chat_id: str
+
+
+class LinkUsersInput(BaseModel):
+    platform: str
+    people: list[Person]
+
+
+class LinkUsersResult(BaseModel):
+    linked: list[MemberOutcome] = Field(default_factory=list)
+    unlinked: list[MemberOutcome] = Field(default_factory=list)

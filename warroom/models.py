@@ -1,0 +1,223 @@
+"""Domain models shared by every layer.
+
+These are plain pydantic v2 models with no Temporal import: the workflow, the activities, the
+store and the HTTP API all speak them, and the pydantic data converter carries them through
+Temporal payloads unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class IncidentStatus(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    CLOSED = "closed"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class RoomState(StrEnum):
+    NONE = "none"
+    CREATING = "creating"
+    ACTIVE = "active"
+    DISMISSING = "dismissing"
+    DISMISSED = "dismissed"
+    FAILED = "failed"
+
+
+class MemberState(StrEnum):
+    PENDING = "pending"
+    INVITED = "invited"
+    UNLINKED = "unlinked"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+class Action(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    SNOOZE = "snooze"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    # Applied by the workflow itself when a snooze timer fires; never offered to people.
+    UNSNOOZE = "unsnooze"
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+class Source(StrEnum):
+    API = "api"
+    CLI = "cli"
+    WEB = "web"
+    SLACK = "slack"
+    LARK = "lark"
+    DINGTALK = "dingtalk"
+    WECOM = "wecom"
+    SANDBOX = "sandbox"
+    SYSTEM = "system"
+    AI = "ai"
+
+
+PLATFORMS = ("sandbox", "slack", "lark", "dingtalk", "wecom")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
+
+
+class Responder(BaseModel):
+    """A person who should be in the war room. `id` is stable; email/phone drive IM lookup."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    id: str = ""
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not _EMAIL.match(v):
+            raise ValueError(f"not an email address: {v!r}")
+        return v.lower()
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not _PHONE.match(v):
+            raise ValueError(f"not a phone number: {v!r} (use digits, optionally with a leading +)")
+        return v.replace(" ", "").replace("-", "")
+
+    @model_validator(mode="after")
+    def _default_id(self) -> Responder:
+        if not self.id:
+            self.id = self.email or self.phone or self.name.lower().replace(" ", ".")
+        if not self.id:
+            raise ValueError("a responder needs at least one of id, name, email or phone")
+        if not self.name:
+            self.name = (self.email or "").split("@")[0] or self.phone or self.id
+        return self
+
+    @property
+    def contact(self) -> str:
+        """How the timeline names this person: email first, as CONTRACT.md says."""
+        return self.email or self.phone or self.id
+
+
+class Incident(BaseModel):
+    """A full incident snapshot. `version` grows with every change at the source; newest wins."""
+
+    id: str
+    title: str
+    description: str = ""
+    severity: Severity = Severity.MEDIUM
+    status: IncidentStatus = IncidentStatus.TRIGGERED
+    responders: list[Responder] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    snoozed_until: datetime | None = None
+    status_before_snooze: IncidentStatus | None = None
+
+
+class Member(BaseModel):
+    """One responder's membership in the war room, as the workflow last saw it."""
+
+    responder_id: str
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    im_user_id: str | None = None
+    state: MemberState = MemberState.PENDING
+    detail: str = ""
+
+
+class WarRoom(BaseModel):
+    """The war room's actual state (what exists on the platform), owned by the workflow."""
+
+    state: RoomState = RoomState.NONE
+    platform: str = "sandbox"
+    chat_id: str | None = None
+    name: str | None = None
+    join_url: str | None = None
+    generation: int = 0
+    card_message_id: str | None = None
+    card_version: int = 0
+    members: list[Member] = Field(default_factory=list)
+    detail: str = ""
+
+    def member(self, responder_id: str) -> Member | None:
+        return next((m for m in self.members if m.responder_id == responder_id), None)
+
+
+class TimelineEntry(BaseModel):
+    """One audited operation. `id` is stable (`<incident>-<seq>`) so AI output can cite it."""
+
+    id: str
+    incident_id: str
+    seq: int
+    at: datetime
+    actor: str
+    source: Source
+    kind: str
+    detail: str = ""
+    outcome: Outcome = Outcome.OK
+
+
+INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class IncidentIn(BaseModel):
+    """The body of `POST /api/v1/incidents`: create, or update when `id` exists."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str | None = None
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field("", max_length=20_000)
+    severity: Severity = Severity.MEDIUM
+    status: IncidentStatus = IncidentStatus.TRIGGERED
+    responders: list[Responder] = Field(default_factory=list, max_length=500)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | None) -> str | None:
+        if v is not None and not INCIDENT_ID.match(v):
+            raise ValueError("id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return v
+
+    @field_validator("responders")
+    @classmethod
+    def _unique_responders(cls, v: list[Responder]) -> list[Responder]:
+        return unique_responders(v)
+
+
+def unique_responders(responders: list[Responder]) -> list[Responder]:
+    """Drop repeated responders (same id), keeping the first: a person is invited once."""
+    seen: set[str] = set()
+    out = []
+    for r in responders:
+        if r.id not in seen:
+            seen.add(r.id)
+            out.append(r)
+    return out

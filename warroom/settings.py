@@ -1,0 +1,94 @@
+"""Settings, read from the environment (and a `.env` file), named exactly as in CONTRACT.md.
+
+Secrets live here and only here: workflows carry platform names, activities look the
+credentials up from these settings at call time, so no token ever enters workflow history.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warroom.models import PLATFORMS
+
+
+def _env(name: str, default: object = None, **kw: object) -> object:
+    return Field(default, validation_alias=name, **kw)  # type: ignore[arg-type]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    temporal_address: str = _env("WARROOM_TEMPORAL_ADDRESS", "localhost:7233")
+    temporal_namespace: str = _env("WARROOM_TEMPORAL_NAMESPACE", "default")
+    task_queue: str = _env("WARROOM_TASK_QUEUE", "warroom")
+    region: str = _env("WARROOM_REGION", "")
+    database_url: str = _env("WARROOM_DATABASE_URL", "sqlite:///./warroom.db")
+    im_platform: str = _env("WARROOM_IM_PLATFORM", "sandbox")
+    api_token: SecretStr = _env("WARROOM_API_TOKEN", SecretStr(""))
+    public_url: str = _env("WARROOM_PUBLIC_URL", "http://localhost:8000")
+
+    slack_bot_token: SecretStr = _env("SLACK_BOT_TOKEN", SecretStr(""))
+    slack_signing_secret: SecretStr = _env("SLACK_SIGNING_SECRET", SecretStr(""))
+    slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
+
+    lark_app_id: str = _env("LARK_APP_ID", "")
+    lark_app_secret: SecretStr = _env("LARK_APP_SECRET", SecretStr(""))
+    lark_verification_token: SecretStr = _env("LARK_VERIFICATION_TOKEN", SecretStr(""))
+    lark_encrypt_key: SecretStr = _env("LARK_ENCRYPT_KEY", SecretStr(""))
+    lark_domain: str = _env("LARK_DOMAIN", "https://open.feishu.cn")
+
+    dingtalk_app_key: str = _env("DINGTALK_APP_KEY", "")
+    dingtalk_app_secret: SecretStr = _env("DINGTALK_APP_SECRET", SecretStr(""))
+    dingtalk_robot_code: str = _env("DINGTALK_ROBOT_CODE", "")
+    dingtalk_api_base_url: str = _env("DINGTALK_API_BASE_URL", "https://api.dingtalk.com")
+    dingtalk_oapi_base_url: str = _env("DINGTALK_OAPI_BASE_URL", "https://oapi.dingtalk.com")
+
+    wecom_corp_id: str = _env("WECOM_CORP_ID", "")
+    wecom_secret: SecretStr = _env("WECOM_SECRET", SecretStr(""))
+    wecom_agent_id: str = _env("WECOM_AGENT_ID", "")
+    wecom_token: SecretStr = _env("WECOM_TOKEN", SecretStr(""))
+    wecom_encoding_aes_key: SecretStr = _env("WECOM_ENCODING_AES_KEY", SecretStr(""))
+    wecom_api_base_url: str = _env("WECOM_API_BASE_URL", "https://qyapi.weixin.qq.com/cgi-bin/")
+
+    openai_api_key: SecretStr = _env("OPENAI_API_KEY", SecretStr(""))
+    openai_base_url: str = _env("OPENAI_BASE_URL", "")
+    ai_model: str = _env("WARROOM_AI_MODEL", "")
+
+    payload_key: SecretStr = _env("WARROOM_PAYLOAD_KEY", SecretStr(""))
+    metrics_port: int | None = _env("WARROOM_METRICS_PORT", None)
+
+    # Beyond CONTRACT.md: knobs of the built-in sandbox IM (tests and benchmarks use them).
+    sandbox_latency_ms: float = _env("WARROOM_SANDBOX_LATENCY_MS", 0.0, ge=0)
+    sandbox_fault_rate: float = _env("WARROOM_SANDBOX_FAULT_RATE", 0.0, ge=0, le=1)
+    sandbox_signing_secret: SecretStr = _env("WARROOM_SANDBOX_SIGNING_SECRET", SecretStr(""))
+    # Beyond CONTRACT.md: workflow tuning.
+    snooze_choices_minutes: list[int] = _env("WARROOM_SNOOZE_CHOICES", [120, 240, 720])
+    max_signals_per_run: int = _env("WARROOM_MAX_SIGNALS_PER_RUN", 2000, ge=10)
+
+    @field_validator("im_platform")
+    @classmethod
+    def _known_platform(cls, v: str) -> str:
+        if v not in PLATFORMS:
+            raise ValueError(f"WARROOM_IM_PLATFORM must be one of {', '.join(PLATFORMS)}, not {v!r}")
+        return v
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def queue_for(self, region: str) -> str:
+        """The task queue for activities of an integration bound to `region` (CONTRACT.md)."""
+        return f"{self.task_queue}-{region}" if region else self.task_queue
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

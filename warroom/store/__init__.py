@@ -1,0 +1,28 @@
+"""The SQL store: one `Store` per process and database URL."""
+
+from __future__ import annotations
+
+from warroom.store.db import Database, migrate
+from warroom.store.incidents import IncidentStore
+from warroom.store.links import LinkStore, UserLink
+from warroom.store.rooms import RoomStore
+from warroom.store.timeline import TimelineStore
+
+
+class Store:
+    """Everything the SQL database holds, grouped by what it is for."""
+
+    def __init__(self, url: str, *, create_schema: bool = True) -> None:
+        if create_schema:
+            migrate(url)
+        self.db = Database(url)
+        self.incidents = IncidentStore(self.db)
+        self.rooms = RoomStore(self.db)
+        self.links = LinkStore(self.db)
+        self.timeline = TimelineStore(self.db)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+__all__ = ["Database", "Store", "UserLink", "migrate"]

@@ -1,0 +1,89 @@
+"""IM user links: a person's user id on a platform, found by email/phone or set by hand."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import or_, select
+
+from warroom.store.db import Database
+from warroom.store.tables import UserLinkRow
+
+
+class UserLink(BaseModel):
+    platform: str
+    email: str | None
+    phone: str | None
+    name: str
+    im_user_id: str
+    method: str
+    linked_at: datetime
+
+
+class LinkStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def find(self, platform: str, *, email: str | None, phone: str | None) -> str | None:
+        """The stored IM user id for a person (email match first, then phone)."""
+        if not email and not phone:
+            return None
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(UserLinkRow).where(
+                    UserLinkRow.platform == platform,
+                    or_(
+                        UserLinkRow.email == email if email else False,
+                        UserLinkRow.phone == phone if phone else False,
+                    ),
+                )
+            ).all()
+        by_email = next((r for r in rows if email and r.email == email), None)
+        return (by_email or (rows[0] if rows else None)).im_user_id if rows else None
+
+    def save(
+        self,
+        platform: str,
+        *,
+        email: str | None,
+        phone: str | None,
+        name: str,
+        im_user_id: str,
+        method: str,
+        now: datetime,
+    ) -> None:
+        """Insert or refresh the link of a person (matched by email, else by phone)."""
+        with self.db.session() as s:
+            row = None
+            if email:
+                row = s.scalar(select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.email == email))
+            if row is None and phone:
+                row = s.scalar(select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.phone == phone))
+            if row is None:
+                row = UserLinkRow(platform=platform)
+                s.add(row)
+            row.email = email or row.email
+            row.phone = phone or row.phone
+            row.name = name or row.name or ""
+            row.im_user_id = im_user_id
+            row.method = method
+            row.linked_at = now
+
+    def list(self, platform: str | None = None) -> list[UserLink]:
+        q = select(UserLinkRow).order_by(UserLinkRow.platform, UserLinkRow.email, UserLinkRow.phone)
+        if platform:
+            q = q.where(UserLinkRow.platform == platform)
+        with self.db.session() as s:
+            return [
+                UserLink(
+                    platform=r.platform,
+                    email=r.email,
+                    phone=r.phone,
+                    name=r.name,
+                    im_user_id=r.im_user_id,
+                    method=r.method,
+                    linked_at=r.linked_at,
+                )
+                for r in s.scalars(q)
+            ]

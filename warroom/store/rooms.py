@@ -1,0 +1,69 @@
+"""Rooms registry (platform + chat id → incident) and the war room read model."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from warroom.models import Member, RoomState, WarRoom
+from warroom.store.db import Database
+from warroom.store.tables import RoomRow
+
+
+class RoomStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def save(self, incident_id: str, room: WarRoom, now: datetime) -> None:
+        """Record the room as the workflow sees it (no-op for a room that has no chat yet)."""
+        if not room.chat_id:
+            return
+        with self.db.session() as s:
+            row = s.scalar(select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id))
+            if row is None:
+                row = RoomRow(incident_id=incident_id, platform=room.platform, chat_id=room.chat_id)
+                s.add(row)
+            elif row.incident_id != incident_id:
+                raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
+            row.generation = room.generation
+            row.state = room.state.value
+            row.name = room.name or ""
+            row.join_url = room.join_url
+            row.card_message_id = room.card_message_id
+            row.members = [m.model_dump(mode="json") for m in room.members]
+            row.updated_at = now
+
+    def register(self, incident_id: str, room: WarRoom, now: datetime) -> None:
+        """Map a new chat to its incident; an already registered chat is left as it is."""
+        if room.chat_id and self.incident_for_chat(room.platform, room.chat_id) is None:
+            with contextlib.suppress(IntegrityError):  # registered concurrently by a retry of the same create
+                self.save(incident_id, room, now)
+
+    def current(self, incident_id: str) -> WarRoom | None:
+        """The incident's newest room, or None when it never had one."""
+        with self.db.session() as s:
+            row = s.scalar(
+                select(RoomRow)
+                .where(RoomRow.incident_id == incident_id)
+                .order_by(RoomRow.generation.desc(), RoomRow.id.desc())
+                .limit(1)
+            )
+            if row is None:
+                return None
+            return WarRoom(
+                state=RoomState(row.state),
+                platform=row.platform,
+                chat_id=row.chat_id,
+                name=row.name,
+                join_url=row.join_url,
+                generation=row.generation,
+                card_message_id=row.card_message_id,
+                members=[Member.model_validate(m) for m in row.members or []],
+            )
+
+    def incident_for_chat(self, platform: str, chat_id: str) -> str | None:
+        with self.db.session() as s:
+            return s.scalar(select(RoomRow.incident_id).where(RoomRow.platform == platform, RoomRow.chat_id == chat_id))

@@ -1,0 +1,202 @@
+"""SQL schema (SQLAlchemy 2 ORM). Alembic migrations under `migrations/` create exactly this.
+
+The store holds: the built-in incident source (incidents, responders, applied actions), the
+rooms registry (platform + chat id → incident, and the room's read model), IM user links, the
+timeline read model, and the sandbox IM's own data (it is a real IM that lives in SQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status_before_snooze: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class ResponderRow(Base):
+    __tablename__ = "responders"
+
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    responder_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AppliedActionRow(Base):
+    """Actions applied at the built-in source, keyed by the workflow's idempotency key."""
+
+    __tablename__ = "applied_actions"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(320))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result_version: Mapped[int] = mapped_column(Integer)
+
+
+class RoomRow(Base):
+    """Rooms registry and read model. One row per chat; the highest generation is current."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (UniqueConstraint("platform", "chat_id", name="uq_rooms_platform_chat"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(200))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    join_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    card_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    members: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UserLinkRow(Base):
+    """A person's IM user id on one platform, found by email or phone (or set by hand)."""
+
+    __tablename__ = "user_links"
+    __table_args__ = (
+        UniqueConstraint("platform", "email", name="uq_links_platform_email"),
+        UniqueConstraint("platform", "phone", name="uq_links_platform_phone"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    im_user_id: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(16))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TimelineRow(Base):
+    __tablename__ = "timeline"
+    __table_args__ = (Index("ix_timeline_incident_seq", "incident_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(320))
+    source: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(16))
+
+
+# ---- the sandbox IM platform -------------------------------------------------------------------
+
+
+class SandboxUserRow(Base):
+    __tablename__ = "sandbox_users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, unique=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SandboxRoomRow(Base):
+    __tablename__ = "sandbox_rooms"
+
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    topic: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SandboxMemberRow(Base):
+    __tablename__ = "sandbox_members"
+
+    chat_id: Mapped[str] = mapped_column(ForeignKey("sandbox_rooms.chat_id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("sandbox_users.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="joined")
+    joins: Mapped[int] = mapped_column(Integer, default=1)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SandboxMessageRow(Base):
+    __tablename__ = "sandbox_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[str] = mapped_column(ForeignKey("sandbox_rooms.chat_id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    card: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    card_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), nullable=True, unique=True)
+    edits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SandboxCallRow(Base):
+    """Every call the sandbox received, with the fault it injected: the chaos suite reads it."""
+
+    __tablename__ = "sandbox_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    method: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fault: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,74 @@
+"""The worker process: registers the workflows and activities on the configured task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.im import ImActivities
+from activities.incidents import IncidentActivities
+from warroom.settings import Settings, get_settings
+from warroom.store import Store
+from workflows.incident import IncidentWarRoom
+from workflows.link_users import LinkUsers
+
+log = logging.getLogger("warroom.worker")
+WORKFLOWS: Sequence[type] = (IncidentWarRoom, LinkUsers)
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+
+
+async def connect(settings: Settings) -> Client:
+    """A Temporal client with the pydantic converter every War Room process must share."""
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+    )
+
+
+def build_worker(client: Client, store: Store, settings: Settings, **options: object) -> tuple[Worker, ImActivities]:
+    """A worker for this process's queue: the main queue, or `<queue>-<region>` for a regional
+    worker (which then serves only IM activities; workflows always run on the main queue)."""
+    im = ImActivities(store, settings)
+    activities = list(im.all())
+    if not settings.region:
+        activities += IncidentActivities(store).all()
+    worker = Worker(
+        client,
+        task_queue=settings.queue_for(settings.region),
+        workflows=list(WORKFLOWS) if not settings.region else [],
+        activities=activities,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        **options,  # type: ignore[arg-type]
+    )
+    return worker, im
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM), then drain in-flight activities."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    store = Store(settings.database_url)
+    client = await connect(settings)
+    worker, im = build_worker(client, store, settings)
+    log.info("worker polling task queue %s on %s", settings.queue_for(settings.region), settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping: finishing in-flight tasks (up to %ss)", GRACEFUL_SHUTDOWN.total_seconds())
+    await im.aclose()
+    store.close()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(get_settings()))

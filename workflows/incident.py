@@ -1,0 +1,696 @@
+"""IncidentWarRoom: one long-lived workflow per incident, level-triggered.
+
+Handlers only record intent (a newer snapshot, a wanted room, an action to apply) and wake
+the main loop; the main loop alone calls activities, in order, comparing the desired state
+with the actual one. A burst of ten status changes during a slow card update therefore costs
+one more update, and the history reads as an ordered audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.errors import NON_RETRYABLE
+    from warroom import lifecycle
+    from warroom.card import card_content, render_card
+    from warroom.im.base import RoomRef, RoomSpec, StatusCard
+    from warroom.messages import (
+        WORKFLOW_TYPE,
+        ActRequest,
+        ApplyActionInput,
+        CarriedState,
+        CreateRoomInput,
+        CreateRoomRequest,
+        DismissInput,
+        DismissRoomRequest,
+        InviteMembersInput,
+        MemberOutcome,
+        Person,
+        PostCardInput,
+        PostMessageInput,
+        RecordInput,
+        RemoveMembersInput,
+        RoomActionSignal,
+        SnapshotSignal,
+        UpdateCardInput,
+        WarRoomInput,
+        WorkflowView,
+    )
+    from warroom.models import (
+        Action,
+        Incident,
+        IncidentStatus,
+        Member,
+        MemberState,
+        Outcome,
+        RoomState,
+        Source,
+        TimelineEntry,
+        WarRoom,
+    )
+
+INCIDENT_ID = SearchAttributeKey.for_keyword("IncidentId")
+INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
+INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+WAR_ROOM_STATE = SearchAttributeKey.for_keyword("WarRoomState")
+IM_PLATFORM = SearchAttributeKey.for_keyword("ImPlatform")
+SEARCH_ATTRIBUTES = [INCIDENT_ID, INCIDENT_STATUS, INCIDENT_SEVERITY, WAR_ROOM_STATE, IM_PLATFORM]
+
+SEEN_KEEP = 1000  # dedup window for action ids carried across continue-as-new
+IM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+SETTLED = (RoomState.ACTIVE, RoomState.FAILED, RoomState.DISMISSED)
+
+
+class _Pending:
+    """An action waiting for the main loop: from a room click (signal) or the API (update)."""
+
+    def __init__(
+        self,
+        key: str,
+        action: Action,
+        actor: str,
+        source: Source,
+        minutes: int | None,
+        im_user_id: str | None = None,
+        card_version: int | None = None,
+    ) -> None:
+        self.key, self.action, self.actor, self.source, self.minutes = key, action, actor, source, minutes
+        self.im_user_id, self.card_version = im_user_id, card_version
+        self.done = False
+        self.error: str | None = None
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class IncidentWarRoom:
+    @workflow.init
+    def __init__(self, inp: WarRoomInput) -> None:
+        self.cfg = inp.config
+        if inp.state is not None:
+            self.s = inp.state  # continued-as-new: everything carried over
+        else:
+            room = inp.room or WarRoom(platform=self.cfg.default_platform)
+            self.s = CarriedState(
+                incident=inp.incident,
+                room=room,
+                room_wanted=room.state in (RoomState.ACTIVE, RoomState.CREATING),
+            )
+        self._inbox: list[_Pending] = []
+        self._entries: list[TimelineEntry] = []
+        self._room_dirty = False
+        self._messages_this_run = 0
+        self._search: dict[str, str] = {}
+        self._dismiss_by: tuple[str, Source] = ("system", Source.SYSTEM)
+        # Members whose invite failed permanently: not retried until their contact changes.
+        self._failed_members: set[tuple[str, str | None, str | None]] = set()
+
+    # ---------------------------------------------------------------- messages in
+    @workflow.signal
+    def snapshot(self, sig: SnapshotSignal) -> None:
+        """A full incident snapshot from the source; only a newer version changes anything."""
+        self._messages_this_run += 1
+        self._take_snapshot(sig.incident, sig.actor, sig.source)
+
+    @workflow.signal
+    def room_action(self, sig: RoomActionSignal) -> None:
+        """A verified button click; authorization happens in the main loop, in order."""
+        self._messages_this_run += 1
+        if self._seen(sig.event_id):
+            return
+        source = Source(sig.platform) if sig.platform in Source._value2member_map_ else Source.SYSTEM
+        self._inbox.append(
+            _Pending(
+                sig.event_id,
+                sig.action,
+                sig.im_user_id,
+                source,
+                sig.minutes,
+                im_user_id=sig.im_user_id,
+                card_version=sig.card_version,
+            )
+        )
+
+    @workflow.update
+    async def create_room(self, req: CreateRoomRequest) -> WarRoom:
+        """Create the room once; concurrent or repeated requests all get the same room."""
+        self._messages_this_run += 1
+        room = self.s.room
+        if not self.s.room_wanted or room.state in (RoomState.FAILED, RoomState.DISMISSED):
+            self.s.room_wanted = True
+            if room.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED):
+                self.s.room = WarRoom(platform=req.platform, generation=room.generation + 1)
+                self.s.card_shown, self.s.card_failed = None, False
+                self._room_dirty = True
+        await workflow.wait_condition(self._room_settled)
+        return self.s.room
+
+    @create_room.validator
+    def _validate_create(self, req: CreateRoomRequest) -> None:
+        if self.s.incident.status is IncidentStatus.CLOSED:
+            raise ValueError("the incident is closed; reopen it before opening a war room")
+        if self.s.room.state in (RoomState.ACTIVE, RoomState.CREATING) and self.s.room.platform != req.platform:
+            raise ValueError(f"the incident already has a {self.s.room.platform} war room")
+
+    @workflow.update
+    async def dismiss_room(self, req: DismissRoomRequest) -> WarRoom:
+        self._messages_this_run += 1
+        if self.s.room.state is not RoomState.DISMISSED:
+            self.s.dismiss_wanted = True
+            self._dismiss_by = (req.actor, req.source)
+        await workflow.wait_condition(
+            lambda: self.s.room.state in (RoomState.DISMISSED, RoomState.FAILED) or not self.s.dismiss_wanted
+        )
+        return self.s.room
+
+    @dismiss_room.validator
+    def _validate_dismiss(self, req: DismissRoomRequest) -> None:
+        if self.s.incident.status is not IncidentStatus.CLOSED:
+            raise ValueError(f"the incident is {self.s.incident.status.value}; close it before dismissing its room")
+        if self.s.room.state in (RoomState.NONE, RoomState.FAILED):
+            raise ValueError("the incident has no war room to dismiss")
+
+    @workflow.update
+    async def act(self, req: ActRequest) -> Incident:
+        """An action from the API or CLI, answered once it is applied at the source."""
+        self._messages_this_run += 1
+        info = workflow.current_update_info()
+        key = info.id if info else str(workflow.uuid4())
+        if self._seen(key):
+            return self.s.incident
+        pending = _Pending(key, req.action, req.actor, req.source, req.minutes)
+        self._inbox.append(pending)
+        await workflow.wait_condition(lambda: pending.done)
+        if pending.error:
+            raise ApplicationError(pending.error, type="Refused", non_retryable=True)
+        return self.s.incident
+
+    @act.validator
+    def _validate_act(self, req: ActRequest) -> None:
+        if req.action is Action.UNSNOOZE:
+            raise ValueError("unsnooze is applied by the snooze timer, not by people")
+        reason = lifecycle.refusal(self.s.incident, req.action, req.minutes)
+        if reason:
+            raise ValueError(reason)
+
+    @workflow.query
+    def view(self) -> WorkflowView:
+        return WorkflowView(
+            incident=self.s.incident, room=self.s.room, last_action=self.s.last_action, runs=self.s.runs
+        )
+
+    # ---------------------------------------------------------------- main loop
+    @workflow.run
+    async def run(self, inp: WarRoomInput) -> WorkflowView:
+        self._upsert_search()
+        while True:
+            await workflow.wait_condition(self._has_work, timeout=self._snooze_remaining())
+            await self._step()
+            if self._finished() and workflow.all_handlers_finished():
+                break
+            if self._should_continue_as_new():
+                # Handlers may wait on the loop (a create-room update waits for the room), so keep
+                # stepping until every handler has its answer, then hand the state over.
+                while not workflow.all_handlers_finished() or self._has_work():
+                    await workflow.wait_condition(lambda: self._has_work() or workflow.all_handlers_finished())
+                    await self._step()
+                self.s.runs += 1
+                workflow.continue_as_new(WarRoomInput(incident=self.s.incident, config=self.cfg, state=self.s))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush()
+        return self.view()
+
+    def _has_work(self) -> bool:
+        return bool(
+            self._inbox
+            or self._entries
+            or self._room_dirty
+            or self._snooze_due()
+            or self._needs_room_work()
+            or self._finished()
+            or self._should_continue_as_new()
+        )
+
+    async def _step(self) -> None:
+        while self._inbox:
+            await self._apply(self._inbox.pop(0))
+        if self._snooze_due():
+            await self._unsnooze()
+        await self._reconcile_room()
+        self._upsert_search()
+        await self._flush()
+
+    def _finished(self) -> bool:
+        if self._inbox or (self.s.room_wanted and self.s.room.state in (RoomState.NONE, RoomState.CREATING)):
+            return False
+        if self.s.room.state is RoomState.DISMISSED:
+            return True
+        return self.s.incident.status is IncidentStatus.CLOSED and self.s.room.state in (
+            RoomState.NONE,
+            RoomState.FAILED,
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested() or self._messages_this_run >= self.cfg.max_signals_per_run
+
+    # ---------------------------------------------------------------- actions
+    async def _apply(self, p: _Pending) -> None:
+        actor, source = p.actor, p.source
+        if p.im_user_id is not None:
+            member = next(
+                (m for m in self.s.room.members if m.im_user_id == p.im_user_id and m.state is MemberState.INVITED),
+                None,
+            )
+            if member is None:
+                await self._refuse(p, p.im_user_id, "is not a linked responder of this incident")
+                return
+            actor = member.email or member.phone or member.responder_id
+            if p.card_version is not None and p.card_version < self.s.status_card_version:
+                await self._refuse(p, actor, "clicked a card that is out of date: the status changed, look again")
+                return
+        reason = lifecycle.refusal(self.s.incident, p.action, p.minutes)
+        if reason:
+            await self._refuse(p, actor, reason)
+            return
+        try:
+            incident = await workflow.execute_activity(
+                "apply_action",
+                ApplyActionInput(
+                    incident_id=self.s.incident.id,
+                    action=p.action,
+                    actor=actor,
+                    key=f"{self.s.incident.id}:{p.key}",
+                    minutes=p.minutes,
+                ),
+                result_type=Incident,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=STORE_RETRY,
+            )
+        except ActivityError as e:
+            await self._refuse(p, actor, _cause(e))
+            return
+        self._take_snapshot(incident, actor, source, log=False)
+        detail = f"snoozed for {p.minutes} min" if p.action is Action.SNOOZE else ""
+        self._log(f"action.{p.action.value}", actor, source, detail)
+        self.s.last_action = f"{actor} {_past(p.action)}" + (f" for {p.minutes} min" if p.minutes else "")
+        p.done = True
+
+    async def _refuse(self, p: _Pending, actor: str, reason: str) -> None:
+        entry = self._log("action.refused", actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED)
+        p.error, p.done = f"{p.action.value} refused: {reason}", True
+        if p.im_user_id is not None and self.s.room.state is RoomState.ACTIVE:
+            await self._post(f"<{p.im_user_id}> {p.action.value} refused: {reason}.", key=entry.id)
+
+    async def _unsnooze(self) -> None:
+        until = self.s.incident.snoozed_until
+        assert until is not None
+        try:
+            incident = await workflow.execute_activity(
+                "apply_action",
+                ApplyActionInput(
+                    incident_id=self.s.incident.id,
+                    action=Action.UNSNOOZE,
+                    actor="system",
+                    key=f"{self.s.incident.id}:unsnooze:{until.isoformat()}",
+                ),
+                result_type=Incident,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=STORE_RETRY,
+            )
+        except ActivityError as e:
+            # The source moved on (someone acknowledged meanwhile); its next snapshot tells us.
+            self._log("action.unsnooze", "system", Source.SYSTEM, _cause(e), Outcome.FAILED)
+            self.s.incident = self.s.incident.model_copy(update={"snoozed_until": None})
+            return
+        self._take_snapshot(incident, "system", Source.SYSTEM, log=False)
+        self._log("action.unsnooze", "system", Source.SYSTEM, f"snooze ended; back to {incident.status.value}")
+        self.s.last_action = f"snooze ended, back to {incident.status.value}"
+
+    def _snooze_due(self) -> bool:
+        until = self.s.incident.snoozed_until
+        return self.s.incident.status is IncidentStatus.SNOOZED and until is not None and workflow.now() >= until
+
+    def _snooze_remaining(self) -> timedelta | None:
+        until = self.s.incident.snoozed_until
+        if self.s.incident.status is not IncidentStatus.SNOOZED or until is None:
+            return None
+        return max(until - workflow.now(), timedelta(milliseconds=1))
+
+    # ---------------------------------------------------------------- room reconciliation
+    def _room_settled(self) -> bool:
+        room = self.s.room
+        return room.state in (RoomState.FAILED, RoomState.DISMISSED) or (
+            room.state is RoomState.ACTIVE and (room.card_message_id is not None or self.s.card_failed)
+        )
+
+    def _needs_room_work(self) -> bool:
+        room = self.s.room
+        if self.s.dismiss_wanted and room.state is RoomState.ACTIVE:
+            return True
+        if self.s.room_wanted and room.state in (RoomState.NONE, RoomState.CREATING):
+            return True
+        if room.state is not RoomState.ACTIVE:
+            return False
+        invite, gone = self._member_work()
+        return bool(invite or gone or self._card_stale())
+
+    async def _reconcile_room(self) -> None:
+        room = self.s.room
+        if self.s.room_wanted and room.state in (RoomState.NONE, RoomState.CREATING):
+            await self._create()
+        if self.s.room.state is RoomState.ACTIVE:
+            if self.s.dismiss_wanted and self.s.incident.status is IncidentStatus.CLOSED:
+                await self._dismiss()
+                return
+            self.s.dismiss_wanted = False
+            await asyncio.gather(self._sync_members(), self._sync_card())
+            if self._card_stale():  # members changed while the card was posted
+                await self._sync_card()
+
+    async def _create(self) -> None:
+        room = self.s.room
+        room.state, room.generation = RoomState.CREATING, max(room.generation, 1)
+        self._upsert_search()
+        i = self.s.incident
+        spec = RoomSpec(
+            incident_id=i.id,
+            idempotency_key=f"{workflow.info().workflow_id}:room:{room.generation}",
+            name=f"inc-{i.id} {i.title}"[:80],
+            topic=f"[{i.severity.value}] {i.title} — {self.cfg.public_url}/api/v1/incidents/{i.id}",
+            url=f"{self.cfg.public_url}/api/v1/incidents/{i.id}",
+        )
+        try:
+            ref = await workflow.execute_activity(
+                "im_create_room",
+                CreateRoomInput(platform=room.platform, spec=spec),
+                result_type=RoomRef,
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            room.state, room.detail = RoomState.FAILED, _cause(e)
+            self._log("room.failed", "system", Source.SYSTEM, room.detail, Outcome.FAILED)
+            self._room_dirty = True
+            return
+        room.state, room.chat_id, room.name, room.join_url = RoomState.ACTIVE, ref.chat_id, ref.name, ref.join_url
+        self._log("room.created", "system", Source.SYSTEM, f"{room.platform} room {ref.name!r} ({ref.chat_id})")
+        self._room_dirty = True
+
+    def _member_work(self) -> tuple[list[Person], list[Member]]:
+        """(people to resolve and invite, members to mark removed)."""
+        room = self.s.room
+        invite = []
+        for r in self.s.incident.responders:
+            m = room.member(r.id)
+            changed = m is None or (m.email, m.phone) != (r.email, r.phone)
+            retry = m is not None and m.state in (MemberState.PENDING, MemberState.REMOVED)
+            if (changed or retry) and (r.id, r.email, r.phone) not in self._failed_members:
+                invite.append(Person(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
+        current = {r.id for r in self.s.incident.responders}
+        gone = [m for m in room.members if m.responder_id not in current and m.state is not MemberState.REMOVED]
+        return invite, gone
+
+    async def _sync_members(self) -> None:
+        invite, gone = self._member_work()
+        room = self.s.room
+        responders = {r.id: r for r in self.s.incident.responders}
+        for p in invite:
+            r = responders[p.responder_id]
+            m = room.member(p.responder_id)
+            if m is None:
+                room.members.append(Member(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
+            else:
+                m.name, m.email, m.phone, m.state = r.name, r.email, r.phone, MemberState.PENDING
+        if invite:
+            await self._invite(invite)
+        for m in gone:
+            if self.cfg.remove_members and m.im_user_id and m.state is MemberState.INVITED:
+                try:
+                    await workflow.execute_activity(
+                        "im_remove_members",
+                        RemoveMembersInput(
+                            platform=room.platform, chat_id=room.chat_id or "", im_user_ids=[m.im_user_id]
+                        ),
+                        **self._im_options(),
+                    )
+                except ActivityError as e:
+                    self._log("member.removed", "system", Source.SYSTEM, f"{_who(m)}: {_cause(e)}", Outcome.FAILED)
+                    continue
+                detail = f"{_who(m)} removed from the room"
+            else:
+                detail = f"{_who(m)} is no longer a responder (kept in the room)"
+            m.state = MemberState.REMOVED
+            self._log("member.removed", "system", Source.SYSTEM, detail)
+            self._room_dirty = True
+
+    async def _invite(self, people: list[Person]) -> None:
+        room = self.s.room
+        try:
+            outcomes = await workflow.execute_activity(
+                "im_invite_members",
+                InviteMembersInput(platform=room.platform, chat_id=room.chat_id or "", people=people),
+                result_type=list[MemberOutcome],
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            outcomes = [
+                MemberOutcome(responder_id=p.responder_id, im_user_id=None, state=MemberState.FAILED, detail=_cause(e))
+                for p in people
+            ]
+        for o in outcomes:
+            m = room.member(o.responder_id)
+            if m is None:  # the responder was removed while the call ran
+                continue
+            m.im_user_id, m.state, m.detail = o.im_user_id, o.state, o.detail
+            if o.state is MemberState.INVITED:
+                self._log("member.invited", "system", Source.SYSTEM, f"{_who(m)} as {o.im_user_id} ({o.detail})")
+            elif o.state is MemberState.UNLINKED:
+                self._log("member.unlinked", "system", Source.SYSTEM, f"{_who(m)}: {o.detail}", Outcome.FAILED)
+            else:
+                self._failed_members.add((m.responder_id, m.email, m.phone))
+                self._log("member.invited", "system", Source.SYSTEM, f"{_who(m)}: {o.detail}", Outcome.FAILED)
+        self._room_dirty = True
+
+    def _card(self, version: int) -> StatusCard:
+        return render_card(
+            self.s.incident,
+            self.s.room,
+            last_action=self.s.last_action,
+            version=version,
+            public_url=self.cfg.public_url,
+            snooze_choices=self.cfg.snooze_choices_minutes,
+        )
+
+    def _card_stale(self) -> bool:
+        if self.s.room.state is not RoomState.ACTIVE:
+            return False
+        if self.s.card_failed and self.s.room.card_message_id is None:
+            return False
+        return card_content(self._card(0)) != self.s.card_shown
+
+    async def _sync_card(self) -> None:
+        if not self._card_stale():
+            return
+        room = self.s.room
+        version = room.card_version + 1
+        card = self._card(version)
+        status_changed = (self.s.card_shown or {}).get("status") != card.status.value
+        try:
+            if room.card_message_id is None:
+                room.card_message_id = await workflow.execute_activity(
+                    "im_post_card",
+                    PostCardInput(
+                        platform=room.platform,
+                        chat_id=room.chat_id or "",
+                        card=card,
+                        key=f"{workflow.info().workflow_id}:card:{room.generation}",
+                    ),
+                    result_type=str,
+                    **self._im_options(),
+                )
+                kind = "card.posted"
+            else:
+                await workflow.execute_activity(
+                    "im_update_card",
+                    UpdateCardInput(
+                        platform=room.platform, chat_id=room.chat_id or "", message_id=room.card_message_id, card=card
+                    ),
+                    **self._im_options(),
+                )
+                kind = "card.updated"
+        except ActivityError as e:
+            self.s.card_failed = True
+            self.s.card_shown = card_content(card)  # do not retry the same content forever
+            kind = "card.posted" if room.card_message_id is None else "card.updated"
+            self._log(kind, "system", Source.SYSTEM, _cause(e), Outcome.FAILED)
+            return
+        room.card_version = version
+        if status_changed:
+            self.s.status_card_version = version
+        self.s.card_shown, self.s.card_failed = card_content(card), False
+        self._log(kind, "system", Source.SYSTEM, f"v{version}: {card.status.value}")
+        self._room_dirty = True
+
+    async def _dismiss(self) -> None:
+        room = self.s.room
+        actor, source = self._dismiss_by
+        room.state = RoomState.DISMISSING
+        await self._post("The incident is closed; this war room is being dismissed.", key="dismiss")
+        try:
+            await workflow.execute_activity(
+                "im_dismiss_room",
+                DismissInput(platform=room.platform, chat_id=room.chat_id or ""),
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            room.state = RoomState.ACTIVE
+            self.s.dismiss_wanted = False
+            self._log("room.dismissed", actor, source, _cause(e), Outcome.FAILED)
+            self._room_dirty = True
+            return
+        room.state = RoomState.DISMISSED
+        self.s.dismiss_wanted = self.s.room_wanted = False
+        self._log("room.dismissed", actor, source, f"{room.platform} room {room.chat_id}")
+        self._room_dirty = True
+
+    async def _post(self, text: str, *, key: str) -> None:
+        room = self.s.room
+        try:
+            await workflow.execute_activity(
+                "im_post_message",
+                PostMessageInput(
+                    platform=room.platform,
+                    chat_id=room.chat_id or "",
+                    text=text,
+                    key=f"{workflow.info().workflow_id}:msg:{room.generation}:{key}",
+                ),
+                result_type=str,
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            workflow.logger.warning("could not post to the room: %s", _cause(e))
+
+    def _im_options(self) -> dict:
+        return {
+            "task_queue": self.cfg.im_task_queues.get(self.s.room.platform) or workflow.info().task_queue,
+            "start_to_close_timeout": timedelta(seconds=30),
+            "schedule_to_close_timeout": timedelta(hours=2),
+            "retry_policy": IM_RETRY,
+        }
+
+    # ---------------------------------------------------------------- state and audit
+    def _take_snapshot(self, incident: Incident, actor: str, source: Source, *, log: bool = True) -> None:
+        before = self.s.incident
+        if incident.id != before.id or incident.version <= before.version:
+            return
+        self.s.incident = incident
+        if log:
+            self._log("incident.updated", actor, source, _describe_change(before, incident))
+
+    def _seen(self, key: str) -> bool:
+        if key in self.s.seen:
+            return True
+        self.s.seen.append(key)
+        del self.s.seen[:-SEEN_KEEP]
+        return False
+
+    def _log(
+        self, kind: str, actor: str, source: Source, detail: str = "", outcome: Outcome = Outcome.OK
+    ) -> TimelineEntry:
+        self.s.seq += 1
+        entry = TimelineEntry(
+            id=f"{self.s.incident.id}-{self.s.seq}",
+            incident_id=self.s.incident.id,
+            seq=self.s.seq,
+            at=workflow.now(),
+            actor=actor,
+            source=source,
+            kind=kind,
+            detail=detail,
+            outcome=outcome,
+        )
+        self._entries.append(entry)
+        return entry
+
+    async def _flush(self) -> None:
+        if not self._entries and not self._room_dirty:
+            return
+        entries, self._entries = self._entries, []
+        room = self.s.room.model_copy(deep=True) if self._room_dirty else None
+        self._room_dirty = False
+        await workflow.execute_activity(
+            "record",
+            RecordInput(incident_id=self.s.incident.id, entries=entries, room=room),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STORE_RETRY,
+        )
+
+    def _upsert_search(self) -> None:
+        values = {
+            "IncidentId": self.s.incident.id,
+            "IncidentStatus": self.s.incident.status.value,
+            "IncidentSeverity": self.s.incident.severity.value,
+            "WarRoomState": self.s.room.state.value,
+            "ImPlatform": self.s.room.platform,
+        }
+        if values == self._search:
+            return
+        keys = {k.name: k for k in SEARCH_ATTRIBUTES}
+        workflow.upsert_search_attributes([keys[k].value_set(v) for k, v in values.items() if self._search.get(k) != v])
+        self._search = values
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost message of an activity failure: what a person needs to read."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return str(e) or type(e).__name__
+
+
+def _who(m: Member) -> str:
+    return m.email or m.phone or m.name or m.responder_id
+
+
+def _past(action: Action) -> str:
+    return {
+        "acknowledge": "acknowledged",
+        "snooze": "snoozed",
+        "close": "closed",
+        "reopen": "reopened",
+        "unsnooze": "ended the snooze",
+    }[action.value]
+
+
+def _describe_change(before: Incident, after: Incident) -> str:
+    parts = []
+    for field in ("title", "severity", "status", "description"):
+        a, b = getattr(before, field), getattr(after, field)
+        if a != b:
+            parts.append(
+                f"{field}: {getattr(a, 'value', a)} → {getattr(b, 'value', b)}"
+                if field != "description"
+                else "description changed"
+            )
+    ra = {r.id: r for r in before.responders}
+    rb = {r.id: r for r in after.responders}
+    added = [r.contact for k, r in rb.items() if k not in ra]
+    removed = [r.contact for k, r in ra.items() if k not in rb]
+    if added:
+        parts.append("responders added: " + ", ".join(added))
+    if removed:
+        parts.append("responders removed: " + ", ".join(removed))
+    if before.labels != after.labels:
+        parts.append("labels changed")
+    return "; ".join(parts) or f"version {after.version}"
