@@ -1,0 +1,180 @@
+"""The HTTP API of CONTRACT.md (FastAPI): incidents, war rooms, timeline, users, IM callbacks.
+
+`create_app()` wires one store, one lazily connected Temporal client and the IM adapters into
+the routers. Errors always come back as `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from starters.api.errors import ApiError
+from starters.service import WarRoomService
+from warroom.errors import Conflict, NotFound
+from warroom.im.base import ImAdapter
+from warroom.im.registry import build_adapter
+from warroom.settings import Settings, get_settings
+from warroom.store import Store
+from workers.main import connect
+
+log = logging.getLogger("warroom.api")
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class AppState:
+    """What every request handler needs; one per app."""
+
+    def __init__(self, settings: Settings, store: Store, client: Client | None) -> None:
+        self.settings = settings
+        self.store = store
+        self._client = client
+        self._lock = asyncio.Lock()
+        self._adapters: dict[str, ImAdapter] = {}
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = await connect(self.settings)
+                    except Exception as e:
+                        raise ApiError(
+                            503,
+                            "temporal_unavailable",
+                            f"cannot reach Temporal at {self.settings.temporal_address}: {e}. "
+                            "Start the stack with `warroom dev` or set WARROOM_TEMPORAL_ADDRESS.",
+                        ) from e
+        return self._client
+
+    async def service(self) -> WarRoomService:
+        return WarRoomService(await self.client(), self.store, self.settings)
+
+    def adapter(self, platform: str) -> ImAdapter:
+        if platform not in self._adapters:
+            self._adapters[platform] = build_adapter(platform, self.store.db, self.settings)
+        return self._adapters[platform]
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.warroom
+
+
+async def service(request: Request) -> WarRoomService:
+    return await app_state(request).service()
+
+
+def require_token(request: Request) -> None:
+    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`."""
+    token = app_state(request).settings.api_token.get_secret_value()
+    if not token:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong API token: send `Authorization: Bearer <token>`")
+
+
+def create_app(
+    settings: Settings | None = None, *, client: Client | None = None, store: Store | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.sandbox_signing_secret.get_secret_value():
+        # The sandbox signs its own callbacks; without a configured secret, one per process.
+        settings = settings.model_copy(update={"sandbox_signing_secret": SecretStr(secrets.token_hex(16))})
+    own_store = store is None
+    store = store or Store(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for a in app.state.warroom._adapters.values():
+            await a.aclose()
+        if own_store:
+            store.close()
+
+    app = FastAPI(
+        title="War Room",
+        version="0.1.0",
+        description="Incident war rooms on your IM platform, orchestrated by Temporal.",
+        lifespan=lifespan,
+    )
+    app.state.warroom = AppState(settings, store, client)
+    _install_error_handlers(app)
+    _install_body_limit(app)
+
+    from starters.api import callbacks, incidents, ops, sandbox, users
+
+    auth = [Depends(require_token)]
+    app.include_router(incidents.router, prefix="/api/v1", dependencies=auth)
+    app.include_router(users.router, prefix="/api/v1", dependencies=auth)
+    app.include_router(callbacks.router)
+    app.include_router(sandbox.router)
+    app.include_router(ops.router)
+    return app
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
+        return _error(e.status, e.code, e.message)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, e: NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(e))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, e: Conflict) -> JSONResponse:
+        return _error(409, "conflict", str(e))
+
+    @app.exception_handler(RPCError)
+    async def _temporal(_: Request, e: RPCError) -> JSONResponse:
+        log.warning("Temporal call failed: %s", e)
+        return _error(503, "temporal_unavailable", f"Temporal call failed: {e}")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
+            for err in e.errors()
+        )
+        return _error(422, "invalid", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized"}
+        return _error(e.status_code, codes.get(e.status_code, "error"), str(e.detail))
+
+
+def _install_body_limit(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _limit(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > MAX_BODY_BYTES
+            except ValueError:
+                return _error(400, "bad_request", "Content-Length is not a number")
+            if too_big:
+                return _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+        elif request.method in ("POST", "PUT", "PATCH"):
+            body = await request.body()  # chunked: read (bounded by the server) and measure
+            if len(body) > MAX_BODY_BYTES:
+                return _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+        return await call_next(request)

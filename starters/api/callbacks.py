@@ -1,0 +1,52 @@
+"""IM callback routes: verify first, then route the events to their incidents' workflows.
+
+The answer goes back as soon as the workflow has been signalled (a signal is durable even with
+no worker running), well within the platforms' 3-second windows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from starters.api.app import AppState, app_state
+from starters.api.errors import ApiError
+from warroom.errors import CallbackRejected, ImError
+from warroom.im.base import CallbackRequest, CallbackResult
+
+router = APIRouter(tags=["im callbacks"])
+audit = logging.getLogger("warroom.audit")
+
+
+async def process_callback(state: AppState, platform: str, req: CallbackRequest, *, peer: str = "") -> CallbackResult:
+    try:
+        adapter = state.adapter(platform)
+    except ImError as e:
+        raise ApiError(404, "unknown_platform", str(e)) from e
+    try:
+        result = adapter.handle_callback(req)
+    except CallbackRejected as e:
+        audit.warning("rejected %s callback %s from %s: %s", platform, req.path, peer or "?", e.reason)
+        raise ApiError(e.status, "rejected", e.reason) from e
+    problems = await (await state.service()).dispatch(platform, result.events)
+    for p in problems:
+        audit.info("ignored %s event: %s", platform, p)
+    return result
+
+
+@router.api_route("/im/{platform}/{kind}", methods=["GET", "POST"])
+async def im_callback(platform: str, kind: str, request: Request) -> Response:
+    req = CallbackRequest(
+        method=request.method,
+        path=request.url.path,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=await request.body(),
+    )
+    peer = request.client.host if request.client else ""
+    result = await process_callback(app_state(request), platform, req, peer=peer)
+    if isinstance(result.response, dict) and "text/plain" in result.response:
+        return PlainTextResponse(result.response["text/plain"], status_code=result.status)
+    return JSONResponse(result.response or {"ok": True}, status_code=result.status)

@@ -1,0 +1,41 @@
+"""JSON shapes of CONTRACT.md, built from domain models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warroom.models import Incident, TimelineEntry, WarRoom
+
+
+def incident_json(i: Incident) -> dict[str, Any]:
+    return i.model_dump(mode="json")
+
+
+def room_json(room: WarRoom | None, default_platform: str) -> dict[str, Any]:
+    room = room or WarRoom(platform=default_platform)
+    return {
+        "state": room.state.value,
+        "platform": room.platform,
+        "chat_id": room.chat_id,
+        "name": room.name,
+        "join_url": room.join_url,
+        "card_message_id": room.card_message_id,
+        "card_version": room.card_version,
+        "detail": room.detail,
+        "members": [
+            {
+                "responder_id": m.responder_id,
+                "email": m.email,
+                "phone": m.phone,
+                "name": m.name,
+                "im_user_id": m.im_user_id,
+                "state": m.state.value,
+                "detail": m.detail,
+            }
+            for m in room.members
+        ],
+    }
+
+
+def timeline_json(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
+    return [e.model_dump(mode="json", exclude={"incident_id", "seq"}) for e in entries]
