@@ -37,6 +37,7 @@ from warroom.messages import (
     SnapshotSignal,
     WarRoomConfig,
     WarRoomInput,
+    WorkflowView,
     workflow_id,
 )
 from warroom.models import Action, Incident, IncidentIn, IncidentStatus, Responder, Source, WarRoom
@@ -194,8 +195,8 @@ class WarRoomService:
             room = await asyncio.to_thread(self.store.rooms.current, incident_id)
             return room or WarRoom(platform=self.settings.im_platform)
 
-    def handle(self, incident_id: str) -> WorkflowHandle:
-        return self.client.get_workflow_handle(workflow_id(incident_id))
+    def handle(self, incident_id: str) -> WorkflowHandle[IncidentWarRoom, WorkflowView]:
+        return self.client.get_workflow_handle_for(IncidentWarRoom.run, workflow_id(incident_id))
 
     # ------------------------------------------------------------------ IM callbacks
     async def dispatch(self, platform: str, events: list[InboundEvent]) -> list[str]:

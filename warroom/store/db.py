@@ -58,9 +58,18 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back when it raises."""
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back when it raises.
+
+        `write=True` marks a read-modify-write transaction. PostgreSQL callers lock the rows they
+        change (`with_for_update`); SQLite ignores FOR UPDATE and pysqlite runs the reads before
+        its implicit BEGIN, so there the transaction takes the database's write lock up front
+        (BEGIN IMMEDIATE, waiting up to the busy timeout): concurrent writers queue instead of
+        overwriting each other's changes or tripping over each other's inserts.
+        """
         with self._sessions() as s, s.begin():
+            if write and self.engine.dialect.name == "sqlite":
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield s
 
     def ping(self) -> None:

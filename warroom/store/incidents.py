@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom import lifecycle
@@ -26,7 +27,17 @@ class IncidentStore:
 
     def upsert(self, body: IncidentIn, now: datetime) -> tuple[Incident, bool]:
         """Create the incident, or update it when `body.id` exists; returns (incident, created)."""
-        with self.db.session() as s:
+        try:
+            return self._upsert(body, now)
+        except IntegrityError:
+            if not body.id:
+                raise
+            # created concurrently under the same id (PostgreSQL cannot lock a missing row): now
+            # it exists, so this is an update
+            return self._upsert(body, now)
+
+    def _upsert(self, body: IncidentIn, now: datetime) -> tuple[Incident, bool]:
+        with self.db.session(write=True) as s:
             row = s.get(IncidentRow, body.id, with_for_update=True) if body.id else None
             if row is None:
                 row = IncidentRow(
@@ -87,7 +98,7 @@ class IncidentStore:
         return items, next_cursor
 
     def set_responders(self, incident_id: str, responders: list[Responder], now: datetime) -> Incident:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = s.get(IncidentRow, incident_id, with_for_update=True)
             if row is None:
                 raise NotFound(f"incident {incident_id!r} does not exist")
@@ -108,7 +119,7 @@ class IncidentStore:
         minutes: int | None = None,
     ) -> Incident:
         """Apply an action exactly once per `key`; a repeated key returns the current incident."""
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = s.get(IncidentRow, incident_id, with_for_update=True)
             if row is None:
                 raise NotFound(f"incident {incident_id!r} does not exist")
@@ -165,12 +176,17 @@ class IncidentStore:
             status=IncidentStatus(row.status),
             labels=dict(row.labels or {}),
             version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            snoozed_until=row.snoozed_until,
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+            snoozed_until=_utc(row.snoozed_until),
             status_before_snooze=IncidentStatus(row.status_before_snooze) if row.status_before_snooze else None,
             responders=[Responder(id=r.responder_id, name=r.name, email=r.email, phone=r.phone) for r in responders],
         )
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """Rows read back are UTC already; rows just written still hold the caller's offset."""
+    return dt.astimezone(UTC) if dt is not None else None
 
 
 def _content(i: Incident) -> dict:

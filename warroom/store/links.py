@@ -54,7 +54,7 @@ class LinkStore:
         now: datetime,
     ) -> None:
         """Insert or refresh the link of a person (matched by email, else by phone)."""
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = None
             if email:
                 row = s.scalar(select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.email == email))
@@ -71,7 +71,10 @@ class LinkStore:
             row.linked_at = now
 
     def list(self, platform: str | None = None) -> list[UserLink]:
-        q = select(UserLinkRow).order_by(UserLinkRow.platform, UserLinkRow.email, UserLinkRow.phone)
+        # NULLs sort first on SQLite and last on PostgreSQL by default: say it, so both agree
+        q = select(UserLinkRow).order_by(
+            UserLinkRow.platform, UserLinkRow.email.asc().nulls_last(), UserLinkRow.phone.asc().nulls_last()
+        )
         if platform:
             q = q.where(UserLinkRow.platform == platform)
         with self.db.session() as s:

@@ -21,7 +21,7 @@ class RoomStore:
         """Record the room as the workflow sees it (no-op for a room that has no chat yet)."""
         if not room.chat_id:
             return
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = s.scalar(select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id))
             if row is None:
                 row = RoomRow(incident_id=incident_id, platform=room.platform, chat_id=room.chat_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from warroom.models import Outcome, Source, TimelineEntry
 from warroom.store.db import Database
@@ -14,27 +16,32 @@ class TimelineStore:
         self.db = db
 
     def append(self, entries: list[TimelineEntry]) -> int:
-        """Store entries not stored yet (ids are stable, so a retried write adds nothing)."""
-        if not entries:
+        """Store entries not stored yet (ids are stable, so a retried write adds nothing).
+
+        Returns how many were new. Safe when the same entries are written concurrently (an
+        activity retried while its first attempt is still running) or repeated in one batch.
+        """
+        unique = list({e.id: e for e in reversed(entries)}.values())[::-1]  # first of each id, in order
+        if not unique:
             return 0
+        rows = [
+            {
+                "id": e.id,
+                "incident_id": e.incident_id,
+                "seq": e.seq,
+                "at": e.at,
+                "actor": e.actor,
+                "source": e.source.value,
+                "kind": e.kind,
+                "detail": e.detail,
+                "outcome": e.outcome.value,
+            }
+            for e in unique
+        ]
         with self.db.session() as s:
-            known = set(s.scalars(select(TimelineRow.id).where(TimelineRow.id.in_([e.id for e in entries]))))
-            fresh = [e for e in entries if e.id not in known]
-            s.add_all(
-                TimelineRow(
-                    id=e.id,
-                    incident_id=e.incident_id,
-                    seq=e.seq,
-                    at=e.at,
-                    actor=e.actor,
-                    source=e.source.value,
-                    kind=e.kind,
-                    detail=e.detail,
-                    outcome=e.outcome.value,
-                )
-                for e in fresh
-            )
-            return len(fresh)
+            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            stmt = insert(TimelineRow).on_conflict_do_nothing(index_elements=["id"]).returning(TimelineRow.id)
+            return len(s.scalars(stmt, rows).all())
 
     def list(self, incident_id: str) -> list[TimelineEntry]:
         with self.db.session() as s:

@@ -134,8 +134,15 @@ class SandboxPlatform:
 
     def add_members(self, chat_id: str, user_ids: list[str], now: datetime) -> list[str]:
         """Adds people; returns the ids that are not known users (the rest succeed)."""
+        try:
+            return self._add_members(chat_id, user_ids, now)
+        except IntegrityError:
+            # the same people added concurrently (a retry racing its first attempt): they are in now
+            return self._add_members(chat_id, user_ids, now)
+
+    def _add_members(self, chat_id: str, user_ids: list[str], now: datetime) -> list[str]:
         unknown = []
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             self._active_room(s, chat_id)
             for uid in user_ids:
                 if s.get(SandboxUserRow, uid) is None:
@@ -202,10 +209,11 @@ class SandboxPlatform:
 
     def update_card(self, chat_id: str, message_id: int, card: dict, version: int, now: datetime) -> None:
         """Replaces the card unless a newer version is already shown (late retries lose)."""
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = s.get(SandboxMessageRow, message_id, with_for_update=True)
             if row is None or row.chat_id != chat_id or row.card is None:
                 raise PermanentImError(f"no card message {message_id} in {chat_id}", platform="sandbox")
+            self._active_room(s, chat_id)  # a dismissed room is read-only, as on real platforms
             if (row.card_version or 0) >= version:
                 return
             row.card, row.card_version, row.edits, row.edited_at = card, version, row.edits + 1, now
