@@ -28,7 +28,7 @@ class IncidentActivities:
                 actor=inp.actor,
                 key=inp.key,
                 minutes=inp.minutes,
-                now=datetime.now(UTC),
+                now=inp.at,
             )
 
     @activity.defn(name="record")

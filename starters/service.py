@@ -82,8 +82,18 @@ class WarRoomService:
             max_signals_per_run=self.settings.max_signals_per_run,
         )
 
-    def _start_input(self, incident: Incident) -> WarRoomInput:
-        return WarRoomInput(incident=incident, config=self.config(), room=self.store.rooms.current(incident.id))
+    def _start_input(
+        self, incident: Incident, *, opened_by: str | None = None, source: Source = Source.API
+    ) -> WarRoomInput:
+        """The input of a first run; ignored by Temporal when the incident's workflow is running."""
+        return WarRoomInput(
+            incident=incident,
+            config=self.config(),
+            room=self.store.rooms.current(incident.id),
+            last_seq=self.store.timeline.last_seq(incident.id),
+            opened_by=opened_by,
+            opened_source=source,
+        )
 
     def _search_attributes(self, incident: Incident, room: WarRoom | None) -> TypedSearchAttributes:
         return TypedSearchAttributes(
@@ -99,7 +109,7 @@ class WarRoomService:
     # ------------------------------------------------------------------ incidents
     async def upsert_incident(self, body: IncidentIn, *, actor: str, source: Source) -> tuple[Incident, bool]:
         incident, created = await asyncio.to_thread(self.store.incidents.upsert, body, _now())
-        await self._send_snapshot(incident, actor=actor, source=source)
+        await self._send_snapshot(incident, actor=actor, source=source, opened=created)
         return incident, created
 
     async def set_responders(
@@ -109,8 +119,8 @@ class WarRoomService:
         await self._send_snapshot(incident, actor=actor, source=source)
         return incident
 
-    async def _send_snapshot(self, incident: Incident, *, actor: str, source: Source) -> None:
-        inp = self._start_input(incident)
+    async def _send_snapshot(self, incident: Incident, *, actor: str, source: Source, opened: bool = False) -> None:
+        inp = await asyncio.to_thread(self._start_input, incident, opened_by=actor if opened else None, source=source)
         await self.client.start_workflow(
             IncidentWarRoom.run,
             inp,
@@ -124,7 +134,7 @@ class WarRoomService:
     # ------------------------------------------------------------------ requests that need an answer
     async def _update_with_start(self, incident_id: str, update, arg, *, request_id: str | None):  # type: ignore[no-untyped-def]
         incident = await asyncio.to_thread(self.store.incidents.get, incident_id)
-        inp = self._start_input(incident)
+        inp = await asyncio.to_thread(self._start_input, incident)
         op = WithStartWorkflowOperation(
             IncidentWarRoom.run,
             inp,

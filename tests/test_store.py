@@ -17,7 +17,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from psycopg import sql
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, func, inspect, select, text
 
 from warroom.errors import Conflict, NotFound
 from warroom.models import (
@@ -36,7 +36,7 @@ from warroom.models import (
 )
 from warroom.store import Store, migrate
 from warroom.store.db import make_engine
-from warroom.store.tables import Base
+from warroom.store.tables import Base, RoomRow
 
 PG_ADMIN_USERS = ("postgres", "root")
 PG_HOST = "127.0.0.1:5432"
@@ -422,7 +422,7 @@ def room(chat_id: str | None = "C1", generation: int = 1, **kw: object) -> WarRo
 
 def test_room_save_and_current(store: Store) -> None:
     assert store.rooms.current("inc-1") is None
-    store.rooms.save("inc-1", room(chat_id=None), T0)  # no chat yet: nothing to record
+    store.rooms.save("inc-1", room(chat_id=None, state=RoomState.NONE), T0)  # nothing wanted: nothing recorded
     assert store.rooms.current("inc-1") is None
 
     members = [
@@ -444,6 +444,18 @@ def test_room_save_and_current(store: Store) -> None:
     assert store.rooms.current("inc-1").chat_id == "C2"  # type: ignore[union-attr]
     assert store.rooms.incident_for_chat("sandbox", "C1") == "inc-1"
     assert store.rooms.incident_for_chat("sandbox", "C2") == "inc-1"
+
+
+def test_a_room_that_failed_before_its_chat_existed_is_current(store: Store) -> None:
+    store.rooms.save("inc-1", room(chat_id="C1", state=RoomState.DISMISSED), T0)
+    store.rooms.save("inc-1", room(chat_id=None, generation=2, state=RoomState.FAILED, detail="403 no scope"), T0)
+    got = store.rooms.current("inc-1")
+    assert got is not None and got.state is RoomState.FAILED and got.detail == "403 no scope"
+    # retrying the same generation fills in the chat-less row instead of adding one
+    store.rooms.save("inc-1", room(chat_id="C3", generation=2), T0)
+    assert store.rooms.current("inc-1").chat_id == "C3"  # type: ignore[union-attr]
+    with store.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(RoomRow).where(RoomRow.incident_id == "inc-1")) == 2
 
 
 def test_room_register_and_lookup(store: Store) -> None:

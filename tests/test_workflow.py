@@ -98,7 +98,8 @@ async def test_room_actions_are_authorized_deduplicated_and_audited(client, work
     svc = WarRoomService(client, store, settings)
     incident, _ = await svc.upsert_incident(
         IncidentIn(title="Payments down", responders=[Responder(email=ANN), Responder(name="No Contact")]),
-        actor=ANN, source=Source.API,
+        actor=ANN,
+        source=Source.API,
     )
     room = (await svc.create_room(incident.id, platform="sandbox", actor=ANN, source=Source.API)).value
     sandbox = SandboxPlatform(store.db)
@@ -107,16 +108,26 @@ async def test_room_actions_are_authorized_deduplicated_and_audited(client, work
     handle = svc.handle(incident.id)
 
     # Someone in the room who is not a responder: refused, audited, answered in the room.
-    await handle.signal(IncidentWarRoom.room_action, RoomActionSignal(
-        event_id="e-1", platform="sandbox", chat_id=room.chat_id, im_user_id=eve_id, action=Action.ACKNOWLEDGE))
+    await handle.signal(
+        IncidentWarRoom.room_action,
+        RoomActionSignal(
+            event_id="e-1", platform="sandbox", chat_id=room.chat_id, im_user_id=eve_id, action=Action.ACKNOWLEDGE
+        ),
+    )
     await eventually(lambda: "action.refused" in _kinds(store, incident.id))
     refusal = await eventually(lambda: [m for m in sandbox.messages(room.chat_id) if "refused" in m.text])
     assert eve_id in refusal[0].text
     assert store.incidents.get(incident.id).status is IncidentStatus.TRIGGERED
 
     # The responder, twice with the same event id (a platform retry): applied once.
-    click = RoomActionSignal(event_id="e-2", platform="sandbox", chat_id=room.chat_id, im_user_id=ann_id,
-                             action=Action.ACKNOWLEDGE, card_version=None)
+    click = RoomActionSignal(
+        event_id="e-2",
+        platform="sandbox",
+        chat_id=room.chat_id,
+        im_user_id=ann_id,
+        action=Action.ACKNOWLEDGE,
+        card_version=None,
+    )
     await handle.signal(IncidentWarRoom.room_action, click)
     await handle.signal(IncidentWarRoom.room_action, click)
     await eventually(lambda: store.incidents.get(incident.id).status is IncidentStatus.ACKNOWLEDGED)
@@ -127,9 +138,17 @@ async def test_room_actions_are_authorized_deduplicated_and_audited(client, work
     assert len(acks) == 1 and acks[0].actor == ANN and acks[0].source is Source.SANDBOX
 
     # A click on a card older than the last status change: refused as stale.
-    await handle.signal(IncidentWarRoom.room_action, RoomActionSignal(
-        event_id="e-3", platform="sandbox", chat_id=room.chat_id, im_user_id=ann_id, action=Action.CLOSE,
-        card_version=1))
+    await handle.signal(
+        IncidentWarRoom.room_action,
+        RoomActionSignal(
+            event_id="e-3",
+            platform="sandbox",
+            chat_id=room.chat_id,
+            im_user_id=ann_id,
+            action=Action.CLOSE,
+            card_version=1,
+        ),
+    )
     await eventually(lambda: len([e for e in store.timeline.list(incident.id) if e.kind == "action.refused"]) == 2)
     assert store.incidents.get(incident.id).status is IncidentStatus.ACKNOWLEDGED
 
@@ -147,8 +166,9 @@ def _card(sandbox: SandboxPlatform, chat_id: str) -> dict:
 
 async def test_dismiss_is_refused_until_closed_then_completes_the_workflow(client, worker, store, settings):
     svc = WarRoomService(client, store, settings)
-    incident, _ = await svc.upsert_incident(IncidentIn(title="Disk full", responders=[Responder(email=ANN)]),
-                                            actor=ANN, source=Source.CLI)
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Disk full", responders=[Responder(email=ANN)]), actor=ANN, source=Source.CLI
+    )
     room = (await svc.create_room(incident.id, platform=None, actor=ANN, source=Source.CLI)).value
     with pytest.raises(WorkflowUpdateFailedError):
         await svc.handle(incident.id).execute_update(IncidentWarRoom.dismiss_room, _dismiss())
@@ -171,8 +191,9 @@ def _dismiss():
 
 async def test_responder_changes_invite_and_remove(client, worker, store, settings):
     svc = WarRoomService(client, store, settings)
-    incident, _ = await svc.upsert_incident(IncidentIn(title="Latency", responders=[Responder(email=ANN)]),
-                                            actor=ANN, source=Source.API)
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Latency", responders=[Responder(email=ANN)]), actor=ANN, source=Source.API
+    )
     room = (await svc.create_room(incident.id, platform=None, actor=ANN, source=Source.API)).value
     await svc.set_responders(incident.id, [Responder(email=BOB)], actor=ANN, source=Source.API)
     sandbox = SandboxPlatform(store.db)
@@ -197,12 +218,15 @@ async def test_continue_as_new_carries_state_and_dedup(client, worker, store, se
     sandbox = SandboxPlatform(store.db)
     ann_id = sandbox.lookup_user(email=ANN, phone=None, now=datetime.now(UTC))
     await eventually(lambda: _room_with_members(sandbox, room.chat_id, 1))
-    click = RoomActionSignal(event_id="ack-1", platform="sandbox", chat_id=room.chat_id, im_user_id=ann_id,
-                             action=Action.ACKNOWLEDGE)
+    click = RoomActionSignal(
+        event_id="ack-1", platform="sandbox", chat_id=room.chat_id, im_user_id=ann_id, action=Action.ACKNOWLEDGE
+    )
     await handle.signal(IncidentWarRoom.room_action, click)
     for v in range(2, 30):
-        await handle.signal(IncidentWarRoom.snapshot, SnapshotSignal(
-            incident=incident.model_copy(update={"version": 100 + v, "title": f"title {v}"})))
+        await handle.signal(
+            IncidentWarRoom.snapshot,
+            SnapshotSignal(incident=incident.model_copy(update={"version": 100 + v, "title": f"title {v}"})),
+        )
     view = await eventually(lambda: _view_if(handle, lambda v: v.runs >= 2 and v.incident.title == "title 29"))
     assert view.room.chat_id == room.chat_id and view.room.state is RoomState.ACTIVE
     # The same click again after continue-as-new: still recognised as a duplicate.
@@ -222,8 +246,11 @@ async def test_faulty_platform_still_yields_exactly_one_of_everything(dev_env, t
     from workers.main import build_worker
 
     settings = Settings(
-        WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'faulty.db'}", WARROOM_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
-        WARROOM_SANDBOX_FAULT_RATE=0.3, WARROOM_SANDBOX_SIGNING_SECRET="s", _env_file=None,
+        WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'faulty.db'}",
+        WARROOM_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
+        WARROOM_SANDBOX_FAULT_RATE=0.3,
+        WARROOM_SANDBOX_SIGNING_SECRET="s",
+        _env_file=None,
     )
     store = Store(settings.database_url)
     worker, im = build_worker(dev_env.client, store, settings)
@@ -234,7 +261,9 @@ async def test_faulty_platform_still_yields_exactly_one_of_everything(dev_env, t
         for n in range(4):
             incident, _ = await svc.upsert_incident(
                 IncidentIn(title=f"flaky {n}", responders=[Responder(email=ANN), Responder(email=BOB)]),
-                actor=ANN, source=Source.API)
+                actor=ANN,
+                source=Source.API,
+            )
             ids.append(incident.id)
         rooms = await asyncio.gather(*(svc.create_room(i, platform=None, actor=ANN, source=Source.API) for i in ids))
         for i in ids:
@@ -250,8 +279,11 @@ async def test_faulty_platform_still_yields_exactly_one_of_everything(dev_env, t
             assert len(cards) == 1 and cards[0].card["status"] == "closed"
             kinds = _kinds(store, i)
             assert kinds.count("room.created") == 1 and kinds.count("room.dismissed") == 1
-        faults = store.db.engine.connect().exec_driver_sql(
-            "select count(*) from sandbox_calls where fault is not null").scalar()
+        faults = (
+            store.db.engine.connect()
+            .exec_driver_sql("select count(*) from sandbox_calls where fault is not null")
+            .scalar()
+        )
         assert faults > 0
     await im.aclose()
     store.close()

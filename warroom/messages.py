@@ -6,6 +6,8 @@ histories. None of these carry a secret: platforms are named, credentials stay i
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from warroom.im.base import RoomSpec, StatusCard
@@ -52,6 +54,10 @@ class WarRoomInput(BaseModel):
     config: WarRoomConfig = Field(default_factory=WarRoomConfig)
     room: WarRoom | None = None
     state: CarriedState | None = None
+    # A first run: where the timeline numbering continues, and who opened the incident (if just now).
+    last_seq: int = 0
+    opened_by: str | None = None
+    opened_source: Source = Source.API
 
 
 # ---- signals ----
@@ -105,6 +111,7 @@ class ApplyActionInput(BaseModel):
     action: Action
     actor: str
     key: str
+    at: datetime  # workflow time of the decision: a snooze ends when the workflow's timer says so
     minutes: int | None = None
 
 

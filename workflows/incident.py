@@ -9,6 +9,7 @@ one more update, and the history reads as an ordered audit trail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -108,7 +109,9 @@ class IncidentWarRoom:
                 incident=inp.incident,
                 room=room,
                 room_wanted=room.state in (RoomState.ACTIVE, RoomState.CREATING),
+                seq=inp.last_seq,
             )
+        self._recorded_seq = self.s.seq  # entries up to here are in the timeline read model
         self._inbox: list[_Pending] = []
         self._entries: list[TimelineEntry] = []
         self._room_dirty = False
@@ -117,6 +120,10 @@ class IncidentWarRoom:
         self._dismiss_by: tuple[str, Source] = ("system", Source.SYSTEM)
         # Members whose invite failed permanently: not retried until their contact changes.
         self._failed_members: set[tuple[str, str | None, str | None]] = set()
+        if inp.state is None and inp.opened_by is not None:
+            i = inp.incident
+            detail = f"opened: [{i.severity.value}] {i.title} ({i.status.value})"
+            self._log("incident.created", inp.opened_by, inp.opened_source, detail)
 
     # ---------------------------------------------------------------- messages in
     @workflow.signal
@@ -156,6 +163,7 @@ class IncidentWarRoom:
                 self.s.card_shown, self.s.card_failed = None, False
                 self._room_dirty = True
         await workflow.wait_condition(self._room_settled)
+        await self._recorded()
         return self.s.room
 
     @create_room.validator
@@ -174,6 +182,7 @@ class IncidentWarRoom:
         await workflow.wait_condition(
             lambda: self.s.room.state in (RoomState.DISMISSED, RoomState.FAILED) or not self.s.dismiss_wanted
         )
+        await self._recorded()
         return self.s.room
 
     @dismiss_room.validator
@@ -194,17 +203,23 @@ class IncidentWarRoom:
         pending = _Pending(key, req.action, req.actor, req.source, req.minutes)
         self._inbox.append(pending)
         await workflow.wait_condition(lambda: pending.done)
+        await self._recorded()
         if pending.error:
             raise ApplicationError(pending.error, type="Refused", non_retryable=True)
         return self.s.incident
 
     @act.validator
     def _validate_act(self, req: ActRequest) -> None:
+        # Only malformed requests are rejected here (rejections leave no trace in the history);
+        # an action the incident's state forbids is refused in the main loop, where it is audited.
         if req.action is Action.UNSNOOZE:
             raise ValueError("unsnooze is applied by the snooze timer, not by people")
-        reason = lifecycle.refusal(self.s.incident, req.action, req.minutes)
-        if reason:
-            raise ValueError(reason)
+
+    async def _recorded(self) -> None:
+        """Wait until what happened so far is in the timeline read model, so that whoever gets an
+        answer from an update and then reads the timeline sees the entries it caused."""
+        target = self.s.seq
+        await workflow.wait_condition(lambda: self._recorded_seq >= target)
 
     @workflow.query
     def view(self) -> WorkflowView:
@@ -217,32 +232,31 @@ class IncidentWarRoom:
     async def run(self, inp: WarRoomInput) -> WorkflowView:
         self._upsert_search()
         while True:
-            await workflow.wait_condition(self._has_work, timeout=self._snooze_remaining())
+            with contextlib.suppress(TimeoutError):  # the snooze timer fired: `_step` ends the snooze
+                await workflow.wait_condition(self._has_work, timeout=self._snooze_remaining())
             await self._step()
             if self._finished() and workflow.all_handlers_finished():
                 break
             if self._should_continue_as_new():
                 # Handlers may wait on the loop (a create-room update waits for the room), so keep
                 # stepping until every handler has its answer, then hand the state over.
-                while not workflow.all_handlers_finished() or self._has_work():
-                    await workflow.wait_condition(lambda: self._has_work() or workflow.all_handlers_finished())
+                while not workflow.all_handlers_finished() or self._pending_work():
+                    await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
                     await self._step()
                 self.s.runs += 1
                 workflow.continue_as_new(WarRoomInput(incident=self.s.incident, config=self.cfg, state=self.s))
+        await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         return self.view()
 
     def _has_work(self) -> bool:
-        return bool(
-            self._inbox
-            or self._entries
-            or self._room_dirty
-            or self._snooze_due()
-            or self._needs_room_work()
-            or self._finished()
-            or self._should_continue_as_new()
-        )
+        done = self._finished() and workflow.all_handlers_finished()
+        return self._pending_work() or done or self._should_continue_as_new()
+
+    def _pending_work(self) -> bool:
+        """Something for `_step` to do; it becomes false once `_step` has done it."""
+        return bool(self._inbox or self._entries or self._room_dirty or self._snooze_due() or self._needs_room_work())
 
     async def _step(self) -> None:
         while self._inbox:
@@ -293,6 +307,7 @@ class IncidentWarRoom:
                     action=p.action,
                     actor=actor,
                     key=f"{self.s.incident.id}:{p.key}",
+                    at=workflow.now(),
                     minutes=p.minutes,
                 ),
                 result_type=Incident,
@@ -305,7 +320,8 @@ class IncidentWarRoom:
         self._take_snapshot(incident, actor, source, log=False)
         detail = f"snoozed for {p.minutes} min" if p.action is Action.SNOOZE else ""
         self._log(f"action.{p.action.value}", actor, source, detail)
-        self.s.last_action = f"{actor} {_past(p.action)}" + (f" for {p.minutes} min" if p.minutes else "")
+        snoozed = p.action is Action.SNOOZE and p.minutes
+        self.s.last_action = f"{actor} {_past(p.action)}" + (f" for {p.minutes} min" if snoozed else "")
         p.done = True
 
     async def _refuse(self, p: _Pending, actor: str, reason: str) -> None:
@@ -325,6 +341,7 @@ class IncidentWarRoom:
                     action=Action.UNSNOOZE,
                     actor="system",
                     key=f"{self.s.incident.id}:unsnooze:{until.isoformat()}",
+                    at=workflow.now(),
                 ),
                 result_type=Incident,
                 start_to_close_timeout=timedelta(seconds=30),
@@ -636,6 +653,8 @@ class IncidentWarRoom:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=STORE_RETRY,
         )
+        if entries:
+            self._recorded_seq = max(self._recorded_seq, entries[-1].seq)
 
     def _upsert_search(self) -> None:
         values = {

@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +23,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from starters.api.errors import ApiError
-from starters.service import WarRoomService
+from starters.service import ANSWER_WITHIN_SECONDS, WarRoomService
 from warroom.errors import Conflict, NotFound
 from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
@@ -37,12 +38,19 @@ MAX_BODY_BYTES = 1024 * 1024
 class AppState:
     """What every request handler needs; one per app."""
 
-    def __init__(self, settings: Settings, store: Store, client: Client | None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, client: Client | None, *, answer_within: float | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.answer_within = ANSWER_WITHIN_SECONDS if answer_within is None else answer_within
         self._client = client
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
+        # Incidents whose war room a request of this process is opening right now, set once that
+        # request has looked at the room: concurrent requests for the same room wait for that
+        # look, and are not the one that opened it (200, not 201).
+        self.opening_rooms: dict[str, asyncio.Event] = {}
 
     async def client(self) -> Client:
         if self._client is None:
@@ -60,7 +68,7 @@ class AppState:
         return self._client
 
     async def service(self) -> WarRoomService:
-        return WarRoomService(await self.client(), self.store, self.settings)
+        return WarRoomService(await self.client(), self.store, self.settings, wait=self.answer_within)
 
     def adapter(self, platform: str) -> ImAdapter:
         if platform not in self._adapters:
@@ -84,12 +92,22 @@ def require_token(request: Request) -> None:
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise ApiError(401, "unauthorized", "missing or wrong API token: send `Authorization: Bearer <token>`")
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or wrong API token: send `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def create_app(
-    settings: Settings | None = None, *, client: Client | None = None, store: Store | None = None
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
+    store: Store | None = None,
+    answer_within: float | None = None,
 ) -> FastAPI:
+    """The API. `answer_within`: seconds a request waits for the workflow before answering 202."""
     settings = settings or get_settings()
     if not settings.sandbox_signing_secret.get_secret_value():
         # The sandbox signs its own callbacks; without a configured secret, one per process.
@@ -111,7 +129,7 @@ def create_app(
         description="Incident war rooms on your IM platform, orchestrated by Temporal.",
         lifespan=lifespan,
     )
-    app.state.warroom = AppState(settings, store, client)
+    app.state.warroom = AppState(settings, store, client, answer_within=answer_within)
     _install_error_handlers(app)
     _install_body_limit(app)
 
@@ -126,14 +144,22 @@ def create_app(
     return app
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}} | (extra or {})
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError) -> JSONResponse:
-        return _error(e.status, e.code, e.message)
+        return _error(e.status, e.code, e.message, extra=e.extra, headers=e.headers)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, e: NotFound) -> JSONResponse:
@@ -159,7 +185,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized"}
-        return _error(e.status_code, codes.get(e.status_code, "error"), str(e.detail))
+        return _error(e.status_code, codes.get(e.status_code, "error"), str(e.detail), headers=e.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, e: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=e)
+        return _error(500, "internal", "internal error; see the API server's log")
 
 
 def _install_body_limit(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from temporalio.service import RPCError, RPCStatusCode
 
 from starters.api.app import AppState, app_state
 from starters.api.errors import ApiError
@@ -30,13 +31,23 @@ async def process_callback(state: AppState, platform: str, req: CallbackRequest,
     except CallbackRejected as e:
         audit.warning("rejected %s callback %s from %s: %s", platform, req.path, peer or "?", e.reason)
         raise ApiError(e.status, "rejected", e.reason) from e
-    problems = await (await state.service()).dispatch(platform, result.events)
-    for p in problems:
-        audit.info("ignored %s event: %s", platform, p)
+    svc = await state.service()
+    for event in result.events:  # one at a time: one undeliverable event must not drop the rest
+        try:
+            problems = await svc.dispatch(platform, [event])
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                raise  # Temporal is unreachable: 503, and the platform delivers it again later
+            # the incident's workflow has finished (its room was dismissed): a late or replayed
+            # click has nothing left to act on, and a 5xx would only make the platform retry
+            problems = [f"chat {event.chat_id}: the incident's workflow has finished ({e.message})"]
+        for p in problems:
+            audit.info("ignored %s event %s: %s", platform, event.event_id, p)
     return result
 
 
-@router.api_route("/im/{platform}/{kind}", methods=["GET", "POST"])
+@router.get("/im/{platform}/{kind}", operation_id="im_callback_get")  # URL verification (WeCom)
+@router.post("/im/{platform}/{kind}", operation_id="im_callback_post")
 async def im_callback(platform: str, kind: str, request: Request) -> Response:
     req = CallbackRequest(
         method=request.method,

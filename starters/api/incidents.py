@@ -12,6 +12,7 @@ from starters.api.app import app_state, service
 from starters.api.errors import ApiError
 from starters.api.views import incident_json, room_json, timeline_json
 from starters.service import WarRoomService
+from warroom.lifecycle import MAX_SNOOZE_MINUTES
 from warroom.models import Action, IncidentIn, IncidentStatus, Responder, RoomState, Source, unique_responders
 
 router = APIRouter(tags=["incidents"])
@@ -24,30 +25,73 @@ def _source(request: Request) -> Source:
     return Source(given) if given in ("api", "cli", "web") else Source.API
 
 
+DEFAULT_ACTOR = "system"
+Actor = Annotated[
+    str | None,
+    Field(
+        None,
+        min_length=1,
+        max_length=320,
+        description="who is acting: a person's email (CONTRACT.md); recorded in the timeline",
+    ),
+]
+
+
+def _actor(request: Request, given: str | None) -> str:
+    """The acting person, the same way on every route (CONTRACT.md: `actor` in the JSON body).
+
+    A body without `actor` (and a DELETE, which has no body) falls back to the `X-Warroom-Actor`
+    header the CLI sends, and then to `system`.
+    """
+    if given and given.strip():
+        return given.strip()
+    header = request.headers.get("x-warroom-actor", "").strip()
+    if header:
+        if len(header) > 320:
+            raise ApiError(422, "invalid", "X-Warroom-Actor: at most 320 characters")
+        return header
+    return DEFAULT_ACTOR
+
+
+class IncidentBody(IncidentIn):
+    """`IncidentIn` plus who is acting (kept out of the incident itself)."""
+
+    actor: Actor = None
+
+    def incident(self) -> IncidentIn:
+        # only the fields the caller sent: an update leaves the others as they are
+        return IncidentIn.model_validate(self.model_dump(exclude_unset=True, exclude={"actor"}))
+
+
 class RespondersIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     responders: list[Responder] = Field(max_length=500)
-    actor: str = "api"
+    actor: Actor = None
 
 
 class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     action: Action
-    actor: str = Field(min_length=1, max_length=320)
-    minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    actor: str = Field(min_length=1, max_length=320, description="who is acting: a person's email")
+    minutes: int | None = Field(None, ge=1, le=MAX_SNOOZE_MINUTES, description="snooze only")
     request_id: str | None = Field(None, max_length=200, description="idempotency key for retried requests")
 
 
 class WarRoomIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     platform: str | None = None
-    actor: str = "api"
+    actor: Actor = None
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    actor: Actor = None
 
 
 @router.post("/incidents", status_code=201)
-async def upsert_incident(body: IncidentIn, request: Request, response: Response, svc: Svc) -> dict[str, Any]:
+async def upsert_incident(body: IncidentBody, request: Request, response: Response, svc: Svc) -> dict[str, Any]:
     incident, created = await svc.upsert_incident(
-        body, actor=request.headers.get("x-warroom-actor", "api"), source=_source(request)
+        body.incident(), actor=_actor(request, body.actor), source=_source(request)
     )
     response.status_code = 201 if created else 200
     return incident_json(incident)
@@ -74,10 +118,13 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
 
     def read() -> dict[str, Any]:
         incident = state.store.incidents.get(incident_id)
+        entries = state.store.timeline.list(incident_id)
+        platform = state.settings.im_platform
+        room = state.store.rooms.current(incident_id)
         return {
             "incident": incident_json(incident),
-            "war_room": room_json(state.store.rooms.current(incident_id), state.settings.im_platform),
-            "timeline": timeline_json(state.store.timeline.list(incident_id)),
+            "war_room": room_json(room, platform),
+            "timeline": timeline_json(entries),
         }
 
     return await asyncio.to_thread(read)
@@ -86,21 +133,25 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
 @router.put("/incidents/{incident_id}/responders")
 async def set_responders(incident_id: str, body: RespondersIn, request: Request, svc: Svc) -> dict[str, Any]:
     incident = await svc.set_responders(
-        incident_id, unique_responders(body.responders), actor=body.actor, source=_source(request)
+        incident_id, unique_responders(body.responders), actor=_actor(request, body.actor), source=_source(request)
     )
     return incident_json(incident)
 
 
 @router.post("/incidents/{incident_id}/actions")
 async def act(incident_id: str, body: ActionIn, request: Request, response: Response, svc: Svc) -> dict[str, Any]:
+    """200 with the incident once the action is applied, 202 (and the incident as it is) when
+    it was accepted but is still being applied; 409 when the incident's state refuses it."""
     if body.action is Action.UNSNOOZE:
         raise ApiError(422, "invalid", "unsnooze is applied by the snooze timer; use acknowledge to end a snooze")
     if body.action is Action.SNOOZE and not body.minutes:
-        raise ApiError(422, "invalid", "snooze needs minutes")
+        raise ApiError(422, "invalid", f"snooze needs minutes (1 to {MAX_SNOOZE_MINUTES})")
+    if body.action is not Action.SNOOZE and body.minutes is not None:
+        raise ApiError(422, "invalid", f"minutes only applies to snooze, not to {body.action.value}")
     out = await svc.act(
         incident_id,
         body.action,
-        actor=body.actor,
+        actor=_actor(request, body.actor),
         source=_source(request),
         minutes=body.minutes,
         request_id=body.request_id,
@@ -113,6 +164,9 @@ async def act(incident_id: str, body: ActionIn, request: Request, response: Resp
 async def create_room(
     incident_id: str, request: Request, response: Response, svc: Svc, body: WarRoomIn | None = None
 ) -> dict[str, Any]:
+    """Open the war room (idempotent): 201 when this request opened it, 200 when it already
+    existed (or another request is opening it), 202 while it is still being created, 502 with
+    the room when the platform refused to create it."""
     body = body or WarRoomIn()
     state = app_state(request)
     platform = body.platform or state.settings.im_platform
@@ -120,25 +174,64 @@ async def create_room(
         state.adapter(platform)
     except Exception as e:
         raise ApiError(422, "invalid", str(e)) from e
-    before = await svc.room_now(incident_id)
-    existed = before.state is RoomState.ACTIVE
-    out = await svc.create_room(incident_id, platform=platform, actor=body.actor, source=_source(request))
+    # The first of concurrent requests looks at the room before any of them asks for it: it is the
+    # one that opens the room (201); the others get the same room as one that exists (200).
+    looked = state.opening_rooms.get(incident_id)
+    opener = looked is None
+    if looked is None:
+        looked = state.opening_rooms[incident_id] = asyncio.Event()
+    else:
+        await looked.wait()
+    try:
+        before = None
+        if opener:
+            try:
+                before = await svc.room_now(incident_id)
+            finally:
+                looked.set()
+        actor = _actor(request, body.actor)
+        out = await svc.create_room(incident_id, platform=platform, actor=actor, source=_source(request))
+    finally:
+        if opener:
+            state.opening_rooms.pop(incident_id, None)
+    room = room_json(out.value, state.settings.im_platform)
+    if out.done and out.value.state is RoomState.FAILED:
+        raise ApiError(
+            502,
+            "room_failed",
+            f"the {out.value.platform} war room could not be created: {out.value.detail or 'see the timeline'}",
+            extra=room,
+        )
     if not out.done:
         response.status_code = 202
     else:
+        existed = before is None or before.state in (RoomState.ACTIVE, RoomState.CREATING)
         response.status_code = 200 if existed else 201
-    if out.done and out.value.state is RoomState.FAILED:
-        response.status_code = 502
-    return room_json(out.value, state.settings.im_platform)
+    return room
 
 
 @router.delete("/incidents/{incident_id}/war-room")
-async def dismiss_room(incident_id: str, request: Request, response: Response, svc: Svc) -> dict[str, Any]:
+async def dismiss_room(
+    incident_id: str, request: Request, response: Response, svc: Svc, body: DismissIn | None = None
+) -> dict[str, Any]:
+    """Dismiss the room of a closed incident: 200 once dismissed, 202 while dismissing, 409 while
+    the incident is not closed (or has no room), 502 when the platform refused."""
+    state = app_state(request)
     out = await svc.dismiss_room(
-        incident_id, actor=request.headers.get("x-warroom-actor", "api"), source=_source(request)
+        incident_id, actor=_actor(request, body.actor if body else None), source=_source(request)
     )
-    response.status_code = 200 if out.done and out.value.state is RoomState.DISMISSED else 202
-    return room_json(out.value, app_state(request).settings.im_platform)
+    room = room_json(out.value, state.settings.im_platform)
+    if out.done and out.value.state is not RoomState.DISMISSED:
+        # the workflow gave up on this dismissal: the incident was reopened meanwhile, or the
+        # platform refused (the timeline says why)
+        incident = await asyncio.to_thread(state.store.incidents.get, incident_id)
+        if incident.status is not IncidentStatus.CLOSED:
+            raise ApiError(
+                409, "conflict", f"the incident is {incident.status.value} again; the room stays", extra=room
+            )
+        raise ApiError(502, "dismiss_failed", "the platform did not dismiss the room; see the timeline", extra=room)
+    response.status_code = 200 if out.done else 202
+    return room
 
 
 @router.get("/incidents/{incident_id}/timeline")

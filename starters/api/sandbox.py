@@ -12,23 +12,30 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 
-from starters.api.app import AppState, app_state
+from starters.api.app import AppState, app_state, require_token
 from starters.api.callbacks import process_callback
 from starters.api.errors import ApiError
 from warroom.errors import PermanentImError
 from warroom.im.base import CallbackRequest
 from warroom.im.sandbox.adapter import SandboxAdapter, sign
 from warroom.im.sandbox.platform import SandboxPlatform
+from warroom.lifecycle import MAX_SNOOZE_MINUTES
 from warroom.models import Action, Responder
+from warroom.store.tables import SandboxMessageRow
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"])
+# The page itself is open (it asks for the token); the sandbox's API, which can act on incidents,
+# needs the API token like every other /api route when WARROOM_API_TOKEN is set.
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
 PAGE = Path(__file__).resolve().parent.parent / "static" / "sandbox.html"
 
 
@@ -43,12 +50,21 @@ class JoinIn(BaseModel):
     user: str = Field(min_length=1, description="the person's email")
 
 
+class Button(StrEnum):
+    """What a card's buttons do; `unsnooze` is the snooze timer's own action, never a button."""
+
+    ACKNOWLEDGE = Action.ACKNOWLEDGE.value
+    SNOOZE = Action.SNOOZE.value
+    CLOSE = Action.CLOSE.value
+    REOPEN = Action.REOPEN.value
+
+
 class ClickIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     user: str = Field(min_length=1, description="the person's email")
-    action: Action
-    minutes: int | None = Field(None, ge=1)
-    card_version: int | None = None
+    action: Button
+    minutes: int | None = Field(None, ge=1, le=MAX_SNOOZE_MINUTES, description="snooze only")
+    card_version: int | None = Field(None, ge=0, description="the version of the card that was clicked")
 
 
 def _sandbox(state: AppState) -> SandboxAdapter:
@@ -88,16 +104,38 @@ async def _room(platform: SandboxPlatform, chat_id: str) -> Any:
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
-    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"cache-control": "no-store"})
 
 
-@router.get("/api/rooms")
+def _rooms_with_cards(platform: SandboxPlatform) -> list[dict[str, Any]]:
+    """Every room, newest first, with what its latest status card shows (as a chat list would)."""
+    items = [r.model_dump(mode="json") for r in platform.rooms()]
+    latest = (
+        select(func.max(SandboxMessageRow.id))
+        .where(SandboxMessageRow.card_version.is_not(None))
+        .group_by(SandboxMessageRow.chat_id)
+    )
+    with platform.db.session() as s:
+        cards = {
+            row.chat_id: row.card
+            for row in s.scalars(select(SandboxMessageRow).where(SandboxMessageRow.id.in_(latest)))
+            if row.card
+        }
+    for item in items:
+        card = cards.get(item["chat_id"])
+        item["card"] = (
+            {k: card.get(k) for k in ("title", "severity", "status", "version", "last_action")} if card else None
+        )
+    return items
+
+
+@api.get("/rooms")
 async def rooms(request: Request) -> dict[str, Any]:
-    items = await asyncio.to_thread(_platform(request).rooms)
-    return {"items": [r.model_dump(mode="json") for r in items]}
+    """The rooms, newest first; `card` summarises each room's latest status card (or is null)."""
+    return {"items": await asyncio.to_thread(_rooms_with_cards, _platform(request))}
 
 
-@router.get("/api/rooms/{chat_id}")
+@api.get("/rooms/{chat_id}")
 async def room(chat_id: str, request: Request) -> dict[str, Any]:
     """Members, messages and the current status card of one room."""
     r = await _room(_platform(request), chat_id)
@@ -107,13 +145,13 @@ async def room(chat_id: str, request: Request) -> dict[str, Any]:
     return body
 
 
-@router.get("/api/users")
+@api.get("/users")
 async def users(request: Request) -> dict[str, Any]:
     items = await asyncio.to_thread(_platform(request).users)
     return {"items": [u.model_dump(mode="json") for u in items]}
 
 
-@router.post("/api/rooms/{chat_id}/join")
+@api.post("/rooms/{chat_id}/join")
 async def join(chat_id: str, body: JoinIn, request: Request) -> dict[str, Any]:
     """Join by the room's link, as anyone can in a public channel."""
     platform = _platform(request)
@@ -126,7 +164,7 @@ async def join(chat_id: str, body: JoinIn, request: Request) -> dict[str, Any]:
     return {"ok": True, "user_id": uid}
 
 
-@router.post("/api/rooms/{chat_id}/messages", status_code=201)
+@api.post("/rooms/{chat_id}/messages", status_code=201)
 async def post_message(chat_id: str, body: MessageIn, request: Request) -> dict[str, Any]:
     state = app_state(request)
     platform = _platform(request)
@@ -148,14 +186,24 @@ async def post_message(chat_id: str, body: MessageIn, request: Request) -> dict[
             "text": body.text,
         },
     )
-    return {"ok": True, "message_id": msg_id}
+    return {"ok": True, "message_id": msg_id, "user_id": uid}
 
 
-@router.post("/api/rooms/{chat_id}/actions")
+@api.post("/rooms/{chat_id}/actions")
 async def click(chat_id: str, body: ClickIn, request: Request) -> dict[str, Any]:
-    """A button on the card was clicked by `user`: forwarded as a signed platform callback."""
+    """A button on the card was clicked by `user`: forwarded as a signed platform callback.
+
+    The answer means the click was delivered, as on a real platform; the outcome shows in the
+    room (the card changes, or the bot explains a refusal).
+    """
+    if body.action is Button.SNOOZE and not body.minutes:
+        raise ApiError(422, "invalid", "snooze needs minutes")
     state = app_state(request)
-    uid = await _member(_platform(request), chat_id, body.user)
+    platform = _platform(request)
+    room = await _room(platform, chat_id)
+    if room.state != "active":
+        raise ApiError(409, "conflict", f"room {chat_id} is {room.state}: its card can no longer be clicked")
+    uid = await _member(platform, chat_id, body.user)
     event_id = uuid.uuid4().hex
     await _forward(
         state,
@@ -165,11 +213,11 @@ async def click(chat_id: str, body: ClickIn, request: Request) -> dict[str, Any]
             "chat_id": chat_id,
             "user_id": uid,
             "action": body.action.value,
-            "minutes": body.minutes,
+            "minutes": body.minutes if body.action is Button.SNOOZE else None,
             "card_version": body.card_version,
         },
     )
-    return {"ok": True, "event_id": event_id}
+    return {"ok": True, "event_id": event_id, "user_id": uid}
 
 
 async def _forward(state: AppState, payload: dict[str, Any]) -> None:
@@ -187,3 +235,6 @@ async def _forward(state: AppState, payload: dict[str, Any]) -> None:
         CallbackRequest(method="POST", path="/im/sandbox/events", headers=headers, body=raw),
         peer="sandbox",
     )
+
+
+router.include_router(api)  # after its routes are declared: FastAPI copies them here

@@ -18,22 +18,37 @@ class RoomStore:
         self.db = db
 
     def save(self, incident_id: str, room: WarRoom, now: datetime) -> None:
-        """Record the room as the workflow sees it (no-op for a room that has no chat yet)."""
-        if not room.chat_id:
+        """Record the room as the workflow sees it, including a generation that failed before its
+        chat existed (so readers see `failed` and why, not an older room)."""
+        if room.state is RoomState.NONE:
             return
         with self.db.session(write=True) as s:
-            row = s.scalar(select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id))
+            row = None
+            if room.chat_id:
+                row = s.scalar(
+                    select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id)
+                )
+                if row is not None and row.incident_id != incident_id:
+                    raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
             if row is None:
-                row = RoomRow(incident_id=incident_id, platform=room.platform, chat_id=room.chat_id)
+                row = s.scalar(
+                    select(RoomRow).where(
+                        RoomRow.incident_id == incident_id,
+                        RoomRow.generation == room.generation,
+                        RoomRow.chat_id.is_(None),
+                    )
+                )
+            if row is None:
+                row = RoomRow(incident_id=incident_id, platform=room.platform)
                 s.add(row)
-            elif row.incident_id != incident_id:
-                raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
+            row.chat_id = room.chat_id
             row.generation = room.generation
             row.state = room.state.value
             row.name = room.name or ""
             row.join_url = room.join_url
             row.card_message_id = room.card_message_id
             row.members = [m.model_dump(mode="json") for m in room.members]
+            row.detail = room.detail
             row.updated_at = now
 
     def register(self, incident_id: str, room: WarRoom, now: datetime) -> None:
@@ -62,6 +77,7 @@ class RoomStore:
                 generation=row.generation,
                 card_message_id=row.card_message_id,
                 members=[Member.model_validate(m) for m in row.members or []],
+                detail=row.detail or "",
             )
 
     def incident_for_chat(self, platform: str, chat_id: str) -> str | None:

@@ -87,7 +87,8 @@ class AppliedActionRow(Base):
 
 
 class RoomRow(Base):
-    """Rooms registry and read model. One row per chat; the highest generation is current."""
+    """Rooms registry and read model: one row per room generation of an incident (a room that
+    failed before its chat existed has no chat id); the highest generation is current."""
 
     __tablename__ = "rooms"
     __table_args__ = (UniqueConstraint("platform", "chat_id", name="uq_rooms_platform_chat"),)
@@ -95,13 +96,14 @@ class RoomRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(String(64), index=True)
     platform: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str] = mapped_column(String(200))
+    chat_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     generation: Mapped[int] = mapped_column(Integer, default=1)
     state: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(300), default="")
     join_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     card_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     members: Mapped[list] = mapped_column(JSON, default=list)
+    detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,6 +42,12 @@ class TimelineStore:
             insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
             stmt = insert(TimelineRow).on_conflict_do_nothing(index_elements=["id"]).returning(TimelineRow.id)
             return len(s.scalars(stmt, rows).all())
+
+    def last_seq(self, incident_id: str) -> int:
+        """The highest sequence number stored for an incident (0 when none): a new workflow run
+        for an incident that had one before continues numbering from here, so ids never collide."""
+        with self.db.session() as s:
+            return s.scalar(select(func.max(TimelineRow.seq)).where(TimelineRow.incident_id == incident_id)) or 0
 
     def list(self, incident_id: str) -> list[TimelineEntry]:
         with self.db.session() as s:
