@@ -137,6 +137,16 @@ class RoomGone(BaseModel):
 InboundEvent = ActionClicked | MessageReceived | RoomGone
 
 
+class SetupCheck(BaseModel):
+    """One line of `warroom doctor`: is this part of a platform's setup right, and if not, what to do."""
+
+    platform: str
+    name: str  # e.g. "token", "scope channels:manage", "events URL"
+    ok: bool
+    detail: str = ""
+    fix: str = ""  # what the operator should do when not ok
+
+
 class CallbackResult(BaseModel):
     """What a verified callback means (events) and what to answer the platform right away."""
 
@@ -196,6 +206,11 @@ class ImAdapter(abc.ABC):
     @abc.abstractmethod
     def handle_callback(self, request: CallbackRequest) -> CallbackResult:
         """Verify (raise `CallbackRejected`) and parse a callback into domain events."""
+
+    # -- setup --
+    async def setup_checks(self) -> list[SetupCheck]:
+        """Check credentials, scopes and settings against the platform (`warroom doctor`)."""
+        return [SetupCheck(platform=self.platform, name="adapter", ok=True, detail="nothing to configure")]
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; adapters without any need not override it."""

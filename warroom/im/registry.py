@@ -19,6 +19,18 @@ def available_platforms() -> list[str]:
     return [p for p in PLATFORMS if p in BUILDERS]
 
 
+def configured_platforms(settings: Settings) -> list[str]:
+    """Platforms this build has and whose credentials are set (the sandbox always)."""
+    wanted = {
+        "sandbox": True,
+        "slack": bool(settings.slack_bot_token.get_secret_value()),
+        "lark": bool(settings.lark_app_id),
+        "dingtalk": bool(settings.dingtalk_app_key),
+        "wecom": bool(settings.wecom_corp_id),
+    }
+    return [p for p in available_platforms() if wanted.get(p, False)]
+
+
 def build_adapter(platform: str, db: Database, settings: Settings) -> ImAdapter:
     builder = BUILDERS.get(platform)
     if builder is None:
