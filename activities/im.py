@@ -24,6 +24,7 @@ from warroom.messages import (
     MemberOutcome,
     PostCardInput,
     PostMessageInput,
+    PostNoticeInput,
     RemoveMembersInput,
     UpdateCardInput,
 )
@@ -128,6 +129,11 @@ class ImActivities:
         with retry_decisions():
             return (await self.adapter(inp.platform).post_message(inp.chat_id, inp.text, inp.key)).message_id
 
+    @activity.defn(name="im_post_notice")
+    async def post_notice(self, inp: PostNoticeInput) -> None:
+        with retry_decisions():
+            await self.adapter(inp.platform).post_notice(inp.chat_id, inp.im_user_id, inp.text, inp.key)
+
     @activity.defn(name="im_dismiss_room")
     async def dismiss_room(self, inp: DismissInput) -> None:
         with retry_decisions():
@@ -164,5 +170,6 @@ class ImActivities:
             self.post_card,
             self.update_card,
             self.post_message,
+            self.post_notice,
             self.dismiss_room,
         ]

@@ -25,7 +25,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError
 
 from warroom.errors import Conflict
-from warroom.im.base import ActionClicked, InboundEvent
+from warroom.im.base import ActionClicked, InboundEvent, RoomGone
 from warroom.messages import (
     ActRequest,
     CreateRoomRequest,
@@ -34,6 +34,7 @@ from warroom.messages import (
     LinkUsersResult,
     Person,
     RoomActionSignal,
+    RoomGoneSignal,
     SnapshotSignal,
     WarRoomConfig,
     WarRoomInput,
@@ -228,6 +229,16 @@ class WarRoomService:
                         action=event.action,
                         minutes=event.minutes,
                         card_version=event.card_version,
+                    ),
+                )
+            elif isinstance(event, RoomGone):
+                await self.handle(incident_id).signal(
+                    IncidentWarRoom.room_gone,
+                    RoomGoneSignal(
+                        event_id=f"{platform}:{event.event_id}",
+                        platform=platform,
+                        chat_id=event.chat_id,
+                        im_user_id=event.im_user_id,
                     ),
                 )
         return problems

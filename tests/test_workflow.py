@@ -18,6 +18,7 @@ from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import (
     CreateRoomRequest,
     RoomActionSignal,
+    RoomGoneSignal,
     SnapshotSignal,
     WarRoomConfig,
     WarRoomInput,
@@ -287,3 +288,26 @@ async def test_faulty_platform_still_yields_exactly_one_of_everything(dev_env, t
         assert faults > 0
     await im.aclose()
     store.close()
+
+
+async def test_a_room_removed_by_hand_is_recorded_and_ends_the_run(client, worker, store, settings):
+    svc = WarRoomService(client, store, settings)
+    incident, _ = await svc.upsert_incident(IncidentIn(title="Hand-made mess", responders=[Responder(email=ANN)]),
+                                            actor=ANN, source=Source.API)
+    room = (await svc.create_room(incident.id, platform=None, actor=ANN, source=Source.API)).value
+    handle = svc.handle(incident.id)
+    gone = RoomGoneSignal(event_id="g-2", platform="sandbox", chat_id="some-other-chat", im_user_id="U1")
+    await handle.signal(IncidentWarRoom.room_gone, gone)  # not this incident's room: ignored
+    await handle.signal(IncidentWarRoom.room_gone, gone.model_copy(update={"chat_id": room.chat_id}))
+    await handle.signal(IncidentWarRoom.room_gone, gone.model_copy(update={"chat_id": room.chat_id}))  # duplicate
+    assert (await handle.query(IncidentWarRoom.view)).room.state is RoomState.DISMISSED
+    view = await handle.result()
+    assert view.room.state is RoomState.DISMISSED
+    entries = [e for e in store.timeline.list(incident.id) if e.kind == "room.dismissed"]
+    assert len(entries) == 1 and entries[0].actor == "U1" and "removed the room" in entries[0].detail
+    assert store.rooms.current(incident.id).state is RoomState.DISMISSED
+    # a new room can be opened for the incident afterwards (a new workflow run, numbering continues)
+    again = (await svc.create_room(incident.id, platform=None, actor=ANN, source=Source.API)).value
+    assert again.chat_id != room.chat_id and again.generation == room.generation + 1
+    seqs = [e.seq for e in store.timeline.list(incident.id)]
+    assert seqs == list(range(1, len(seqs) + 1))

@@ -167,6 +167,23 @@ class UpdateCardInput(BaseModel):
     card: StatusCard
 
 
+class PostNoticeInput(BaseModel):
+    platform: str
+    chat_id: str
+    im_user_id: str
+    text: str
+    key: str
+
+
+class RoomGoneSignal(BaseModel):
+    """The platform says the room was disbanded or archived by hand."""
+
+    event_id: str
+    platform: str
+    chat_id: str
+    im_user_id: str = ""
+
+
 class PostMessageInput(BaseModel):
     platform: str
     chat_id: str

@@ -35,9 +35,11 @@ with workflow.unsafe.imports_passed_through():
         Person,
         PostCardInput,
         PostMessageInput,
+        PostNoticeInput,
         RecordInput,
         RemoveMembersInput,
         RoomActionSignal,
+        RoomGoneSignal,
         SnapshotSignal,
         UpdateCardInput,
         WarRoomInput,
@@ -138,7 +140,7 @@ class IncidentWarRoom:
         self._messages_this_run += 1
         if self._seen(sig.event_id):
             return
-        source = Source(sig.platform) if sig.platform in Source._value2member_map_ else Source.SYSTEM
+        source = _source(sig.platform)
         self._inbox.append(
             _Pending(
                 sig.event_id,
@@ -150,6 +152,29 @@ class IncidentWarRoom:
                 card_version=sig.card_version,
             )
         )
+
+    @workflow.signal
+    def room_gone(self, sig: RoomGoneSignal) -> None:
+        """Someone disbanded or archived the room by hand: record it; a new room can be requested."""
+        self._messages_this_run += 1
+        room = self.s.room
+        if (sig.platform, sig.chat_id) != (room.platform, room.chat_id) or room.state not in (
+            RoomState.ACTIVE,
+            RoomState.DISMISSING,
+        ):
+            return  # an older generation's room, or already gone
+        if self._seen(sig.event_id):
+            return
+        room.state = RoomState.DISMISSED
+        self.s.dismiss_wanted = self.s.room_wanted = False
+        by = sig.im_user_id or "someone"
+        self._log(
+            "room.dismissed",
+            sig.im_user_id or "system",
+            _source(sig.platform),
+            f"{by} removed the room on {sig.platform}",
+        )
+        self._room_dirty = True
 
     @workflow.update
     async def create_room(self, req: CreateRoomRequest) -> WarRoom:
@@ -328,7 +353,10 @@ class IncidentWarRoom:
         entry = self._log("action.refused", actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED)
         p.error, p.done = f"{p.action.value} refused: {reason}", True
         if p.im_user_id is not None and self.s.room.state is RoomState.ACTIVE:
-            await self._post(f"<{p.im_user_id}> {p.action.value} refused: {reason}.", key=entry.id)
+            if workflow.patched("refusal-as-notice"):
+                await self._notice(p.im_user_id, f"{p.action.value} refused: {reason}.", key=entry.id)
+            else:
+                await self._post(f"<{p.im_user_id}> {p.action.value} refused: {reason}.", key=entry.id)
 
     async def _unsnooze(self) -> None:
         until = self.s.incident.snoozed_until
@@ -599,6 +627,23 @@ class IncidentWarRoom:
         except ActivityError as e:
             workflow.logger.warning("could not post to the room: %s", _cause(e))
 
+    async def _notice(self, im_user_id: str, text: str, *, key: str) -> None:
+        room = self.s.room
+        try:
+            await workflow.execute_activity(
+                "im_post_notice",
+                PostNoticeInput(
+                    platform=room.platform,
+                    chat_id=room.chat_id or "",
+                    im_user_id=im_user_id,
+                    text=text,
+                    key=f"{workflow.info().workflow_id}:notice:{room.generation}:{key}",
+                ),
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            workflow.logger.warning("could not tell %s in the room: %s", im_user_id, _cause(e))
+
     def _im_options(self) -> dict:
         return {
             "task_queue": self.cfg.im_task_queues.get(self.s.room.platform) or workflow.info().task_queue,
@@ -676,6 +721,10 @@ def _cause(e: BaseException) -> str:
     while e.__cause__ is not None:
         e = e.__cause__
     return str(e) or type(e).__name__
+
+
+def _source(platform: str) -> Source:
+    return Source(platform) if platform in Source._value2member_map_ else Source.SYSTEM
 
 
 def _who(m: Member) -> str:

@@ -190,6 +190,11 @@ class ImAdapter(abc.ABC):
     async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
         """Post a plain message once per key."""
 
+    async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
+        """Tell one person something (a refused click) once per key; platforms with ephemeral
+        messages show it to that person only, the default posts it in the room, addressed to them."""
+        await self.post_message(chat_id, f"<{im_user_id}> {text}", idempotency_key)
+
     @abc.abstractmethod
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         """Messages of the room, oldest first (empty when the platform has no history API)."""
