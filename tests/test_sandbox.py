@@ -641,3 +641,12 @@ def test_no_secret_configured_rejects_everything(platform: SandboxPlatform) -> N
         e = _rejected(unconfigured, req)
         assert e.status == 503
         assert "no signing secret" in e.reason
+
+
+def test_rate_limit_answers_with_the_wait_until_the_next_call_is_allowed() -> None:
+    from warroom.im.sandbox.adapter import _RateLimit
+
+    limit = _RateLimit(10)  # 10 calls a second, bursts of 10
+    assert all(limit.take() == 0 for _ in range(10))
+    wait = limit.take()
+    assert 0 < wait <= 0.1

