@@ -148,6 +148,7 @@ async def _life(svc: WarRoomService, api: httpx.AsyncClient, n: int) -> str:
     await _retry(click, "click")
     await _until_status(svc, iid, "acknowledged")
     await _retry(lambda: svc.act(iid, Action.CLOSE, actor=ANN, source=Source.API, request_id=f"close-{iid}"), "close")
+    await _until_status(svc, iid, "closed")  # the answer may have been "accepted, still applying" (202)
     await _retry(lambda: _dismissed(svc, iid), "dismiss", timeout=600)
     return iid
 
