@@ -1,0 +1,118 @@
+"""One place where War Room calls Slack's Web API: slack-sdk's `AsyncWebClient`, budgets, and
+the translation of every failure into our typed errors.
+
+Two clients share one aiohttp session. Reads (lookups, history, listing) use slack-sdk's retry
+handlers for dropped connections and 500/503, which are safe to repeat. Writes get none: a write
+repeated inside the SDK would bypass the adapter's look-before-write (a second channel, a second
+card); Temporal retries them through the adapter instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from warroom.errors import RateLimited
+from warroom.im.slack import errors
+from warroom.im.slack.limits import Budget
+
+log = logging.getLogger("warroom.slack")
+
+
+class SlackApi:
+    def __init__(self, token: str, *, base_url: str, timeout: float, budget: Budget) -> None:
+        self.token = token
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.timeout = timeout
+        self.budget = budget
+        self.calls: Counter[str] = Counter()
+        self.scopes: set[str] | None = None  # from the X-OAuth-Scopes header of any answer
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: AsyncWebClient | None = None
+        self._writer: AsyncWebClient | None = None
+
+    def _clients(self) -> tuple[AsyncWebClient, AsyncWebClient]:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._loop = loop
+            common: dict[str, Any] = {
+                "token": self.token or None,
+                "base_url": self.base_url,
+                "timeout": int(max(self.timeout, 1)),
+                "session": self._session,
+                "logger": log,
+            }
+            self._reader = AsyncWebClient(
+                **common,
+                retry_handlers=[
+                    AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                    AsyncServerErrorRetryHandler(max_retry_count=1),
+                ],
+            )
+            self._writer = AsyncWebClient(**common, retry_handlers=[])
+        assert self._reader is not None and self._writer is not None
+        return self._reader, self._writer
+
+    async def call(
+        self,
+        method: str,
+        *,
+        read: bool = False,
+        expected: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Call `method` (e.g. "conversations.create") through slack-sdk's typed method.
+
+        Returns the answer's data. An error code listed in `expected` is returned (with
+        `ok: false`) for the caller to handle; any other failure raises a typed `ImError`.
+        """
+        await self.budget.acquire(method, kwargs.get("channel"))
+        reader, writer = self._clients()
+        fn = getattr(reader if read else writer, method.replace(".", "_"))
+        self.calls[method] += 1
+        try:
+            resp = await fn(**kwargs)
+        except SlackApiError as e:
+            self._note(getattr(e.response, "headers", None))
+            data = e.response.data if isinstance(e.response.data, dict) else {}
+            if data.get("error") in set(expected) and e.response.status_code == 200:
+                return data
+            mapped = errors.from_api_error(method, e)
+            if isinstance(mapped, RateLimited):
+                self.budget.blocked(method, mapped.retry_after)
+            raise mapped from None
+        except Exception as e:
+            mapped = errors.from_exception(method, e)
+            if mapped is None:
+                raise
+            raise mapped from e
+        self._note(resp.headers)
+        return resp.data if isinstance(resp.data, dict) else {}
+
+    def _note(self, headers: Any) -> None:
+        try:
+            value = headers.get("x-oauth-scopes") if headers is not None else None
+        except AttributeError:
+            value = None
+        if value is not None:
+            self.scopes = {s.strip() for s in str(value).split(",") if s.strip()}
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            with contextlib.suppress(RuntimeError):  # its event loop is gone
+                await self._session.close()
+        self._session = None
