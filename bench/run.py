@@ -209,7 +209,7 @@ async def room_ready(stack: Stack, samples: int, responders: int) -> list[str]:
             f"p50 {_ms(p50)}, p99 {_ms(_pct(times, 99))}",
             _ms(floor),
             p50 / floor,
-            "≤ 1.25× at p50",
+            "≤ 1.25x at p50",
             p50 <= 1.25 * floor,
         )
     )
@@ -225,7 +225,7 @@ async def status_to_card(stack: Stack, incident_ids: list[str], label: str = "st
             f"/api/v1/incidents/{incident_id}/actions", json={"action": "acknowledge", "actor": "bench@bench.example"}
         )
         r.raise_for_status()
-        edited = await _until(lambda i=incident_id: _card_edited(stack, i, "acknowledged", t0))
+        edited = await _until(lambda i=incident_id, t=t0: _card_edited(stack, i, "acknowledged", t))
         times.append(edited - t0)
     p50 = statistics.median(times)
     stack.figures.append(
@@ -334,10 +334,10 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) ->
         Figure(
             f"burst: {n} rooms at once",
             f"{real:.1f} s",
-            f"engine {engine:.1f} s ({n}×{activities} no-op activities); rate bound {bound:.1f} s "
-            f"({n}×{calls} calls at {rate:.0f}/s)",
+            f"engine {engine:.1f} s ({n}x{activities} no-op activities); rate bound {bound:.1f} s "
+            f"({n}x{calls} calls at {rate:.0f}/s)",
             real / max(engine, bound),
-            "≥ 80 % of engine throughput, ≤ 1.1× rate bound",
+            "≥ 80 % of engine throughput, ≤ 1.1x rate bound",
             engine / real >= 0.8 and real <= 1.1 * bound,
             f"{engine / real:.0%} of engine throughput; {limited} calls answered 429",
         )
@@ -457,7 +457,7 @@ async def main(args: argparse.Namespace) -> None:
         table.add_column(col)
     for f in stack.figures:
         ok = "" if f.ok is None else ("[green]met[/]" if f.ok else "[red]missed[/]")
-        ratio = "" if f.ratio is None else f"{f.ratio:.2f}×"
+        ratio = "" if f.ratio is None else f"{f.ratio:.2f}x"
         table.add_row(f.name, f.measured + (f"\n{f.note}" if f.note else ""), f.floor, ratio, f.target, ok)
     console.print(table)
     if args.json:

@@ -388,7 +388,11 @@ async def run_dev(opts: DevOptions, console: Console | None = None, settings: Se
                 timeout_graceful_shutdown=5,
             )
         )
-        worker_task = asyncio.create_task(run_worker(settings, stop), name="warroom-worker")
+        # The main queue's worker (whatever WARROOM_REGION says: the dev stack runs the workflows),
+        # plus one per region that WARROOM_PLATFORM_REGIONS binds a platform to.
+        regions = ["", *sorted(set(settings.platform_region_map().values()))]
+        workers = [asyncio.create_task(run_worker(settings.model_copy(update={"region": r}), stop)) for r in regions]
+        worker_task = asyncio.create_task(_all_of(workers), name="warroom-worker")
         await asyncio.sleep(0)  # run_worker installs its own handlers (stop.set); ours count Ctrl-Cs
         install_signals()
         api_task = asyncio.create_task(server.serve(), name="warroom-api")
@@ -453,6 +457,17 @@ async def _unless_stopped(coro: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return None
+
+
+async def _all_of(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; the first to fail fails them all (the others are cancelled)."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _task_error(task: asyncio.Task[None]) -> str:

@@ -24,17 +24,21 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from warroom.ai import transcript
 from warroom.errors import Conflict
-from warroom.im.base import ActionClicked, InboundEvent, RoomGone
+from warroom.im.base import ActionClicked, InboundEvent, MessageReceived, RoomGone
 from warroom.messages import (
     ActRequest,
+    AiReviewResult,
     CreateRoomRequest,
     DismissRoomRequest,
     LinkUsersInput,
     LinkUsersResult,
     Person,
+    ReviewRequest,
     RoomActionSignal,
     RoomGoneSignal,
+    RoomMessageSignal,
     SnapshotSignal,
     WarRoomConfig,
     WarRoomInput,
@@ -81,6 +85,9 @@ class WarRoomService:
             default_platform=self.settings.im_platform,
             snooze_choices_minutes=self.settings.snooze_choices_minutes,
             max_signals_per_run=self.settings.max_signals_per_run,
+            ai_answers_per_minute=self.settings.ai_answers_per_minute,
+            # Platforms bound to a region (WARROOM_PLATFORM_REGIONS) call their IM on `<queue>-<region>`.
+            im_task_queues=self.settings.im_task_queues(),
         )
 
     def _start_input(
@@ -197,6 +204,12 @@ class WarRoomService:
             out.value = await self.room_now(incident_id)
         return out
 
+    async def generate_review(self, incident_id: str, *, actor: str, source: Source) -> Answer[AiReviewResult | None]:
+        """(Re)generate the post-incident review through the incident's workflow (started again
+        from the store when it has finished), so that it lands in the timeline as `ai.review`."""
+        req = ReviewRequest(actor=actor, source=source)
+        return await self._update_with_start(incident_id, IncidentWarRoom.review, req, request_id=None)
+
     async def room_now(self, incident_id: str) -> WarRoom:
         """The room as the workflow sees it this instant, falling back to the store's read model."""
         try:
@@ -229,6 +242,22 @@ class WarRoomService:
                         action=event.action,
                         minutes=event.minutes,
                         card_version=event.card_version,
+                    ),
+                )
+            elif isinstance(event, MessageReceived):
+                # The transcript first (the assistant's memory, also after the workflow is gone),
+                # then the workflow: a mention is a question, any message may match a runbook.
+                message = transcript.from_event(event, incident_id=incident_id, platform=platform, at=_now())
+                await asyncio.to_thread(self.store.transcript.add, [message])
+                await self.handle(incident_id).signal(
+                    IncidentWarRoom.room_message,
+                    RoomMessageSignal(
+                        event_id=f"{platform}:{event.event_id}",
+                        platform=platform,
+                        chat_id=event.chat_id,
+                        message_id=event.message_id,
+                        im_user_id=event.im_user_id,
+                        mentions_bot=event.mentions_bot,
                     ),
                 )
             elif isinstance(event, RoomGone):

@@ -20,7 +20,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"full_life", "full_life-before-notice", "continue_as_new", "continue_as_new-1", "link_users"} <= names
+    assert {
+        "full_life",
+        "full_life-before-notice",
+        "continue_as_new",
+        "continue_as_new-1",
+        "link_users",
+        "ai_life",
+        "ai_life-1",
+    } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -138,7 +138,7 @@ def test_migrate_twice_is_a_noop(store: Store, db_url: str) -> None:
     after = _schema(db_url)
     assert after == before
     tables, _, versions = after
-    assert versions == ["0001"]
+    assert versions == ["0002"]
     assert set(tables) == {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
     assert store.incidents.get("keep-me").title == "checkout is down"
 

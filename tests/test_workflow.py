@@ -292,8 +292,9 @@ async def test_faulty_platform_still_yields_exactly_one_of_everything(dev_env, t
 
 async def test_a_room_removed_by_hand_is_recorded_and_ends_the_run(client, worker, store, settings):
     svc = WarRoomService(client, store, settings)
-    incident, _ = await svc.upsert_incident(IncidentIn(title="Hand-made mess", responders=[Responder(email=ANN)]),
-                                            actor=ANN, source=Source.API)
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Hand-made mess", responders=[Responder(email=ANN)]), actor=ANN, source=Source.API
+    )
     room = (await svc.create_room(incident.id, platform=None, actor=ANN, source=Source.API)).value
     handle = svc.handle(incident.id)
     gone = RoomGoneSignal(event_id="g-2", platform="sandbox", chat_id="some-other-chat", im_user_id="U1")

@@ -31,6 +31,25 @@ class WarRoomConfig(BaseModel):
     remove_members: bool = False
     # Task queue of each platform's IM activities (regional fleets); missing → the workflow's own.
     im_task_queues: dict[str, str] = Field(default_factory=dict)
+    # The assistant: answers per minute per incident; a knowledge check every N new room messages.
+    ai_answers_per_minute: int = 6
+    ai_knowledge_every: int = 5
+
+
+class AiState(BaseModel):
+    """The assistant's part of the carried state: counters and dedup keys only, no text."""
+
+    closes: int = 0  # transitions into `closed` seen
+    closes_reviewed: int = 0  # of those, how many got their review
+    reviews: int = 0  # reviews this workflow generated (idempotency keys)
+    impact_for: str | None = None  # "severity|status" last assessed
+    impact_shown: str | None = None  # fingerprint of the impact facts last posted
+    knowledge_for: str | None = None  # digest of the incident content last matched against runbooks
+    chat_new: int = 0  # room messages since the last knowledge check
+    pushed: list[str] = Field(default_factory=list)  # runbooks pushed: once per runbook per incident
+    answered_at: list[datetime] = Field(default_factory=list)  # rate limit window
+    rate_noticed_at: datetime | None = None
+    suggested: dict[str, str] = Field(default_factory=dict)  # action → the ai.answer entry that suggested it
 
 
 class CarriedState(BaseModel):
@@ -47,6 +66,7 @@ class CarriedState(BaseModel):
     card_failed: bool = False
     status_card_version: int = 0
     runs: int = 1
+    ai: AiState = Field(default_factory=AiState)
 
 
 class WarRoomInput(BaseModel):
@@ -204,3 +224,103 @@ class LinkUsersInput(BaseModel):
 class LinkUsersResult(BaseModel):
     linked: list[MemberOutcome] = Field(default_factory=list)
     unlinked: list[MemberOutcome] = Field(default_factory=list)
+
+
+# ---- the assistant ----
+class RoomMessageSignal(BaseModel):
+    """A message in the room (verified by the callback route; its text is in the transcript store,
+    not in workflow history)."""
+
+    event_id: str
+    platform: str
+    chat_id: str
+    message_id: str
+    im_user_id: str
+    mentions_bot: bool = False
+
+
+class ReviewRequest(BaseModel):
+    actor: str = "system"
+    source: Source = Source.API
+
+
+class AiAnswerInput(BaseModel):
+    incident: Incident
+    room: WarRoom
+    message_id: str
+    im_user_id: str
+
+
+class AiAnswer(BaseModel):
+    text: str  # what to post, with its sources
+    intent: str = "answer"  # answer, status, people, howto, next, help, refused, impact, review
+    citations: list[str] = Field(default_factory=list)
+    suggestion: Action | None = None
+    mode: str = "offline"  # offline, or model:<name>
+    note: str = ""  # e.g. why the offline assistant answered instead of the model
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
+class AiImpactInput(BaseModel):
+    incident: Incident
+    room: WarRoom
+    requested: bool = False
+
+
+class AiImpact(BaseModel):
+    text: str
+    fingerprint: str
+    mode: str = "offline"
+    known: bool = True  # False: no service, region, user or similar-incident fact yet
+
+
+class AiKnowledgeInput(BaseModel):
+    incident: Incident
+    room: WarRoom
+    pushed: list[str] = Field(default_factory=list)
+
+
+class AiKnowledgePush(BaseModel):
+    runbook: str
+    title: str
+    text: str
+    terms: list[str] = Field(default_factory=list)
+
+
+class AiReviewInput(BaseModel):
+    incident: Incident
+    room: WarRoom
+    key: str
+    requested_by: str = "system"
+
+
+class AiReviewResult(BaseModel):
+    version: int
+    generated_at: datetime
+    url: str
+    generator: str
+    citations: int = 0
+    uncited: int = 0
+
+
+class CapturedMessage(BaseModel):
+    """One of our own posts, for the transcript."""
+
+    incident_id: str
+    platform: str
+    chat_id: str
+    message_id: str
+    text: str
+    at: datetime
+
+
+class AiCaptureInput(BaseModel):
+    messages: list[CapturedMessage]
+
+
+class SweepInput(BaseModel):
+    incident_id: str
+    platform: str
+    chat_id: str

@@ -122,6 +122,25 @@ class Responder(BaseModel):
         return self.email or self.phone or self.id
 
 
+class Alert(BaseModel):
+    """An alert or metric attached to an incident (optional `alerts` of the incident API): the
+    assistant's impact analysis reads services, regions and affected users from these."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    id: str = Field("", max_length=200)
+    title: str = Field(min_length=1, max_length=500)
+    service: str = Field("", max_length=200)
+    region: str = Field("", max_length=100)
+    severity: str = Field("", max_length=32)
+    description: str = Field("", max_length=5000)
+    metric: str = Field("", max_length=200)
+    value: float | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    url: str = Field("", max_length=1000)
+    started_at: datetime | None = None
+
+
 class Incident(BaseModel):
     """A full incident snapshot. `version` grows with every change at the source; newest wins."""
 
@@ -132,6 +151,7 @@ class Incident(BaseModel):
     status: IncidentStatus = IncidentStatus.TRIGGERED
     responders: list[Responder] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[Alert] = Field(default_factory=list)
     version: int = 1
     created_at: datetime
     updated_at: datetime
@@ -198,6 +218,7 @@ class IncidentIn(BaseModel):
     status: IncidentStatus = IncidentStatus.TRIGGERED
     responders: list[Responder] = Field(default_factory=list, max_length=500)
     labels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[Alert] = Field(default_factory=list, max_length=100)
 
     @field_validator("id")
     @classmethod

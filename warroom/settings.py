@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
     slack_private_channels: bool = _env("SLACK_PRIVATE_CHANNELS", True)
     slack_channel_template: str = _env("WARROOM_SLACK_CHANNEL_TEMPLATE", "inc-{date}-{id}-{slug}")
-    slack_rate_scale: float = _env("WARROOM_SLACK_RATE_SCALE", 1.0, gt=0)  # × Slack's per-method tiers
+    slack_rate_scale: float = _env("WARROOM_SLACK_RATE_SCALE", 1.0, gt=0)  # multiplies Slack's per-method tiers
     slack_timeout_seconds: float = _env("WARROOM_SLACK_TIMEOUT", 10.0, gt=0)
 
     lark_app_id: str = _env("LARK_APP_ID", "")
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # Beyond CONTRACT.md: the assistant (warroom/ai). Empty embedding model: BM25 retrieval only.
     ai_embedding_model: str = _env("WARROOM_AI_EMBEDDING_MODEL", "")
     ai_timeout_seconds: float = _env("WARROOM_AI_TIMEOUT", 30.0, gt=0)
-    ai_max_retries: int = _env("WARROOM_AI_MAX_RETRIES", 2, ge=0)
+    ai_max_retries: int = _env("WARROOM_AI_MAX_RETRIES", 1, ge=0)
     ai_max_prompt_tokens: int = _env("WARROOM_AI_MAX_PROMPT_TOKENS", 6000, ge=500)
     ai_max_answer_tokens: int = _env("WARROOM_AI_MAX_ANSWER_TOKENS", 700, ge=50)
     ai_stream: bool = _env("WARROOM_AI_STREAM", False)

@@ -10,13 +10,18 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.ai import AiActivities
 from activities.im import ImActivities
 from activities.incidents import IncidentActivities
 from warroom.settings import Settings, get_settings
 from warroom.store import Store
+from warroom.telemetry.logs import configure_logging
+from warroom.telemetry.metrics import worker_metrics
+from workers.codec import data_converter
+from workers.telemetry import TelemetryInterceptor, tracing_interceptors, worker_running, worker_runtime
 from workflows.incident import IncidentWarRoom
 from workflows.link_users import LinkUsers
 
@@ -25,10 +30,15 @@ WORKFLOWS: Sequence[type] = (IncidentWarRoom, LinkUsers)
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
-async def connect(settings: Settings) -> Client:
-    """A Temporal client with the pydantic converter every War Room process must share."""
+async def connect(settings: Settings, *, runtime: Runtime | None = None, service: str = "warroom") -> Client:
+    """A Temporal client with the data converter every War Room process must share (pydantic JSON,
+    encrypted when WARROOM_PAYLOAD_KEY is set) and tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+        interceptors=tracing_interceptors(settings, service),
+        **({"runtime": runtime} if runtime is not None else {}),
     )
 
 
@@ -36,15 +46,23 @@ def build_worker(client: Client, store: Store, settings: Settings, **options: ob
     """A worker for this process's queue: the main queue, or `<queue>-<region>` for a regional
     worker (which then serves only IM activities; workflows always run on the main queue)."""
     im = ImActivities(store, settings)
-    activities = list(im.all())
+    ai = AiActivities(store, settings, im)
+    activities = list(im.all()) + ai.im_queue()
     if not settings.region:
-        activities += IncidentActivities(store).all()
+        activities += IncidentActivities(store).all() + ai.main_queue()
+    bound = settings.platform_region_map()
+    if settings.region and bound and settings.region not in bound.values():
+        log.warning(
+            "WARROOM_PLATFORM_REGIONS binds no platform to region %r: this worker gets no work", settings.region
+        )
+    interceptors = [TelemetryInterceptor(worker_metrics()), *options.pop("interceptors", [])]  # type: ignore[misc]
     worker = Worker(
         client,
         task_queue=settings.queue_for(settings.region),
         workflows=list(WORKFLOWS) if not settings.region else [],
         activities=activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        interceptors=interceptors,
         **options,  # type: ignore[arg-type]
     )
     return worker, im
@@ -57,12 +75,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
+    configure_logging(settings.log_format)
     store = Store(settings.database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=worker_runtime(settings), service="warroom-worker")
     worker, im = build_worker(client, store, settings)
     log.info("worker polling task queue %s on %s", settings.queue_for(settings.region), settings.temporal_address)
     async with worker:
-        await stop.wait()
+        with worker_running():
+            await stop.wait()
         log.info("worker stopping: finishing in-flight tasks (up to %ss)", GRACEFUL_SHUTDOWN.total_seconds())
     await im.aclose()
     store.close()

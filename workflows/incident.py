@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,7 +25,17 @@ with workflow.unsafe.imports_passed_through():
     from warroom.messages import (
         WORKFLOW_TYPE,
         ActRequest,
+        AiAnswer,
+        AiAnswerInput,
+        AiCaptureInput,
+        AiImpact,
+        AiImpactInput,
+        AiKnowledgeInput,
+        AiKnowledgePush,
+        AiReviewInput,
+        AiReviewResult,
         ApplyActionInput,
+        CapturedMessage,
         CarriedState,
         CreateRoomInput,
         CreateRoomRequest,
@@ -38,9 +49,12 @@ with workflow.unsafe.imports_passed_through():
         PostNoticeInput,
         RecordInput,
         RemoveMembersInput,
+        ReviewRequest,
         RoomActionSignal,
         RoomGoneSignal,
+        RoomMessageSignal,
         SnapshotSignal,
+        SweepInput,
         UpdateCardInput,
         WarRoomInput,
         WorkflowView,
@@ -77,6 +91,17 @@ STORE_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE,
 )
 SETTLED = (RoomState.ACTIVE, RoomState.FAILED, RoomState.DISMISSED)
+# The assistant: two attempts (activities/ai.py answers offline on the last one), then give up.
+AI_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=2,
+    non_retryable_error_types=[*NON_RETRYABLE, "AiPermanent"],
+)
+MAX_PENDING_QUESTIONS = 20
+# Automatic assistant work (impact on status change, runbook push, review on close) happens on
+# existing code paths: runs that began before this code existed replay without it.
+AI_PATCH = "ai-assistant"
 
 
 class _Pending:
@@ -98,6 +123,16 @@ class _Pending:
         self.error: str | None = None
 
 
+class _ReviewAsk:
+    """A review requested through the API (an update waits for it) or in the room."""
+
+    def __init__(self, actor: str, source: Source) -> None:
+        self.actor, self.source = actor, source
+        self.done = False
+        self.error: str | None = None
+        self.result: AiReviewResult | None = None
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class IncidentWarRoom:
     @workflow.init
@@ -115,6 +150,7 @@ class IncidentWarRoom:
             )
         self._recorded_seq = self.s.seq  # entries up to here are in the timeline read model
         self._inbox: list[_Pending] = []
+        self._applying: _Pending | None = None
         self._entries: list[TimelineEntry] = []
         self._room_dirty = False
         self._messages_this_run = 0
@@ -122,6 +158,11 @@ class IncidentWarRoom:
         self._dismiss_by: tuple[str, Source] = ("system", Source.SYSTEM)
         # Members whose invite failed permanently: not retried until their contact changes.
         self._failed_members: set[tuple[str, str | None, str | None]] = set()
+        # The assistant: mentions to answer, reviews asked for, our posts for the transcript.
+        self._questions: list[RoomMessageSignal] = []
+        self._review_asks: list[_ReviewAsk] = []
+        self._captured: list[CapturedMessage] = []
+        self._ai_auto = False  # set by run(): automatic assistant work only in runs of this code
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
             detail = f"opened: [{i.severity.value}] {i.title} ({i.status.value})"
@@ -176,6 +217,34 @@ class IncidentWarRoom:
         )
         self._room_dirty = True
 
+    @workflow.signal
+    def room_message(self, sig: RoomMessageSignal) -> None:
+        """A message in the room (its text is in the transcript store): a mention is a question for
+        the assistant; any message counts towards the next runbook check."""
+        self._messages_this_run += 1
+        room = self.s.room
+        if (sig.platform, sig.chat_id) != (room.platform, room.chat_id) or room.state is not RoomState.ACTIVE:
+            return
+        # A platform may deliver a message twice, once seen as a mention (Slack's message and
+        # app_mention events): the mention must still count as a question.
+        if self._seen(sig.event_id + (":mention" if sig.mentions_bot else "")):
+            return
+        self.s.ai.chat_new += 1
+        if sig.mentions_bot and len(self._questions) < MAX_PENDING_QUESTIONS:
+            self._questions.append(sig)
+
+    @workflow.update
+    async def review(self, req: ReviewRequest) -> AiReviewResult:
+        """(Re)generate the post-incident review; answered once it is stored (and linked in the room)."""
+        self._messages_this_run += 1
+        ask = _ReviewAsk(req.actor, req.source)
+        self._review_asks.append(ask)
+        await workflow.wait_condition(lambda: ask.done)
+        await self._recorded()
+        if ask.error or ask.result is None:
+            raise ApplicationError(ask.error or "no review", type="ReviewFailed", non_retryable=True)
+        return ask.result
+
     @workflow.update
     async def create_room(self, req: CreateRoomRequest) -> WarRoom:
         """Create the room once; concurrent or repeated requests all get the same room."""
@@ -212,7 +281,7 @@ class IncidentWarRoom:
 
     @dismiss_room.validator
     def _validate_dismiss(self, req: DismissRoomRequest) -> None:
-        if self.s.incident.status is not IncidentStatus.CLOSED:
+        if not self._closed_or_closing():
             raise ValueError(f"the incident is {self.s.incident.status.value}; close it before dismissing its room")
         if self.s.room.state in (RoomState.NONE, RoomState.FAILED):
             raise ValueError("the incident has no war room to dismiss")
@@ -255,6 +324,7 @@ class IncidentWarRoom:
     # ---------------------------------------------------------------- main loop
     @workflow.run
     async def run(self, inp: WarRoomInput) -> WorkflowView:
+        self._ai_auto = workflow.patched(AI_PATCH)
         self._upsert_search()
         while True:
             with contextlib.suppress(TimeoutError):  # the snooze timer fired: `_step` ends the snooze
@@ -281,18 +351,36 @@ class IncidentWarRoom:
 
     def _pending_work(self) -> bool:
         """Something for `_step` to do; it becomes false once `_step` has done it."""
-        return bool(self._inbox or self._entries or self._room_dirty or self._snooze_due() or self._needs_room_work())
+        return bool(
+            self._inbox
+            or self._entries
+            or self._room_dirty
+            or self._snooze_due()
+            or self._needs_room_work()
+            or self._ai_pending()
+        )
+
+    def _closed_or_closing(self) -> bool:
+        """Closed, or a close accepted and still being applied (the caller may already have been
+        told "accepted" and the source may already say closed): a dismissal can follow it."""
+        queued = [*self._inbox, *([self._applying] if self._applying else [])]
+        return self.s.incident.status is IncidentStatus.CLOSED or any(p.action is Action.CLOSE for p in queued)
 
     async def _step(self) -> None:
         while self._inbox:
-            await self._apply(self._inbox.pop(0))
+            self._applying = self._inbox.pop(0)
+            await self._apply(self._applying)
+            self._applying = None
         if self._snooze_due():
             await self._unsnooze()
+        await self._ai_step()  # before the room's reconciliation: a review is linked before dismissal
         await self._reconcile_room()
         self._upsert_search()
         await self._flush()
 
     def _finished(self) -> bool:
+        if self._ai_blocking():
+            return False
         if self._inbox or (self.s.room_wanted and self.s.room.state in (RoomState.NONE, RoomState.CREATING)):
             return False
         if self.s.room.state is RoomState.DISMISSED:
@@ -342,8 +430,11 @@ class IncidentWarRoom:
         except ActivityError as e:
             await self._refuse(p, actor, _cause(e))
             return
+        suggested = self.s.ai.suggested.pop(p.action.value, None)
         self._take_snapshot(incident, actor, source, log=False)
         detail = f"snoozed for {p.minutes} min" if p.action is Action.SNOOZE else ""
+        if suggested:
+            detail = (detail + "; " if detail else "") + f"suggested by AI ({suggested}), done by {actor}"
         self._log(f"action.{p.action.value}", actor, source, detail)
         snoozed = p.action is Action.SNOOZE and p.minutes
         self.s.last_action = f"{actor} {_past(p.action)}" + (f" for {p.minutes} min" if snoozed else "")
@@ -418,6 +509,8 @@ class IncidentWarRoom:
             await self._create()
         if self.s.room.state is RoomState.ACTIVE:
             if self.s.dismiss_wanted and self.s.incident.status is IncidentStatus.CLOSED:
+                if self._card_stale() and workflow.patched("card-before-dismiss"):
+                    await self._sync_card()  # the archived room shows the final state
                 await self._dismiss()
                 return
             self.s.dismiss_wanted = False
@@ -652,12 +745,271 @@ class IncidentWarRoom:
             "retry_policy": IM_RETRY,
         }
 
+    # ---------------------------------------------------------------- the assistant
+    # It reads (activities build answers from the store) and posts; it never changes the incident:
+    # an action it suggests is only carried out when a person clicks it, and then audited as such.
+    def _room_active(self) -> bool:
+        return self.s.room.state is RoomState.ACTIVE and bool(self.s.room.chat_id)
+
+    def _review_due(self) -> bool:
+        return self.s.ai.closes > self.s.ai.closes_reviewed
+
+    def _impact_key(self) -> str:
+        return f"{self.s.incident.severity.value}|{self.s.incident.status.value}"
+
+    def _impact_due(self) -> bool:
+        open_ = self.s.incident.status is not IncidentStatus.CLOSED
+        return open_ and self._room_active() and self.s.ai.impact_for != self._impact_key()
+
+    def _knowledge_key(self) -> str:
+        i = self.s.incident
+        alerts = [(a.title, a.service, a.description) for a in i.alerts]
+        text = repr((i.title, i.description, sorted(i.labels.items()), alerts))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _knowledge_due(self) -> bool:
+        if self.s.incident.status is IncidentStatus.CLOSED or not self._room_active():
+            return False
+        ai = self.s.ai
+        return ai.knowledge_for != self._knowledge_key() or ai.chat_new >= self.cfg.ai_knowledge_every
+
+    def _ai_blocking(self) -> bool:
+        """Assistant work that must happen before the workflow may finish."""
+        return bool(self._questions or self._review_asks or (self._ai_auto and self._review_due()))
+
+    def _ai_pending(self) -> bool:
+        if self._questions or self._review_asks or self._captured:
+            return True
+        return self._ai_auto and (self._review_due() or self._impact_due() or self._knowledge_due())
+
+    async def _ai_step(self) -> None:
+        while self._questions:
+            await self._answer(self._questions.pop(0))
+        if self._review_asks or (self._ai_auto and self._review_due()):
+            await self._review()
+        if self._ai_auto and self._impact_due():
+            await self._impact()
+        if self._ai_auto and self._knowledge_due():
+            await self._knowledge()
+        if self._captured:
+            await self._capture()
+
+    def _ai_options(self, seconds: int = 120) -> dict:
+        return {
+            "start_to_close_timeout": timedelta(seconds=seconds),
+            "schedule_to_close_timeout": timedelta(seconds=seconds * 3),
+            "heartbeat_timeout": timedelta(seconds=10),  # a lost worker is noticed in seconds
+            "retry_policy": AI_RETRY,
+        }
+
+    def _person(self, im_user_id: str) -> str:
+        m = next((m for m in self.s.room.members if m.im_user_id == im_user_id), None)
+        return (m.email or m.phone or m.responder_id) if m else im_user_id
+
+    async def _answer(self, q: RoomMessageSignal) -> None:
+        if not self._room_active():
+            return
+        ai, now, limit = self.s.ai, workflow.now(), self.cfg.ai_answers_per_minute
+        asker, source = self._person(q.im_user_id), _source(q.platform)
+        ai.answered_at = [t for t in ai.answered_at if now - t < timedelta(minutes=1)]
+        if len(ai.answered_at) >= limit:
+            detail = f"not answered: message {q.message_id} from {asker} (limit {limit} answers a minute)"
+            self._log("ai.answer", "ai", Source.AI, detail, Outcome.REFUSED)
+            if ai.rate_noticed_at is None or now - ai.rate_noticed_at >= timedelta(minutes=1):
+                ai.rate_noticed_at = now
+                text = f"I answer at most {limit} questions a minute in this room; ask again in a minute."
+                await self._ai_post(text, key=f"ai-rate-{q.message_id}")
+            return
+        ai.answered_at.append(now)
+        await self._flush()  # the answer may cite what has just happened
+        try:
+            ans = await workflow.execute_activity(
+                "ai_answer",
+                AiAnswerInput(
+                    incident=self.s.incident, room=self.s.room, message_id=q.message_id, im_user_id=q.im_user_id
+                ),
+                result_type=AiAnswer,
+                **self._ai_options(),
+            )
+        except ActivityError as e:
+            detail = f"no answer to message {q.message_id} from {asker}: {_cause(e)}"
+            self._log("ai.answer", "ai", Source.AI, detail, Outcome.FAILED)
+            return
+        if ans.intent == "impact":
+            await self._impact(requested_by=asker, key=q.message_id)
+            return
+        if ans.intent == "review":
+            self._review_asks.append(_ReviewAsk(asker, source))
+            return
+        posted = await self._ai_post(ans.text, key=f"ai-answer-{q.message_id}")
+        cites = ", ".join(ans.citations) or "none"
+        detail = f"to {asker} (message M:{q.message_id}, {ans.mode}, {ans.intent}); cites {cites}"
+        if ans.suggestion is not None:
+            detail += f"; suggested {ans.suggestion.value} (a person must click it)"
+        detail += ": " + ans.text[:600]
+        entry = self._log("ai.answer", "ai", Source.AI, detail, Outcome.OK if posted else Outcome.FAILED)
+        if ans.suggestion is not None:
+            ai.suggested[ans.suggestion.value] = entry.id
+
+    async def _impact(self, *, requested_by: str = "", key: str = "") -> None:
+        ai = self.s.ai
+        for_key = self._impact_key()
+        try:
+            imp = await workflow.execute_activity(
+                "ai_impact",
+                AiImpactInput(incident=self.s.incident, room=self.s.room, requested=bool(requested_by)),
+                result_type=AiImpact,
+                **self._ai_options(),
+            )
+        except ActivityError as e:
+            ai.impact_for = for_key
+            self._log("ai.impact", "ai", Source.AI, _cause(e), Outcome.FAILED)
+            return
+        ai.impact_for = for_key
+        if not requested_by and (imp.fingerprint == ai.impact_shown or not imp.known):
+            return  # same facts (refreshed, not repeated), or nothing known yet (asked for, it says so)
+        posted = await self._ai_post(imp.text, key=f"ai-impact-{key or imp.fingerprint}")
+        ai.impact_shown = imp.fingerprint
+        why = f"asked by {requested_by}" if requested_by else f"severity/status {for_key}"
+        self._log(
+            "ai.impact",
+            "ai",
+            Source.AI,
+            f"impact assessment ({why}, {imp.mode}, facts {imp.fingerprint}): {imp.text[:600]}",
+            Outcome.OK if posted else Outcome.FAILED,
+        )
+
+    async def _knowledge(self) -> None:
+        ai = self.s.ai
+        key = self._knowledge_key()
+        try:
+            pushes = await workflow.execute_activity(
+                "ai_knowledge",
+                AiKnowledgeInput(incident=self.s.incident, room=self.s.room, pushed=list(ai.pushed)),
+                result_type=list[AiKnowledgePush],
+                **self._ai_options(),
+            )
+        except ActivityError as e:
+            pushes = []
+            self._log("ai.knowledge", "ai", Source.AI, _cause(e), Outcome.FAILED)
+        ai.knowledge_for, ai.chat_new = key, 0
+        for push in pushes:
+            if push.runbook in ai.pushed:
+                continue
+            ai.pushed.append(push.runbook)
+            posted = await self._ai_post(push.text, key=f"ai-runbook-{push.runbook}")
+            detail = f"runbook R:{push.runbook} ({push.title}) pushed; matched: {', '.join(push.terms) or '-'}"
+            self._log("ai.knowledge", "ai", Source.AI, detail, Outcome.OK if posted else Outcome.FAILED)
+
+    async def _review(self) -> None:
+        asks, self._review_asks = self._review_asks, []
+        ai = self.s.ai
+        on_close = self._ai_auto and self._review_due()
+        ai.closes_reviewed = ai.closes  # a close during generation asks for another one
+        if self._room_active():
+            await self._sync_card()  # the room shows the final status before a dismissal can follow
+        await self._flush()  # the review reads the timeline from the store
+        room = self.s.room
+        if room.chat_id and room.state is RoomState.ACTIVE:
+            try:
+                await workflow.execute_activity(
+                    "ai_sweep_transcript",
+                    SweepInput(incident_id=self.s.incident.id, platform=room.platform, chat_id=room.chat_id),
+                    result_type=int,
+                    **(self._im_options() | {"schedule_to_close_timeout": timedelta(minutes=2)}),
+                )
+            except ActivityError as e:
+                workflow.logger.warning("transcript sweep failed: %s", _cause(e))
+        ai.reviews += 1
+        info = workflow.info()
+        requested_by = asks[0].actor if asks else "system"
+        try:
+            result = await workflow.execute_activity(
+                "ai_review",
+                AiReviewInput(
+                    incident=self.s.incident,
+                    room=room,
+                    key=f"{info.workflow_id}:{info.run_id}:review:{ai.reviews}",
+                    requested_by=requested_by,
+                ),
+                result_type=AiReviewResult,
+                **self._ai_options(300),
+            )
+        except ActivityError as e:
+            self._log("ai.review", "ai", Source.AI, f"the review could not be generated: {_cause(e)}", Outcome.FAILED)
+            for a in asks:
+                a.error, a.done = f"the review could not be generated: {_cause(e)}", True
+            return
+        why = "on close" if on_close and not asks else f"requested by {requested_by}"
+        detail = (
+            f"review v{result.version} ({why}, {result.generator}): {result.url}; "
+            f"{result.citations} sources cited, {result.uncited} claims without a source"
+        )
+        self._log("ai.review", "ai", Source.AI, detail)
+        text = (
+            f"📝 Post-incident review draft v{result.version} ({why}): {result.url}\n"
+            "Summary, Impact, Timeline, Root cause, Key decisions, Action items, Lessons learned — every claim "
+            "cites the timeline or this room's messages. Regenerate it with `@warroom review` or POST to that URL."
+        )
+        await self._ai_post(text, key=f"ai-review-{info.run_id}-{ai.reviews}")
+        for a in asks:
+            a.result, a.done = result, True
+
+    async def _ai_post(self, text: str, *, key: str) -> str | None:
+        """Post in the room and keep our own message for the transcript; None when it failed."""
+        room = self.s.room
+        if not self._room_active():
+            return None
+        try:
+            message_id = await workflow.execute_activity(
+                "im_post_message",
+                PostMessageInput(
+                    platform=room.platform,
+                    chat_id=room.chat_id or "",
+                    text=text,
+                    key=f"{workflow.info().workflow_id}:msg:{room.generation}:{key}",
+                ),
+                result_type=str,
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            workflow.logger.warning("could not post to the room: %s", _cause(e))
+            return None
+        self._captured.append(
+            CapturedMessage(
+                incident_id=self.s.incident.id,
+                platform=room.platform,
+                chat_id=room.chat_id or "",
+                message_id=message_id,
+                text=text,
+                at=workflow.now(),
+            )
+        )
+        return message_id
+
+    async def _capture(self) -> None:
+        messages, self._captured = self._captured, []
+        try:
+            await workflow.execute_activity(
+                "ai_capture",
+                AiCaptureInput(messages=messages),
+                result_type=int,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=STORE_RETRY,
+            )
+        except ActivityError as e:
+            workflow.logger.warning("could not store our posts in the transcript: %s", _cause(e))
+
     # ---------------------------------------------------------------- state and audit
     def _take_snapshot(self, incident: Incident, actor: str, source: Source, *, log: bool = True) -> None:
         before = self.s.incident
         if incident.id != before.id or incident.version <= before.version:
             return
         self.s.incident = incident
+        if before.status is not incident.status:
+            self.s.ai.suggested.clear()  # a suggestion is about the state it was made in
+            if incident.status is IncidentStatus.CLOSED:
+                self.s.ai.closes += 1
         if log:
             self._log("incident.updated", actor, source, _describe_change(before, incident))
 
@@ -761,4 +1113,6 @@ def _describe_change(before: Incident, after: Incident) -> str:
         parts.append("responders removed: " + ", ".join(removed))
     if before.labels != after.labels:
         parts.append("labels changed")
+    if before.alerts != after.alerts:
+        parts.append(f"alerts: {len(after.alerts)}")
     return "; ".join(parts) or f"version {after.version}"

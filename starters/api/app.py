@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +30,10 @@ from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
 from warroom.settings import Settings, get_settings
 from warroom.store import Store
+from warroom.telemetry.logs import configure_logging, logging_context
+from warroom.telemetry.metrics import ApiMetrics, platform_label
 from workers.main import connect
+from workers.telemetry import setup_tracing
 
 log = logging.getLogger("warroom.api")
 MAX_BODY_BYTES = 1024 * 1024
@@ -47,6 +51,7 @@ class AppState:
         self._client = client
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
+        self.metrics = ApiMetrics(store.db)
         # Incidents whose war room a request of this process is opening right now, set once that
         # request has looked at the room: concurrent requests for the same room wait for that
         # look, and are not the one that opened it (200, not 201).
@@ -57,7 +62,7 @@ class AppState:
             async with self._lock:
                 if self._client is None:
                     try:
-                        self._client = await connect(self.settings)
+                        self._client = await connect(self.settings, service="warroom-api")
                     except Exception as e:
                         raise ApiError(
                             503,
@@ -109,6 +114,7 @@ def create_app(
 ) -> FastAPI:
     """The API. `answer_within`: seconds a request waits for the workflow before answering 202."""
     settings = settings or get_settings()
+    configure_logging(settings.log_format)
     if not settings.sandbox_signing_secret.get_secret_value():
         # The sandbox signs its own callbacks; without a configured secret, one per process.
         settings = settings.model_copy(update={"sandbox_signing_secret": SecretStr(secrets.token_hex(16))})
@@ -132,15 +138,18 @@ def create_app(
     app.state.warroom = AppState(settings, store, client, answer_within=answer_within)
     _install_error_handlers(app)
     _install_body_limit(app)
+    _install_telemetry(app)
 
-    from starters.api import callbacks, incidents, ops, sandbox, users
+    from starters.api import assistant, callbacks, codec, incidents, ops, sandbox, users
 
     auth = [Depends(require_token)]
     app.include_router(incidents.router, prefix="/api/v1", dependencies=auth)
     app.include_router(users.router, prefix="/api/v1", dependencies=auth)
+    app.include_router(assistant.router, prefix="/api/v1", dependencies=auth)
     app.include_router(callbacks.router)
     app.include_router(sandbox.router)
     app.include_router(ops.router)
+    app.include_router(codec.router)
     return app
 
 
@@ -209,3 +218,24 @@ def _install_body_limit(app: FastAPI) -> None:
             if len(body) > MAX_BODY_BYTES:
                 return _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
         return await call_next(request)
+
+
+_INCIDENT_PATH = re.compile(r"^/api/v1/incidents/([^/]+)")
+
+
+def _install_telemetry(app: FastAPI) -> None:
+    """Refused IM callbacks are counted and incident requests log with their incident and workflow
+    id. With tracing on, FastAPI traces each request itself (server spans) once a provider is set."""
+    state: AppState = app.state.warroom
+    setup_tracing(state.settings, "warroom-api")
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):  # type: ignore[no-untyped-def]
+        path = request.url.path
+        m = _INCIDENT_PATH.match(path)
+        incident_id = m.group(1) if m else None
+        with logging_context(incident_id=incident_id, workflow_id=f"incident-{incident_id}" if incident_id else None):
+            response = await call_next(request)
+        if path.startswith("/im/") and response.status_code in (401, 403):
+            state.metrics.callbacks_refused.labels(platform_label(path.split("/")[2])).inc()
+        return response

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import func, select
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from starters.api.app import app_state
-from warroom.store.tables import IncidentRow, RoomRow
+from warroom.telemetry.metrics import worker_metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -36,26 +35,13 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> PlainTextResponse:
-    """Incidents by status and war rooms by platform and state, in Prometheus text format."""
-    db = app_state(request).store.db
-
-    def read() -> tuple[list, Counter]:
-        with db.session() as s:
-            incidents = s.execute(select(IncidentRow.status, func.count()).group_by(IncidentRow.status)).all()
-            latest = (
-                select(RoomRow.incident_id, func.max(RoomRow.generation).label("g")).group_by(RoomRow.incident_id)
-            ).subquery()
-            rooms = s.execute(
-                select(RoomRow.platform, RoomRow.state).join(
-                    latest, (RoomRow.incident_id == latest.c.incident_id) & (RoomRow.generation == latest.c.g)
-                )
-            ).all()
-        return incidents, Counter((p, st) for p, st in rooms)
-
-    incidents, rooms = await asyncio.to_thread(read)
-    lines = ["# HELP warroom_incidents Incidents by status.", "# TYPE warroom_incidents gauge"]
-    lines += [f'warroom_incidents{{status="{status}"}} {n}' for status, n in sorted(incidents)]
-    lines += ["# HELP warroom_rooms War rooms by platform and state.", "# TYPE warroom_rooms gauge"]
-    lines += [f'warroom_rooms{{platform="{p}",state="{st}"}} {n}' for (p, st), n in sorted(rooms.items())]
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+async def metrics(request: Request) -> Response:
+    """War Room's metrics in Prometheus text format: incidents by status, war rooms by platform and
+    state, refused IM callbacks; plus the worker's `warroom_` metrics when this process runs one
+    (`warroom dev`)."""
+    ours = app_state(request).metrics
+    in_process = worker_metrics(create=False)
+    body = await asyncio.to_thread(
+        lambda: ours.render() + (generate_latest(in_process.registry) if in_process is not None else b"")
+    )
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

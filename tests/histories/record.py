@@ -26,6 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starters.service import WarRoomService
+from warroom.im.base import MessageReceived
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import (
     ActRequest,
@@ -33,10 +34,11 @@ from warroom.messages import (
     DismissRoomRequest,
     LinkUsersInput,
     Person,
+    ReviewRequest,
     RoomActionSignal,
     SnapshotSignal,
 )
-from warroom.models import Action, IncidentIn, Responder, Source
+from warroom.models import Action, Alert, IncidentIn, Responder, Severity, Source
 from warroom.settings import Settings
 from warroom.store import Store
 from workers.main import build_worker
@@ -113,7 +115,78 @@ async def link_users(env: WorkflowEnvironment, svc: WarRoomService) -> list[Work
     return [handle]
 
 
-SCENARIOS: dict[str, Scenario] = {"full_life": full_life, "continue_as_new": continue_as_new, "link_users": link_users}
+async def ai_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """The assistant: impact and runbook push when the room opens, chat that matches another
+    runbook, questions (one suggesting an action that a person then clicks), a severity change
+    (impact refresh), continue-as-new with the assistant's state, a requested review, the review
+    on close, dismissal."""
+    svc.settings.max_signals_per_run = 14
+    body = IncidentIn(
+        title="Checkout returns 500 errors after the deploy",
+        severity=Severity.HIGH,
+        responders=[Responder(email=ANN), Responder(email=BOB)],
+        labels={"service": "checkout", "region": "eu-west-1"},
+        alerts=[Alert(title="checkout 5xx above 5%", service="checkout", metric="http_5xx_ratio", value=12.5)],
+    )
+    incident, _ = await svc.upsert_incident(body, actor=ANN, source=Source.API)
+    handle = svc.handle(incident.id)
+    first = await handle.describe()
+    room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor=ANN))
+    chat = room.chat_id or ""
+    sandbox = SandboxPlatform(svc.store.db)
+    ann = sandbox.lookup_user(email=ANN, phone=None, now=datetime.now(UTC))
+    bob = sandbox.lookup_user(email=BOB, phone=None, now=datetime.now(UTC))
+
+    async def wait_for(kind: str, n: int = 1) -> None:
+        while len([e for e in svc.store.timeline.list(incident.id) if e.kind == kind]) < n:
+            await asyncio.sleep(0.05)
+
+    async def say(user: str, text: str) -> None:
+        mid = str(sandbox.post(chat, author=user, text=text, key=None, now=datetime.now(UTC)))
+        event = MessageReceived(
+            event_id=f"msg-{mid}",
+            chat_id=chat,
+            message_id=mid,
+            im_user_id=user,
+            text=text,
+            mentions_bot="@warroom" in text,
+        )
+        assert await svc.dispatch("sandbox", [event]) == []
+
+    await wait_for("ai.knowledge")
+    for n in range(5):
+        await say(bob if n % 2 else ann, f"postgres says too many connections, replica lag growing ({n})")
+    await wait_for("ai.knowledge", 2)
+    await say(ann, "@warroom what is the status?")
+    await say(bob, "@warroom what should we do?")
+    await wait_for("ai.answer", 2)
+    await handle.signal(
+        IncidentWarRoom.room_action,
+        RoomActionSignal(
+            event_id="click-ack", platform="sandbox", chat_id=chat, im_user_id=ann, action=Action.ACKNOWLEDGE
+        ),
+    )
+    await svc.upsert_incident(
+        IncidentIn(id=incident.id, title=body.title, severity=Severity.CRITICAL), actor=ANN, source=Source.API
+    )
+    await wait_for("ai.impact", 2)
+    while (await handle.query(IncidentWarRoom.view)).runs < 2:
+        await say(bob, "@warroom help")
+        await asyncio.sleep(0.2)
+    await say(ann, "root cause: the deploy dropped the payment client timeout")
+    await handle.execute_update(IncidentWarRoom.review, ReviewRequest(actor=ANN))
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [svc.client.get_workflow_handle(handle.id, run_id=first.run_id), handle]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "full_life": full_life,
+    "continue_as_new": continue_as_new,
+    "link_users": link_users,
+    "ai_life": ai_life,
+}
 
 
 async def record(names: list[str]) -> None:

@@ -6,13 +6,19 @@ from collections.abc import Callable
 
 from warroom.errors import PermanentImError
 from warroom.im.base import ImAdapter
+from warroom.im.lark import build_lark_adapter
 from warroom.im.sandbox.adapter import build_sandbox_adapter
+from warroom.im.slack.adapter import build_slack_adapter
 from warroom.models import PLATFORMS
 from warroom.settings import Settings
 from warroom.store.db import Database
 
 Builder = Callable[[Database, Settings], ImAdapter]
-BUILDERS: dict[str, Builder] = {"sandbox": build_sandbox_adapter}
+BUILDERS: dict[str, Builder] = {
+    "sandbox": build_sandbox_adapter,
+    "lark": build_lark_adapter,
+    "slack": build_slack_adapter,
+}
 
 
 def available_platforms() -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from warroom.store.db import Database, migrate
 from warroom.store.incidents import IncidentStore
 from warroom.store.links import LinkStore, UserLink
+from warroom.store.reviews import ReviewStore, RunbookStore
 from warroom.store.rooms import RoomStore
 from warroom.store.timeline import TimelineStore
+from warroom.store.transcript import TranscriptStore
 
 
 class Store:
@@ -20,6 +22,9 @@ class Store:
         self.rooms = RoomStore(self.db)
         self.links = LinkStore(self.db)
         self.timeline = TimelineStore(self.db)
+        self.transcript = TranscriptStore(self.db)
+        self.reviews = ReviewStore(self.db)
+        self.runbooks = RunbookStore(self.db)
 
     def close(self) -> None:
         self.db.dispose()

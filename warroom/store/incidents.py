@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from warroom import lifecycle
 from warroom.errors import Conflict, NotFound
-from warroom.models import Action, Incident, IncidentIn, IncidentStatus, Responder, Severity
+from warroom.models import Action, Alert, Incident, IncidentIn, IncidentStatus, Responder, Severity
 from warroom.store.db import Database
 from warroom.store.tables import AppliedActionRow, IncidentRow, ResponderRow
 
@@ -47,6 +47,7 @@ class IncidentStore:
                     severity=body.severity.value,
                     status=body.status.value,
                     labels=body.labels,
+                    alerts=[a.model_dump(mode="json") for a in body.alerts] or None,
                     version=1,
                     created_at=now,
                     updated_at=now,
@@ -56,13 +57,15 @@ class IncidentStore:
                 self._write_responders(s, row.id, body.responders)
                 return self._load(s, row), True
             before = self._load(s, row)
-            fields = body.model_dump(exclude_unset=True, exclude={"id", "responders"})
+            fields = body.model_dump(exclude_unset=True, exclude={"id", "responders", "alerts"})
             for key, value in fields.items():
                 setattr(row, key, value.value if hasattr(value, "value") else value)
             if "status" in fields and body.status is not IncidentStatus.SNOOZED:
                 row.snoozed_until = row.status_before_snooze = None
             if "responders" in body.model_fields_set:
                 self._write_responders(s, row.id, body.responders)
+            if "alerts" in body.model_fields_set:
+                row.alerts = [a.model_dump(mode="json") for a in body.alerts] or None
             after = self._load(s, row)
             if _content(after) != _content(before):
                 row.version += 1
@@ -175,6 +178,7 @@ class IncidentStore:
             severity=Severity(row.severity),
             status=IncidentStatus(row.status),
             labels=dict(row.labels or {}),
+            alerts=[Alert.model_validate(a) for a in row.alerts or []],
             version=row.version,
             created_at=_utc(row.created_at),
             updated_at=_utc(row.updated_at),

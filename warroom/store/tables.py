@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -55,6 +56,7 @@ class IncidentRow(Base):
     severity: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    alerts: Mapped[list | None] = mapped_column(JSON, nullable=True)  # 0002; NULL: none
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -139,6 +141,58 @@ class TimelineRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
     outcome: Mapped[str] = mapped_column(String(16))
+
+
+# ---- the assistant (migration 0002) -----------------------------------------------------------
+
+
+class TranscriptRow(Base):
+    """Every message a war room received (people's and our own), once per platform message id:
+    the assistant's memory, and what makes reviews possible on platforms without history."""
+
+    __tablename__ = "transcript"
+    __table_args__ = (
+        UniqueConstraint("platform", "chat_id", "message_id", name="uq_transcript_message"),
+        Index("ix_transcript_incident_at", "incident_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(200))
+    author: Mapped[str] = mapped_column(String(320))
+    from_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    text: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReviewRow(Base):
+    """Post-incident reviews, one row per (re)generation; the highest version is current."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("incident_id", "version", name="uq_reviews_incident_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    markdown: Mapped[str] = mapped_column(Text)
+    citations: Mapped[list] = mapped_column(JSON, default=list)
+    generator: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RunbookRow(Base):
+    """Runbooks added through the API (the configured folder's Markdown files are the others)."""
+
+    __tablename__ = "runbooks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    markdown: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # ---- the sandbox IM platform -------------------------------------------------------------------

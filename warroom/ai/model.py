@@ -1,0 +1,139 @@
+"""The model: any OpenAI-compatible server (OpenAI, vLLM, Ollama, DeepSeek, …) through the
+`openai` package, with timeouts, bounded retries and typed errors the activities turn into
+Temporal retry decisions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import openai
+from openai import AsyncOpenAI
+
+from warroom.errors import WarRoomError
+from warroom.settings import Settings
+
+
+class AiError(WarRoomError):
+    pass
+
+
+class AiTransient(AiError):
+    """Worth another try: timeouts, dropped connections, 5xx."""
+
+
+class AiRateLimited(AiTransient):
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AiPermanent(AiError):
+    """Retrying cannot help: bad key, unknown model, a request the server refuses."""
+
+
+@dataclass
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    streamed: bool = False
+
+
+def configured(settings: Settings) -> bool:
+    return bool(settings.ai_model)
+
+
+class ModelClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model = settings.ai_model
+        self.embedding_model = settings.ai_embedding_model
+
+    def _client(self) -> AsyncOpenAI:
+        """A client per call: nothing to close at shutdown, and a call costs seconds anyway."""
+        return AsyncOpenAI(
+            api_key=self.settings.openai_api_key.get_secret_value() or "not-needed",
+            base_url=self.settings.openai_base_url or None,
+            timeout=self.settings.ai_timeout_seconds,
+            max_retries=self.settings.ai_max_retries,
+        )
+
+    async def complete(self, messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Completion:
+        started = time.perf_counter()
+        max_tokens = max_tokens or self.settings.ai_max_answer_tokens
+        try:
+            async with self._client() as client:
+                return await self._complete(client, messages, max_tokens, started)
+        except openai.APIError as e:
+            raise _classify(e) from e
+
+    async def _complete(
+        self, client: AsyncOpenAI, messages: list[dict[str, str]], max_tokens: int, started: float
+    ) -> Completion:
+        if self.settings.ai_stream:
+            parts: list[str] = []
+            usage = None
+            stream = await client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=0,
+                max_tokens=max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
+                if getattr(chunk, "usage", None):
+                    usage = chunk.usage
+            text = "".join(parts)
+        else:
+            resp = await client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=0,
+                max_tokens=max_tokens,
+            )
+            text = (resp.choices[0].message.content or "") if resp.choices else ""
+            usage = resp.usage
+        if not text.strip():
+            raise AiTransient(f"model {self.model} returned an empty answer")
+        return Completion(
+            text=text.strip(),
+            model=self.model,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            streamed=self.settings.ai_stream,
+        )
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        try:
+            async with self._client() as client:
+                resp = await client.embeddings.create(model=self.embedding_model, input=texts)
+        except openai.APIError as e:
+            raise _classify(e) from e
+        return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+
+    async def aclose(self) -> None:
+        """Nothing held between calls."""
+
+
+def _classify(e: openai.APIError) -> AiError:
+    if isinstance(e, openai.RateLimitError):
+        after = e.response.headers.get("retry-after") if e.response is not None else None
+        try:
+            delay = float(after) if after else 5.0
+        except ValueError:
+            delay = 5.0
+        return AiRateLimited(f"model rate limited: {e.message}", retry_after=delay)
+    if isinstance(e, openai.APITimeoutError | openai.APIConnectionError):
+        return AiTransient(f"model unreachable: {e.message}")
+    if isinstance(e, openai.APIStatusError):
+        if e.status_code >= 500 or e.status_code in (408, 409):
+            return AiTransient(f"model server error {e.status_code}: {e.message}")
+        return AiPermanent(f"model refused the request ({e.status_code}): {e.message}")
+    return AiTransient(f"model call failed: {e}")

@@ -1,0 +1,126 @@
+"""War Room's own Prometheus metrics, all prefixed `warroom_`.
+
+Each metric is exported by the process that observes it:
+
+- the **worker** (`WARROOM_METRICS_PORT`): IM call latency and errors by platform and method,
+  room-ready latency by platform, actions by action, source and outcome (next to the Temporal SDK's
+  own `temporal_…` metrics);
+- the **API** (`GET /metrics`): incidents by status and war rooms by platform and state (read from
+  the store on each scrape, so they are right whichever process changed them), and refused IM
+  callbacks by platform.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from threading import Lock
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from sqlalchemy import func, select
+
+from warroom.models import PLATFORMS
+from warroom.store.db import Database
+from warroom.store.tables import IncidentRow, RoomRow
+
+disable_created_metrics()  # no `…_created` series next to every counter and histogram
+
+IM_CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+ROOM_READY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
+
+
+def platform_label(platform: str | None) -> str:
+    """Bounded label values: a known platform name, else `other`."""
+    return platform if platform in PLATFORMS else "other"
+
+
+class WorkerMetrics:
+    """What a worker observes while it runs activities (fed by workers.telemetry's interceptor)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.im_call_seconds = Histogram(
+            "warroom_im_call_seconds",
+            "Duration of one IM call (one attempt of an IM activity), by platform and method.",
+            ["platform", "method"],
+            buckets=IM_CALL_BUCKETS,
+            registry=self.registry,
+        )
+        self.im_call_errors = Counter(
+            "warroom_im_call_errors",
+            "IM calls (activity attempts) that failed, by platform, method and error "
+            "(RateLimited, ImTransient, ImPermanent, or the exception's type).",
+            ["platform", "method", "error"],
+            registry=self.registry,
+        )
+        self.room_ready_seconds = Histogram(
+            "warroom_room_ready_seconds",
+            "From the workflow asking for a war room to the room existing on the platform, "
+            "queue wait and retries included, by platform.",
+            ["platform"],
+            buckets=ROOM_READY_BUCKETS,
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "warroom_actions",
+            "Incident actions decided by the workflows, by action, source (api, cli, web, an IM "
+            "platform, system) and outcome (ok, refused, failed).",
+            ["action", "source", "outcome"],
+            registry=self.registry,
+        )
+
+
+class ApiMetrics:
+    """What the API exports: store-wide gauges read on each scrape, and refused callbacks."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.callbacks_refused = Counter(
+            "warroom_callbacks_refused",
+            "IM callbacks refused because their signature or token did not verify, by platform.",
+            ["platform"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """Prometheus text: the store's gauges (integers, as counted) and then the registry's metrics."""
+        return store_gauges(self.db).encode() + generate_latest(self.registry)
+
+
+def store_gauges(db: Database) -> str:
+    """Incidents by status and each incident's current war room by platform and state."""
+    with db.session() as s:
+        incidents = s.execute(select(IncidentRow.status, func.count()).group_by(IncidentRow.status)).all()
+        latest = (
+            select(RoomRow.incident_id, func.max(RoomRow.generation).label("g")).group_by(RoomRow.incident_id)
+        ).subquery()
+        rooms = Tally(
+            (p, st)
+            for p, st in s.execute(
+                select(RoomRow.platform, RoomRow.state).join(
+                    latest, (RoomRow.incident_id == latest.c.incident_id) & (RoomRow.generation == latest.c.g)
+                )
+            ).all()
+        )
+    lines = ["# HELP warroom_incidents Incidents by status.", "# TYPE warroom_incidents gauge"]
+    lines += [f'warroom_incidents{{status="{status}"}} {n}' for status, n in sorted(incidents)]
+    lines += [
+        "# HELP warroom_rooms War rooms (each incident's current one) by platform and state.",
+        "# TYPE warroom_rooms gauge",
+    ]
+    lines += [f'warroom_rooms{{platform="{p}",state="{st}"}} {n}' for (p, st), n in sorted(rooms.items())]
+    return "\n".join(lines) + "\n"
+
+
+_worker_metrics: WorkerMetrics | None = None
+_lock = Lock()
+
+
+def worker_metrics(*, create: bool = True) -> WorkerMetrics | None:
+    """This process's worker metrics (one set however many workers it runs); None when it runs
+    none and `create` is False."""
+    global _worker_metrics
+    with _lock:
+        if _worker_metrics is None and create:
+            _worker_metrics = WorkerMetrics()
+        return _worker_metrics
