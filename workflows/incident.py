@@ -373,8 +373,8 @@ class IncidentWarRoom:
             self._applying = None
         if self._snooze_due():
             await self._unsnooze()
-        await self._ai_step()  # before the room's reconciliation: a review is linked before dismissal
-        await self._reconcile_room()
+        await self._reconcile_room()  # first: people wait on the card and the invites, not on the assistant
+        await self._ai_step()
         self._upsert_search()
         await self._flush()
 
@@ -508,12 +508,15 @@ class IncidentWarRoom:
         if self.s.room_wanted and room.state in (RoomState.NONE, RoomState.CREATING):
             await self._create()
         if self.s.room.state is RoomState.ACTIVE:
-            if self.s.dismiss_wanted and self.s.incident.status is IncidentStatus.CLOSED:
+            closed = self.s.incident.status is IncidentStatus.CLOSED
+            # The assistant links its review in the room first: then the next step dismisses.
+            if self.s.dismiss_wanted and closed and not self._ai_blocking():
                 if self._card_stale() and workflow.patched("card-before-dismiss"):
                     await self._sync_card()  # the archived room shows the final state
                 await self._dismiss()
                 return
-            self.s.dismiss_wanted = False
+            if not closed:
+                self.s.dismiss_wanted = False
             await asyncio.gather(self._sync_members(), self._sync_card())
             if self._card_stale():  # members changed while the card was posted
                 await self._sync_card()
