@@ -31,6 +31,8 @@ async def process_callback(state: AppState, platform: str, req: CallbackRequest,
     except CallbackRejected as e:
         audit.warning("rejected %s callback %s from %s: %s", platform, req.path, peer or "?", e.reason)
         raise ApiError(e.status, "rejected", e.reason) from e
+    if not result.events:  # URL verification, or nothing to act on: answer without Temporal
+        return result
     svc = await state.service()
     for event in result.events:  # one at a time: one undeliverable event must not drop the rest
         try:
