@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.errors import retry_decisions
-from warroom.directory import resolve_person
+from warroom.directory import Contact, resolve_people
 from warroom.im.base import ImAdapter, RoomRef
 from warroom.im.registry import build_adapter
 from warroom.messages import (
@@ -22,6 +22,7 @@ from warroom.messages import (
     LinkUsersInput,
     LinkUsersResult,
     MemberOutcome,
+    Person,
     PostCardInput,
     PostMessageInput,
     PostNoticeInput,
@@ -64,15 +65,10 @@ class ImActivities:
 
     @activity.defn(name="im_invite_members")
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:
-        """Resolve each person (in parallel) and invite the linked ones in platform-sized batches."""
+        """Resolve everyone (in parallel) and invite the linked ones in platform-sized batches."""
         adapter = self.adapter(inp.platform)
         with retry_decisions():
-            resolutions = await asyncio.gather(
-                *(
-                    resolve_person(adapter, self.store.links, name=p.name, email=p.email, phone=p.phone)
-                    for p in inp.people
-                )
-            )
+            resolutions = await resolve_people(adapter, self.store.links, _contacts(inp.people))
             found = {p.responder_id: r for p, r in zip(inp.people, resolutions, strict=True)}
             ids = sorted({r.im_user_id for r in resolutions if r.im_user_id})
             batch = adapter.capabilities.max_invite_batch
@@ -144,12 +140,7 @@ class ImActivities:
         """Bulk linking: resolve everyone at once and store the links found."""
         adapter = self.adapter(inp.platform)
         with retry_decisions():
-            resolutions = await asyncio.gather(
-                *(
-                    resolve_person(adapter, self.store.links, name=p.name, email=p.email, phone=p.phone)
-                    for p in inp.people
-                )
-            )
+            resolutions = await resolve_people(adapter, self.store.links, _contacts(inp.people))
         result = LinkUsersResult()
         for p, r in zip(inp.people, resolutions, strict=True):
             outcome = MemberOutcome(
@@ -173,3 +164,7 @@ class ImActivities:
             self.post_notice,
             self.dismiss_room,
         ]
+
+
+def _contacts(people: list[Person]) -> list[Contact]:
+    return [Contact(name=p.name, email=p.email, phone=p.phone) for p in people]

@@ -1,4 +1,9 @@
-"""User linking: find a person's IM user id. Stored link → email lookup → phone lookup."""
+"""User linking: find people's IM user ids. Stored link → email lookup → phone lookup.
+
+People are resolved in batches: the stored links are read in one transaction, the platform is
+asked about the others in parallel, and what it found is stored in one transaction. A room of
+twenty responders costs two database round trips, not sixty.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from warroom.im.base import ImAdapter
-from warroom.store.links import LinkStore
+from warroom.store.links import LinkStore, NewLink
 
 
 class Resolution(BaseModel):
@@ -17,17 +22,42 @@ class Resolution(BaseModel):
     detail: str = ""
 
 
-async def resolve_person(
-    adapter: ImAdapter, links: LinkStore, *, name: str, email: str | None, phone: str | None
-) -> Resolution:
-    """Resolve one person, storing a newly found link. Platform errors propagate (retryable)."""
+class Contact(BaseModel):
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+
+
+async def resolve_people(adapter: ImAdapter, links: LinkStore, people: list[Contact]) -> list[Resolution]:
+    """Resolve everyone (same order), storing newly found links. Platform errors propagate (retryable)."""
     platform = adapter.platform
-    stored = await asyncio.to_thread(links.find, platform, email=email, phone=phone)
-    if stored:
-        return Resolution(im_user_id=stored, method="stored")
+    stored = await asyncio.to_thread(links.find_many, platform, [(p.email, p.phone) for p in people])
+    found = await asyncio.gather(
+        *(
+            _ask_platform(adapter, p) if known is None else _stored(known)
+            for p, known in zip(people, stored, strict=True)
+        )
+    )
+    new = [
+        NewLink(email=p.email, phone=p.phone, name=p.name, im_user_id=r.im_user_id, method=r.method)
+        for p, r, known in zip(people, found, stored, strict=True)
+        if known is None and r.im_user_id
+    ]
+    await asyncio.to_thread(links.save_many, platform, new, datetime.now(UTC))
+    return list(found)
+
+
+async def _stored(im_user_id: str) -> Resolution:
+    return Resolution(im_user_id=im_user_id, method="stored")
+
+
+async def _ask_platform(adapter: ImAdapter, person: Contact) -> Resolution:
     caps = adapter.capabilities
     tried = []
-    for method, value, able in (("email", email, caps.email_lookup), ("phone", phone, caps.phone_lookup)):
+    for method, value, able in (
+        ("email", person.email, caps.email_lookup),
+        ("phone", person.phone, caps.phone_lookup),
+    ):
         if not value or not able:
             continue
         tried.append(method)
@@ -35,18 +65,11 @@ async def resolve_person(
             email=value if method == "email" else None, phone=value if method == "phone" else None
         )
         if found:
-            await asyncio.to_thread(
-                links.save,
-                platform,
-                email=email,
-                phone=phone,
-                name=name,
-                im_user_id=found,
-                method=method,
-                now=datetime.now(UTC),
-            )
             return Resolution(im_user_id=found, method=method)
+    platform = adapter.platform
     if not tried:
-        have = "no email or phone" if not (email or phone) else f"only a contact {platform} cannot look up"
+        have = (
+            "no email or phone" if not (person.email or person.phone) else f"only a contact {platform} cannot look up"
+        )
         return Resolution(im_user_id=None, detail=f"{have}; link this person by hand")
     return Resolution(im_user_id=None, detail=f"not found on {platform} by {' or '.join(tried)}")

@@ -21,26 +21,43 @@ class UserLink(BaseModel):
     linked_at: datetime
 
 
+class NewLink(BaseModel):
+    email: str | None
+    phone: str | None
+    name: str
+    im_user_id: str
+    method: str
+
+
 class LinkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def find(self, platform: str, *, email: str | None, phone: str | None) -> str | None:
         """The stored IM user id for a person (email match first, then phone)."""
+        with self.db.session() as s:
+            return self._find(s, platform, email, phone)
+
+    @staticmethod
+    def _find(s, platform: str, email: str | None, phone: str | None) -> str | None:  # type: ignore[no-untyped-def]
         if not email and not phone:
             return None
-        with self.db.session() as s:
-            rows = s.scalars(
-                select(UserLinkRow).where(
-                    UserLinkRow.platform == platform,
-                    or_(
-                        UserLinkRow.email == email if email else False,
-                        UserLinkRow.phone == phone if phone else False,
-                    ),
-                )
-            ).all()
+        rows = s.scalars(
+            select(UserLinkRow).where(
+                UserLinkRow.platform == platform,
+                or_(
+                    UserLinkRow.email == email if email else False,
+                    UserLinkRow.phone == phone if phone else False,
+                ),
+            )
+        ).all()
         by_email = next((r for r in rows if email and r.email == email), None)
         return (by_email or (rows[0] if rows else None)).im_user_id if rows else None
+
+    def find_many(self, platform: str, people: list[tuple[str | None, str | None]]) -> list[str | None]:
+        """`find` for many (email, phone) pairs in one transaction, in the same order."""
+        with self.db.session() as s:
+            return [self._find(s, platform, email, phone) for email, phone in people]
 
     def save(
         self,
@@ -54,21 +71,35 @@ class LinkStore:
         now: datetime,
     ) -> None:
         """Insert or refresh the link of a person (matched by email, else by phone)."""
+        self.save_many(
+            platform, [NewLink(email=email, phone=phone, name=name, im_user_id=im_user_id, method=method)], now
+        )
+
+    def save_many(self, platform: str, links: list[NewLink], now: datetime) -> None:
+        """Insert or refresh several links in one write transaction."""
+        if not links:
+            return
         with self.db.session(write=True) as s:
-            row = None
-            if email:
-                row = s.scalar(select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.email == email))
-            if row is None and phone:
-                row = s.scalar(select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.phone == phone))
-            if row is None:
-                row = UserLinkRow(platform=platform)
-                s.add(row)
-            row.email = email or row.email
-            row.phone = phone or row.phone
-            row.name = name or row.name or ""
-            row.im_user_id = im_user_id
-            row.method = method
-            row.linked_at = now
+            for link in links:
+                row = None
+                if link.email:
+                    row = s.scalar(
+                        select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.email == link.email)
+                    )
+                if row is None and link.phone:
+                    row = s.scalar(
+                        select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.phone == link.phone)
+                    )
+                if row is None:
+                    row = UserLinkRow(platform=platform)
+                    s.add(row)
+                row.email = link.email or row.email
+                row.phone = link.phone or row.phone
+                row.name = link.name or row.name or ""
+                row.im_user_id = link.im_user_id
+                row.method = link.method
+                row.linked_at = now
+                s.flush()  # the next link of the batch may match this row
 
     def list(self, platform: str | None = None) -> list[UserLink]:
         # NULLs sort first on SQLite and last on PostgreSQL by default: say it, so both agree
