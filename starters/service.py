@@ -24,6 +24,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from starters.coalesce import Snapshot, SnapshotCoalescer
 from warroom.ai import transcript
 from warroom.errors import Conflict
 from warroom.im.base import ActionClicked, InboundEvent, MessageReceived, RoomGone
@@ -72,11 +73,20 @@ class Answer(Generic[T]):
 
 
 class WarRoomService:
-    def __init__(self, client: Client, store: Store, settings: Settings, *, wait: float = ANSWER_WITHIN_SECONDS):
+    def __init__(
+        self,
+        client: Client,
+        store: Store,
+        settings: Settings,
+        *,
+        wait: float = ANSWER_WITHIN_SECONDS,
+        snapshots: SnapshotCoalescer | None = None,
+    ):
         self.client = client
         self.store = store
         self.settings = settings
         self.wait = wait
+        self.snapshots = snapshots or SnapshotCoalescer()  # share one per process (the API does)
 
     # ------------------------------------------------------------------ config
     def config(self) -> WarRoomConfig:
@@ -128,15 +138,20 @@ class WarRoomService:
         return incident
 
     async def _send_snapshot(self, incident: Incident, *, actor: str, source: Source, opened: bool = False) -> None:
-        inp = await asyncio.to_thread(self._start_input, incident, opened_by=actor if opened else None, source=source)
+        await self.snapshots.send(Snapshot(incident, actor, source, opened), self._deliver)
+
+    async def _deliver(self, snap: Snapshot) -> None:
+        """Signal-with-start: the first snapshot starts the incident's workflow."""
+        opened_by = snap.actor if snap.opened else None
+        inp = await asyncio.to_thread(self._start_input, snap.incident, opened_by=opened_by, source=snap.source)
         await self.client.start_workflow(
             IncidentWarRoom.run,
             inp,
-            id=workflow_id(incident.id),
+            id=workflow_id(snap.incident.id),
             task_queue=self.settings.task_queue,
             start_signal="snapshot",
-            start_signal_args=[SnapshotSignal(incident=incident, actor=actor, source=source)],
-            search_attributes=self._search_attributes(incident, inp.room),
+            start_signal_args=[SnapshotSignal(incident=snap.incident, actor=snap.actor, source=snap.source)],
+            search_attributes=self._search_attributes(snap.incident, inp.room),
         )
 
     # ------------------------------------------------------------------ requests that need an answer

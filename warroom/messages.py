@@ -27,7 +27,7 @@ class WarRoomConfig(BaseModel):
     public_url: str = "http://localhost:8000"
     default_platform: str = "sandbox"
     snooze_choices_minutes: list[int] = Field(default_factory=lambda: [120, 240, 720])
-    max_signals_per_run: int = 2000
+    max_signals_per_run: int = 1000
     remove_members: bool = False
     # Task queue of each platform's IM activities (regional fleets); missing → the workflow's own.
     im_task_queues: dict[str, str] = Field(default_factory=dict)
@@ -67,6 +67,12 @@ class CarriedState(BaseModel):
     status_card_version: int = 0
     runs: int = 1
     ai: AiState = Field(default_factory=AiState)
+    # Work handed over at continue-as-new: still to record, to apply, to answer.
+    unrecorded: list[TimelineEntry] = Field(default_factory=list)
+    room_dirty: bool = False
+    clicks: list[RoomActionSignal] = Field(default_factory=list)
+    questions: list[RoomMessageSignal] = Field(default_factory=list)
+    captured: list[CapturedMessage] = Field(default_factory=list)
 
 
 class WarRoomInput(BaseModel):
@@ -324,3 +330,6 @@ class SweepInput(BaseModel):
     incident_id: str
     platform: str
     chat_id: str
+
+
+CarriedState.model_rebuild()

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     sandbox_signing_secret: SecretStr = _env("WARROOM_SANDBOX_SIGNING_SECRET", SecretStr(""))
     # Beyond CONTRACT.md: workflow tuning.
     snooze_choices_minutes: list[int] = _env("WARROOM_SNOOZE_CHOICES", [120, 240, 720])
-    max_signals_per_run: int = _env("WARROOM_MAX_SIGNALS_PER_RUN", 2000, ge=10)
+    max_signals_per_run: int = _env("WARROOM_MAX_SIGNALS_PER_RUN", 1000, ge=10)
 
     @field_validator("im_platform")
     @classmethod

@@ -79,6 +79,7 @@ WAR_ROOM_STATE = SearchAttributeKey.for_keyword("WarRoomState")
 IM_PLATFORM = SearchAttributeKey.for_keyword("ImPlatform")
 SEARCH_ATTRIBUTES = [INCIDENT_ID, INCIDENT_STATUS, INCIDENT_SEVERITY, WAR_ROOM_STATE, IM_PLATFORM]
 
+HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
 SEEN_KEEP = 1000  # dedup window for action ids carried across continue-as-new
 IM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -116,9 +117,11 @@ class _Pending:
         minutes: int | None,
         im_user_id: str | None = None,
         card_version: int | None = None,
+        click: RoomActionSignal | None = None,
     ) -> None:
         self.key, self.action, self.actor, self.source, self.minutes = key, action, actor, source, minutes
         self.im_user_id, self.card_version = im_user_id, card_version
+        self.click = click  # the signal it came from: carried over continue-as-new if still waiting
         self.done = False
         self.error: str | None = None
 
@@ -163,6 +166,15 @@ class IncidentWarRoom:
         self._review_asks: list[_ReviewAsk] = []
         self._captured: list[CapturedMessage] = []
         self._ai_auto = False  # set by run(): automatic assistant work only in runs of this code
+        # Work handed over by the previous run (see `_prepare_handover`).
+        self._entries, self.s.unrecorded = self.s.unrecorded, []
+        self._room_dirty = self._room_dirty or self.s.room_dirty
+        self.s.room_dirty = False
+        for click in self.s.clicks:
+            self._queue_click(click)
+        self._questions += self.s.questions
+        self._captured += self.s.captured
+        self.s.clicks, self.s.questions, self.s.captured = [], [], []
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
             detail = f"opened: [{i.severity.value}] {i.title} ({i.status.value})"
@@ -181,16 +193,19 @@ class IncidentWarRoom:
         self._messages_this_run += 1
         if self._seen(sig.event_id):
             return
-        source = _source(sig.platform)
+        self._queue_click(sig)
+
+    def _queue_click(self, sig: RoomActionSignal) -> None:
         self._inbox.append(
             _Pending(
                 sig.event_id,
                 sig.action,
                 sig.im_user_id,
-                source,
+                _source(sig.platform),
                 sig.minutes,
                 im_user_id=sig.im_user_id,
                 card_version=sig.card_version,
+                click=sig,
             )
         )
 
@@ -333,17 +348,32 @@ class IncidentWarRoom:
             if self._finished() and workflow.all_handlers_finished():
                 break
             if self._should_continue_as_new():
-                # Handlers may wait on the loop (a create-room update waits for the room), so keep
-                # stepping until every handler has its answer, then hand the state over.
-                while not workflow.all_handlers_finished() or self._pending_work():
-                    await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
-                    await self._step()
+                await self._prepare_handover()
                 self.s.runs += 1
                 workflow.continue_as_new(WarRoomInput(incident=self.s.incident, config=self.cfg, state=self.s))
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         return self.view()
+
+    async def _prepare_handover(self) -> None:
+        """Get ready to continue as new. Handlers may wait on the loop (a create-room update waits
+        for the room), so step until every handler has its answer; what is still to do then
+        (unrecorded entries, clicks, questions) travels in the carried state, so a steady stream
+        of signals cannot keep the run from ending before the server's per-run limits."""
+        if not workflow.patched("handover-carries-work"):
+            while not workflow.all_handlers_finished() or self._pending_work():
+                await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
+                await self._step()
+            return
+        while not workflow.all_handlers_finished():
+            await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
+            await self._step()
+        self.s.unrecorded, self._entries = self._entries, []
+        self.s.room_dirty = self._room_dirty
+        self.s.clicks = [p.click for p in self._inbox if p.click is not None]
+        self.s.questions = list(self._questions)
+        self.s.captured = list(self._captured)
 
     def _has_work(self) -> bool:
         done = self._finished() and workflow.all_handlers_finished()
@@ -391,7 +421,14 @@ class IncidentWarRoom:
         )
 
     def _should_continue_as_new(self) -> bool:
-        return workflow.info().is_continue_as_new_suggested() or self._messages_this_run >= self.cfg.max_signals_per_run
+        """Before the server suggests it (4096 events by default), so no run outgrows that: the
+        handover itself takes a few events more."""
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= HISTORY_EVENTS_PER_RUN
+            or self._messages_this_run >= self.cfg.max_signals_per_run
+        )
 
     # ---------------------------------------------------------------- actions
     async def _apply(self, p: _Pending) -> None:

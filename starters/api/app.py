@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from starters.api.errors import ApiError
+from starters.coalesce import SnapshotCoalescer
 from starters.service import ANSWER_WITHIN_SECONDS, WarRoomService
 from warroom.errors import Conflict, NotFound
 from warroom.im.base import ImAdapter
@@ -49,6 +50,7 @@ class AppState:
         self.store = store
         self.answer_within = ANSWER_WITHIN_SECONDS if answer_within is None else answer_within
         self._client = client
+        self.snapshots = SnapshotCoalescer()
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
         self.metrics = ApiMetrics(store.db)
@@ -73,7 +75,9 @@ class AppState:
         return self._client
 
     async def service(self) -> WarRoomService:
-        return WarRoomService(await self.client(), self.store, self.settings, wait=self.answer_within)
+        return WarRoomService(
+            await self.client(), self.store, self.settings, wait=self.answer_within, snapshots=self.snapshots
+        )
 
     def adapter(self, platform: str) -> ImAdapter:
         if platform not in self._adapters:
