@@ -25,6 +25,7 @@ def test_histories_are_recorded() -> None:
         "full_life-before-notice",
         "continue_as_new",
         "continue_as_new-1",
+        "continue_as_new-before-handover",
         "link_users",
         "ai_life",
         "ai_life-1",
