@@ -63,7 +63,7 @@ def build_worker(client: Client, store: Store, settings: Settings, **options: ob
         activities=activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         interceptors=interceptors,
-        **options,  # type: ignore[arg-type]
+        **{"max_cached_workflows": settings.max_cached_workflows, **options},  # type: ignore[arg-type]
     )
     return worker, im
 
