@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.im import ImActivities
 from activities.incidents import IncidentActivities
 from starters.api.app import create_app
+from tests.serving import free_port
 from warroom.im.base import RoomRef
 from warroom.im.sandbox.adapter import sign
 from warroom.im.sandbox.platform import SandboxPlatform
@@ -871,18 +872,10 @@ async def test_healthz_and_metrics(http, store):
 
 
 async def test_healthz_without_temporal(store, settings):
-    port = _free_port()
+    port = free_port()
     down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
     async with api_client(create_app(down, store=store)) as http:
         r = await http.get("/healthz")
         assert r.status_code == 503, r.text
         assert r.json()["checks"]["database"] == "ok" and r.json()["checks"]["temporal"] != "ok"
         error_of(await http.post(f"{API}/incidents", json={"title": "x"}), 503, "temporal_unavailable")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -6,23 +6,19 @@ Also the sandbox routes the page relies on, over plain HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from pydantic import SecretStr
 
 from starters.api.app import create_app
-from starters.dev import ApiServer
 
 from .conftest import eventually
+from .serving import serving
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000
@@ -31,26 +27,6 @@ needs_chromium = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
     reason=f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of this event loop (where the Temporal client lives)."""
-    port = free_port()
-    server = ApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    await server.wait_started(task)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest_asyncio.fixture

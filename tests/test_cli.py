@@ -5,47 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from click.testing import Result
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from starters.api.app import create_app
 from starters.cli import app, parse_responders
-from starters.dev import ApiServer
+from tests.serving import free_port, serving
 
 from .conftest import eventually
 
 ENV = {"COLUMNS": "200", "WARROOM_API_TOKEN": "", "WARROOM_ACTOR": "tester@example.com"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def serve(app_: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = ApiServer(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    await server.wait_started(task)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest_asyncio.fixture
 async def api_url(client, worker, store, settings) -> AsyncIterator[str]:
-    async for url in serve(create_app(settings, client=client, store=store)):
+    async with serving(create_app(settings, client=client, store=store)) as url:
         yield url
 
 
@@ -193,7 +173,7 @@ def test_api_unreachable():
 
 async def test_token(client, worker, store, settings):
     secured = settings.model_copy(update={"api_token": SecretStr("s3cret")})
-    async for url in serve(create_app(secured, client=client, store=store)):
+    async with serving(create_app(secured, client=client, store=store)) as url:
         r = await Cli(url)("incident", "list", code=1)
         assert "API token" in r.stderr and "WARROOM_API_TOKEN" in r.stderr
         listed = await Cli(url, {"WARROOM_API_TOKEN": "s3cret"}).json("incident", "list")

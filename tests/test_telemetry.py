@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import signal
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starters.api.app import create_app
 from starters.service import WarRoomService
+from tests.serving import free_port
 from warroom.errors import Conflict
 from warroom.im import registry
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
@@ -31,12 +31,6 @@ from workers.main import run_worker
 from .conftest import eventually
 
 ANN = "ann@example.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -94,7 +88,7 @@ def json_logs() -> Iterator[list[dict]]:
 
 async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monkeypatch):
     monkeypatch.delitem(registry.BUILDERS, "wecom", raising=False)  # a platform this build lacks: fails
-    port = _free_port()
+    port = free_port()
     settings = on_dev.model_copy(update={"metrics_port": port})
     svc = WarRoomService(client, store, settings)
     with json_logs() as logs:

@@ -18,7 +18,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from temporalio.service import RPCError
 from starters.api.app import create_app
 from starters.dev import DevOptions, TemporalDevServer
 from starters.service import WarRoomService
+from tests.serving import free_port
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
 from warroom.settings import Settings
@@ -48,12 +48,6 @@ INCIDENTS = int(os.environ.get("WARROOM_CHAOS_INCIDENTS", "6"))
 KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "4"))
 FAULT_RATE = float(os.environ.get("WARROOM_CHAOS_FAULT_RATE", "0.3"))
 ANN, BOB, CAT = "ann@chaos.example", "bob@chaos.example", "cat@chaos.example"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Chaos:
@@ -175,7 +169,7 @@ async def _dismissed(svc: WarRoomService, iid: str) -> None:
 
 async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path) -> None:
     settings = Settings(
-        WARROOM_TEMPORAL_ADDRESS=f"127.0.0.1:{_free_port()}",
+        WARROOM_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
         WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'chaos.db'}",
         WARROOM_TASK_QUEUE="chaos",
         WARROOM_SANDBOX_FAULT_RATE=FAULT_RATE,

@@ -20,18 +20,18 @@ import hashlib
 import json
 import math
 import re
-import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.serving import serving
 
 API_KEY = "sk-fake-openai-test-key-0123456789"
 MODEL = "fake-gpt"
@@ -229,36 +229,10 @@ def embed(text: str, dim: int = 64) -> list[float]:
     return [x / n for x in v]
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.asynccontextmanager
 async def running_fake_openai(fake: FakeOpenAI | None = None) -> AsyncIterator[FakeOpenAI]:
     """Serve a FakeOpenAI on 127.0.0.1 for the block; `fake.url` is the base URL (…/v1)."""
     fake = fake or FakeOpenAI()
-    port = free_port()
-    config = uvicorn.Config(
-        fake.app, host="127.0.0.1", port=port, log_level="critical", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the fake OpenAI server did not start")
-        await asyncio.sleep(0.02)
-    fake.url = f"http://127.0.0.1:{port}/v1"
-    try:
+    async with serving(fake.app, lifespan="off", log_level="critical") as url:
+        fake.url = f"{url}/v1"
         yield fake
-    finally:
-        server.should_exit = True
-        await task

@@ -30,18 +30,18 @@ import itertools
 import json
 import os
 import re
-import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
+
+from tests.serving import serving
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_PATH = Path(os.environ.get("WARROOM_SLACK_SPEC", REPO.parent / "shared" / "specs" / "slack_web_openapi_v2.json"))
@@ -853,36 +853,10 @@ class _Endpoint:
 # ---------------------------------------------------------------------------- serving
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.asynccontextmanager
 async def running_fake_slack(fake: FakeSlack | None = None) -> AsyncIterator[FakeSlack]:
     """Serve a FakeSlack on 127.0.0.1 for the duration of the block; `fake.url` is the API base."""
     fake = fake or FakeSlack()
-    port = free_port()
-    config = uvicorn.Config(
-        fake.app, host="127.0.0.1", port=port, log_level="critical", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the fake Slack API did not start")
-        await asyncio.sleep(0.02)
-    fake.url = f"http://127.0.0.1:{port}/api/"
-    try:
+    async with serving(fake.app, lifespan="off", log_level="critical") as url:
+        fake.url = f"{url}/api/"
         yield fake
-    finally:
-        server.should_exit = True
-        await task
