@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import NOT_FOUND, retry_decisions
+from activities.errors import NOT_FOUND, retry_after, retry_decisions
 from activities.im import ImActivities
 from warroom.ai import transcript
 from warroom.ai.assistant import Assistant
@@ -56,12 +56,7 @@ def ai_retry_decisions() -> Iterator[None]:
     try:
         yield
     except AiRateLimited as e:
-        raise ApplicationError(
-            f"{e} (retry after {e.retry_after:g}s)",
-            type=AI_RATE_LIMITED,
-            next_retry_delay=timedelta(seconds=max(e.retry_after, 0.05)),
-            category=ApplicationErrorCategory.BENIGN,
-        ) from e
+        raise retry_after(e, e.retry_after, AI_RATE_LIMITED) from e
     except AiTransient as e:
         raise ApplicationError(str(e), type=AI_TRANSIENT) from e
     except AiPermanent as e:

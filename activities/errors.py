@@ -19,18 +19,23 @@ NOT_FOUND = "NotFound"
 NON_RETRYABLE = [IM_PERMANENT, CONFLICT, NOT_FOUND]
 
 
+def retry_after(e: Exception, seconds: float, error_type: str) -> ApplicationError:
+    """A rate limit: retried after the delay the other side asked for, and not logged as a failure."""
+    return ApplicationError(
+        f"{e} (retry after {seconds:g}s)",
+        type=error_type,
+        next_retry_delay=timedelta(seconds=max(seconds, 0.05)),
+        category=ApplicationErrorCategory.BENIGN,
+    )
+
+
 @contextmanager
 def retry_decisions() -> Iterator[None]:
     """Rate limits retry after the platform's delay; transient errors back off; the rest stop."""
     try:
         yield
     except RateLimited as e:
-        raise ApplicationError(
-            f"{e} (retry after {e.retry_after:g}s)",
-            type=RATE_LIMITED,
-            next_retry_delay=timedelta(seconds=max(e.retry_after, 0.05)),
-            category=ApplicationErrorCategory.BENIGN,
-        ) from e
+        raise retry_after(e, e.retry_after, RATE_LIMITED) from e
     except TransientImError as e:
         raise ApplicationError(str(e), type=IM_TRANSIENT) from e
     except PermanentImError as e:

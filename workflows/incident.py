@@ -743,10 +743,11 @@ class IncidentWarRoom:
         self._log("room.dismissed", actor, source, f"{room.platform} room {room.chat_id}")
         self._room_dirty = True
 
-    async def _post(self, text: str, *, key: str) -> None:
+    async def _post(self, text: str, *, key: str) -> str | None:
+        """Post in the room once per key; the message id, or None when it failed (logged)."""
         room = self.s.room
         try:
-            await workflow.execute_activity(
+            return await workflow.execute_activity(
                 "im_post_message",
                 PostMessageInput(
                     platform=room.platform,
@@ -759,6 +760,7 @@ class IncidentWarRoom:
             )
         except ActivityError as e:
             workflow.logger.warning("could not post to the room: %s", _cause(e))
+            return None
 
     async def _notice(self, im_user_id: str, text: str, *, key: str) -> None:
         room = self.s.room
@@ -1000,20 +1002,8 @@ class IncidentWarRoom:
         room = self.s.room
         if not self._room_active():
             return None
-        try:
-            message_id = await workflow.execute_activity(
-                "im_post_message",
-                PostMessageInput(
-                    platform=room.platform,
-                    chat_id=room.chat_id or "",
-                    text=text,
-                    key=f"{workflow.info().workflow_id}:msg:{room.generation}:{key}",
-                ),
-                result_type=str,
-                **self._im_options(),
-            )
-        except ActivityError as e:
-            workflow.logger.warning("could not post to the room: %s", _cause(e))
+        message_id = await self._post(text, key=key)
+        if message_id is None:
             return None
         self._captured.append(
             CapturedMessage(
