@@ -14,8 +14,7 @@ so a question always gets an answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -65,23 +64,6 @@ def ai_retry_decisions() -> Iterator[None]:
         raise ApplicationError(str(e), type=NOT_FOUND, non_retryable=True) from e
 
 
-@contextlib.asynccontextmanager
-async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Heartbeat while a model call runs, so a worker lost mid-call is noticed within the
-    workflow's heartbeat timeout (seconds), not the call's whole start-to-close timeout."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-
-
 def _last_attempt() -> bool:
     return activity.info().attempt >= MAX_ATTEMPTS
 
@@ -99,26 +81,22 @@ class AiActivities:
     @activity.defn(name="ai_answer")
     async def answer(self, inp: AiAnswerInput) -> AiAnswer:
         with ai_retry_decisions():
-            async with heartbeating():
-                return await self.assistant.answer(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
+            return await self.assistant.answer(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
 
     @activity.defn(name="ai_impact")
     async def impact(self, inp: AiImpactInput) -> AiImpact:
         with ai_retry_decisions():
-            async with heartbeating():
-                return await self.assistant.impact(inp, last_attempt=_last_attempt())
+            return await self.assistant.impact(inp, last_attempt=_last_attempt())
 
     @activity.defn(name="ai_knowledge")
     async def knowledge(self, inp: AiKnowledgeInput) -> list[AiKnowledgePush]:
         with ai_retry_decisions():
-            async with heartbeating():
-                return await self.assistant.knowledge(inp, last_attempt=_last_attempt())
+            return await self.assistant.knowledge(inp, last_attempt=_last_attempt())
 
     @activity.defn(name="ai_review")
     async def review(self, inp: AiReviewInput) -> AiReviewResult:
         with ai_retry_decisions():
-            async with heartbeating():
-                return await self.assistant.review(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
+            return await self.assistant.review(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
 
     @activity.defn(name="ai_capture")
     async def capture(self, inp: AiCaptureInput) -> int:

@@ -7,13 +7,16 @@ settings. Errors become retry decisions through `retry_decisions()`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from temporalio import activity
 
 from activities.errors import retry_decisions
-from warroom.directory import Contact, resolve_people
-from warroom.im.base import ImAdapter, RoomRef
+from warroom.directory import Contact, Resolution, resolve_people
+from warroom.errors import PermanentImError
+from warroom.im.base import ImAdapter, RoomRef, RoomSpec
 from warroom.im.registry import build_adapter
 from warroom.messages import (
     CreateRoomInput,
@@ -22,6 +25,8 @@ from warroom.messages import (
     LinkUsersInput,
     LinkUsersResult,
     MemberOutcome,
+    OpenedRoom,
+    OpenRoomInput,
     Person,
     PostCardInput,
     PostMessageInput,
@@ -32,6 +37,8 @@ from warroom.messages import (
 from warroom.models import MemberState, RoomState, WarRoom
 from warroom.settings import Settings
 from warroom.store import Store
+
+T = TypeVar("T")
 
 
 class ImActivities:
@@ -57,11 +64,46 @@ class ImActivities:
         click on the card can be routed even before the workflow records the room."""
         with retry_decisions():
             ref = await self.adapter(inp.platform).create_room(inp.spec)
-        room = WarRoom(
-            state=RoomState.CREATING, platform=inp.platform, chat_id=ref.chat_id, name=ref.name, join_url=ref.join_url
-        )
-        await asyncio.to_thread(self.store.rooms.register, inp.spec.incident_id, room, datetime.now(UTC))
+        await self._register(inp.platform, inp.spec, ref)
         return ref
+
+    async def _register(self, platform: str, spec: RoomSpec, ref: RoomRef) -> None:
+        room = WarRoom(
+            state=RoomState.CREATING, platform=platform, chat_id=ref.chat_id, name=ref.name, join_url=ref.join_url
+        )
+        await asyncio.to_thread(self.store.rooms.register, spec.incident_id, room, datetime.now(UTC))
+
+    @activity.defn(name="im_open_room")
+    async def open_room(self, inp: OpenRoomInput) -> OpenedRoom:
+        """A new room in one activity, on the shortest path the platform allows: the room is
+        created while the people are looked up, then the invites and the card go out together.
+        Every step is idempotent (room and card by key, invites by membership, found users are
+        stored as links), so a retry after a failure or a lost answer repeats only calls that are
+        harmless to repeat. A step the platform refuses for good fails the room only if it is the
+        room itself; refused invites and a refused card come back as outcomes."""
+        with retry_decisions():
+            adapter = self.adapter(inp.platform)  # an unknown or unconfigured platform fails the room
+            ref, (found, lookup_refused) = await asyncio.gather(
+                adapter.create_room(inp.spec),
+                _unless_refused(resolve_people(adapter, self.store.links, _contacts(inp.people))),
+            )
+            (members, invite_refused), (card, card_refused), _ = await asyncio.gather(
+                _unless_refused(self._add(adapter, ref.chat_id, inp.people, found or [])),
+                _unless_refused(adapter.post_card(ref.chat_id, inp.card, inp.card_key)),
+                self._register(inp.platform, inp.spec, ref),
+            )
+        refused = lookup_refused or invite_refused
+        if refused:
+            members = [
+                MemberOutcome(responder_id=p.responder_id, im_user_id=None, state=MemberState.FAILED, detail=refused)
+                for p in inp.people
+            ]
+        return OpenedRoom(
+            room=ref,
+            members=members or [],
+            card_message_id=card.message_id if card else None,
+            card_error=card_refused,
+        )
 
     @activity.defn(name="im_invite_members")
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:
@@ -69,40 +111,31 @@ class ImActivities:
         adapter = self.adapter(inp.platform)
         with retry_decisions():
             resolutions = await resolve_people(adapter, self.store.links, _contacts(inp.people))
-            found = {p.responder_id: r for p, r in zip(inp.people, resolutions, strict=True)}
-            ids = sorted({r.im_user_id for r in resolutions if r.im_user_id})
-            batch = adapter.capabilities.max_invite_batch
-            results = {}
-            for i in range(0, len(ids), batch):
-                for res in await adapter.add_members(inp.chat_id, ids[i : i + batch]):
-                    results[res.im_user_id] = res
+            return await self._add(adapter, inp.chat_id, inp.people, resolutions)
+
+    async def _add(
+        self, adapter: ImAdapter, chat_id: str, people: list[Person], resolutions: list[Resolution]
+    ) -> list[MemberOutcome]:
+        """Invite the people who were found, in platform-sized batches; one outcome per person."""
+        if not resolutions:  # nobody to invite (or their lookups were refused: the caller says so)
+            return []
+        ids = sorted({r.im_user_id for r in resolutions if r.im_user_id})
+        batch = adapter.capabilities.max_invite_batch
+        results = {}
+        for i in range(0, len(ids), batch):
+            for res in await adapter.add_members(chat_id, ids[i : i + batch]):
+                results[res.im_user_id] = res
         outcomes = []
-        for p in inp.people:
-            r = found[p.responder_id]
+        for p, r in zip(people, resolutions, strict=True):
             if not r.im_user_id:
-                outcomes.append(
-                    MemberOutcome(
-                        responder_id=p.responder_id, im_user_id=None, state=MemberState.UNLINKED, detail=r.detail
-                    )
-                )
+                state, detail = MemberState.UNLINKED, r.detail
             elif results[r.im_user_id].ok:
-                outcomes.append(
-                    MemberOutcome(
-                        responder_id=p.responder_id,
-                        im_user_id=r.im_user_id,
-                        state=MemberState.INVITED,
-                        detail=f"linked by {r.method}",
-                    )
-                )
+                state, detail = MemberState.INVITED, f"linked by {r.method}"
             else:
-                outcomes.append(
-                    MemberOutcome(
-                        responder_id=p.responder_id,
-                        im_user_id=r.im_user_id,
-                        state=MemberState.FAILED,
-                        detail=results[r.im_user_id].detail,
-                    )
-                )
+                state, detail = MemberState.FAILED, results[r.im_user_id].detail
+            outcomes.append(
+                MemberOutcome(responder_id=p.responder_id, im_user_id=r.im_user_id, state=state, detail=detail)
+            )
         return outcomes
 
     @activity.defn(name="im_remove_members")
@@ -157,6 +190,7 @@ class ImActivities:
             self.link_users,
             self.create_room,
             self.invite_members,
+            self.open_room,
             self.remove_members,
             self.post_card,
             self.update_card,
@@ -164,6 +198,15 @@ class ImActivities:
             self.post_notice,
             self.dismiss_room,
         ]
+
+
+async def _unless_refused(step: Awaitable[T]) -> tuple[T | None, str]:
+    """(result, "") or, when the platform refused for good, (None, why): a refused step of a
+    composite activity is an outcome, while anything retryable still fails (and retries) it all."""
+    try:
+        return await step, ""
+    except PermanentImError as e:
+        return None, str(e)
 
 
 def _contacts(people: list[Person]) -> list[Contact]:

@@ -31,7 +31,7 @@ from tests.serving import free_port
 from warroom.im.base import RoomRef
 from warroom.im.sandbox.adapter import sign
 from warroom.im.sandbox.platform import SandboxPlatform
-from warroom.messages import CreateRoomInput, SnapshotSignal, WorkflowView, workflow_id
+from warroom.messages import CreateRoomInput, OpenedRoom, OpenRoomInput, SnapshotSignal, WorkflowView, workflow_id
 from warroom.models import Incident, IncidentIn
 from warroom.settings import Settings
 from warroom.store import Store
@@ -708,9 +708,15 @@ async def refuse_to_create_room(inp: CreateRoomInput) -> RoomRef:
     raise ApplicationError("missing permission: im:chat:create", type="ImPermanent", non_retryable=True)
 
 
+@activity.defn(name="im_open_room")
+async def refuse_to_open_room(inp: OpenRoomInput) -> OpenedRoom:
+    raise ApplicationError("missing permission: im:chat:create", type="ImPermanent", non_retryable=True)
+
+
 async def test_room_that_cannot_be_created_is_502(client, store, settings):
     im = ImActivities(store, settings)
-    activities = [a for a in im.all() if a.__name__ != "create_room"] + [refuse_to_create_room]
+    refused = [refuse_to_create_room, refuse_to_open_room]
+    activities = [a for a in im.all() if a.__name__ not in ("create_room", "open_room")] + refused
     activities += IncidentActivities(store).all()
     w = Worker(client, task_queue=settings.task_queue, workflows=list(WORKFLOWS), activities=activities)
     async with w, api_client(create_app(settings, client=client, store=store)) as http:

@@ -105,8 +105,8 @@ async def test_each_platforms_calls_run_only_on_its_regions_worker(client, store
 
     im_cn = [r for r in cn_runs if r.kind.startswith("im_")]
     im_global = [r for r in global_runs if r.kind.startswith("im_")]
-    assert {"im_create_room", "im_invite_members", "im_post_card", "im_dismiss_room"} <= {r.kind for r in im_cn}
-    assert {"im_create_room", "im_invite_members", "im_post_card", "im_dismiss_room"} <= {r.kind for r in im_global}
+    assert {"im_open_room", "im_update_card", "im_dismiss_room"} <= {r.kind for r in im_cn}
+    assert {"im_open_room", "im_update_card", "im_dismiss_room"} <= {r.kind for r in im_global}
     # The bound platform's IM calls: on <queue>-cn, run by the cn worker only.
     assert {(r.task_queue, r.identity) for r in im_cn} == {(f"{bound.task_queue}-cn", CN)}
     # The unbound platform's IM calls, the workflows and the store activities: the global worker.
@@ -115,8 +115,9 @@ async def test_each_platforms_calls_run_only_on_its_regions_worker(client, store
     # worker; everything on the main queue (workflow tasks, store activities) on the global one.
     for r in cn_runs + global_runs:
         assert r.identity == (CN if r.task_queue == f"{bound.task_queue}-cn" else GLOBAL), r
+    # Store writes are local activities: part of the workflow tasks, never queued anywhere.
     store_work = {r.kind: r.task_queue for r in cn_runs if r.kind in ("record", "apply_action", "workflow task")}
-    assert store_work == {"record": bound.task_queue, "apply_action": bound.task_queue, "workflow task": ""}
+    assert store_work == {"workflow task": ""}
 
 
 async def test_room_completes_when_the_regional_worker_starts_late(client, store, bound):
@@ -135,7 +136,7 @@ async def test_room_completes_when_the_regional_worker_starts_late(client, store
         await asyncio.sleep(2)
         pending = (await svc.handle(incident.id).describe()).raw_description.pending_activities
         assert [(p.activity_type.name, p.state) for p in pending] == [
-            ("im_create_room", PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED)
+            ("im_open_room", PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED)
         ]
         assert (await svc.room_now(incident.id)).state is RoomState.CREATING
 

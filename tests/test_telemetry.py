@@ -114,9 +114,9 @@ async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monk
                 assert (await after.get("/healthz")).status_code == 503
 
     found = samples(text)
-    for method in ("create_room", "invite_members", "post_card", "update_card", "post_message", "dismiss_room"):
+    for method in ("open_room", "update_card", "post_message", "dismiss_room"):
         assert value(found, "warroom_im_call_seconds_count", platform="sandbox", method=method) >= 1, method
-    assert value(found, "warroom_im_call_errors_total", platform="wecom", method="create_room", error="ImPermanent")
+    assert value(found, "warroom_im_call_errors_total", platform="wecom", method="open_room", error="ImPermanent")
     assert value(found, "warroom_room_ready_seconds_count", platform="sandbox") >= 1
     assert value(found, "warroom_actions_total", action="acknowledge", source="cli", outcome="ok") >= 1
     assert value(found, "warroom_actions_total", action="acknowledge", source="web", outcome="refused") >= 1
@@ -129,7 +129,7 @@ async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monk
     # Structured logs: the failed IM call is logged with its incident and workflow.
     failure = [line for line in logs if line.get("workflow_id") == f"incident-{other.id}"]
     assert failure and all(line["incident_id"] == other.id for line in failure), logs[-5:]
-    assert any(line.get("activity_type") == "im_create_room" for line in failure)
+    assert any(line.get("activity_type") == "im_open_room" for line in failure)
 
 
 async def _healthy(scrape: httpx.AsyncClient) -> httpx.Response | None:
@@ -225,7 +225,7 @@ async def test_a_callback_is_traced_into_the_workflow(store, on_dev):
     sink.httpd.shutdown()
 
     names = {s.name for _, s in sink.spans}
-    wanted = {"SignalWithStartWorkflow:IncidentWarRoom", "RunWorkflow:IncidentWarRoom", "RunActivity:im_create_room"}
+    wanted = {"SignalWithStartWorkflow:IncidentWarRoom", "RunWorkflow:IncidentWarRoom", "RunActivity:im_open_room"}
     assert wanted <= names, names
     # FastAPI's own server span of the click (FastAPI traces itself once a tracer provider is set).
     (post,) = [s for _, s in sink.spans if s.name == "POST /sandbox/api/rooms/{chat_id}/actions"]

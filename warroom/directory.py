@@ -36,15 +36,20 @@ async def resolve_people(adapter: ImAdapter, links: LinkStore, people: list[Cont
         *(
             _ask_platform(adapter, p) if known is None else _stored(known)
             for p, known in zip(people, stored, strict=True)
-        )
+        ),
+        return_exceptions=True,
     )
+    # Keep what was found even when another lookup failed: the retry then asks only for the rest.
     new = [
         NewLink(email=p.email, phone=p.phone, name=p.name, im_user_id=r.im_user_id, method=r.method)
         for p, r, known in zip(people, found, stored, strict=True)
-        if known is None and r.im_user_id
+        if known is None and isinstance(r, Resolution) and r.im_user_id
     ]
     await asyncio.to_thread(links.save_many, platform, new, datetime.now(UTC))
-    return list(found)
+    for r in found:
+        if isinstance(r, BaseException):
+            raise r
+    return [r for r in found if isinstance(r, Resolution)]
 
 
 async def _stored(im_user_id: str) -> Resolution:

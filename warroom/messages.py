@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from warroom.im.base import RoomSpec, StatusCard
+from warroom.im.base import RoomRef, RoomSpec, StatusCard
 from warroom.models import Action, Incident, MemberState, Source, TimelineEntry, WarRoom
 
 WORKFLOW_TYPE = "IncidentWarRoom"
@@ -171,6 +171,23 @@ class MemberOutcome(BaseModel):
     im_user_id: str | None
     state: MemberState
     detail: str = ""
+
+
+class OpenRoomInput(BaseModel):
+    """Everything a new room needs on the platform, for one activity (`im_open_room`)."""
+
+    platform: str
+    spec: RoomSpec
+    people: list[Person]
+    card: StatusCard
+    card_key: str
+
+
+class OpenedRoom(BaseModel):
+    room: RoomRef
+    members: list[MemberOutcome]
+    card_message_id: str | None  # None: the platform refused the card (`card_error` says why)
+    card_error: str = ""
 
 
 class RemoveMembersInput(BaseModel):

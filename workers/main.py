@@ -21,6 +21,7 @@ from warroom.store import Store
 from warroom.telemetry.logs import configure_logging
 from warroom.telemetry.metrics import worker_metrics
 from workers.codec import data_converter
+from workers.heartbeat import HeartbeatInterceptor
 from workers.telemetry import TelemetryInterceptor, tracing_interceptors, worker_running, worker_runtime
 from workflows.incident import IncidentWarRoom
 from workflows.link_users import LinkUsers
@@ -55,7 +56,11 @@ def build_worker(client: Client, store: Store, settings: Settings, **options: ob
         log.warning(
             "WARROOM_PLATFORM_REGIONS binds no platform to region %r: this worker gets no work", settings.region
         )
-    interceptors = [TelemetryInterceptor(worker_metrics()), *options.pop("interceptors", [])]  # type: ignore[misc]
+    interceptors = [
+        TelemetryInterceptor(worker_metrics()),
+        HeartbeatInterceptor(),  # the workflow's IM and AI calls have heartbeat timeouts: it meets them
+        *options.pop("interceptors", []),  # type: ignore[misc]
+    ]
     worker = Worker(
         client,
         task_queue=settings.queue_for(settings.region),

@@ -77,7 +77,7 @@ class _ActivityTelemetry(ActivityInboundInterceptor):
                 raise
             finally:
                 self.metrics.im_call_seconds.labels(platform, method).observe(time.monotonic() - started)
-            if kind == "im_create_room":
+            if kind in ("im_create_room", "im_open_room"):
                 waited = (datetime.now(UTC) - info.scheduled_time).total_seconds()
                 self.metrics.room_ready_seconds.labels(platform).observe(max(waited, 0.0))
             return result

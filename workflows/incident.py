@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -43,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         DismissRoomRequest,
         InviteMembersInput,
         MemberOutcome,
+        OpenedRoom,
+        OpenRoomInput,
         Person,
         PostCardInput,
         PostMessageInput,
@@ -91,6 +94,7 @@ STORE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=NON_RETRYABLE,
 )
+IM_HEARTBEAT = timedelta(seconds=10)  # workers.heartbeat beats for the calls while they run
 SETTLED = (RoomState.ACTIVE, RoomState.FAILED, RoomState.DISMISSED)
 # The assistant: two attempts (activities/ai.py answers offline on the last one), then give up.
 AI_RETRY = RetryPolicy(
@@ -103,6 +107,11 @@ MAX_PENDING_QUESTIONS = 20
 # Automatic assistant work (impact on status change, runbook push, review on close) happens on
 # existing code paths: runs that began before this code existed replay without it.
 AI_PATCH = "ai-assistant"
+# A new room opens in one activity (create while looking people up, then invites and card).
+OPEN_ROOM_PATCH = "open-room-in-one"
+# Store writes (timeline, read models, actions at the built-in source) run as local activities.
+LOCAL_STORE_PATCH = "store-local-activities"
+STORE_TIMEOUT = timedelta(seconds=30)
 
 
 class _Pending:
@@ -404,6 +413,8 @@ class IncidentWarRoom:
         if self._snooze_due():
             await self._unsnooze()
         await self._reconcile_room()  # first: people wait on the card and the invites, not on the assistant
+        if workflow.patched(LOCAL_STORE_PATCH):
+            await self._flush()  # nor on the assistant before their update is answered
         await self._ai_step()
         self._upsert_search()
         await self._flush()
@@ -450,7 +461,7 @@ class IncidentWarRoom:
             await self._refuse(p, actor, reason)
             return
         try:
-            incident = await workflow.execute_activity(
+            incident = await self._store(
                 "apply_action",
                 ApplyActionInput(
                     incident_id=self.s.incident.id,
@@ -460,9 +471,7 @@ class IncidentWarRoom:
                     at=workflow.now(),
                     minutes=p.minutes,
                 ),
-                result_type=Incident,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=STORE_RETRY,
+                Incident,
             )
         except ActivityError as e:
             await self._refuse(p, actor, _cause(e))
@@ -490,7 +499,7 @@ class IncidentWarRoom:
         until = self.s.incident.snoozed_until
         assert until is not None
         try:
-            incident = await workflow.execute_activity(
+            incident = await self._store(
                 "apply_action",
                 ApplyActionInput(
                     incident_id=self.s.incident.id,
@@ -499,9 +508,7 @@ class IncidentWarRoom:
                     key=f"{self.s.incident.id}:unsnooze:{until.isoformat()}",
                     at=workflow.now(),
                 ),
-                result_type=Incident,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=STORE_RETRY,
+                Incident,
             )
         except ActivityError as e:
             # The source moved on (someone acknowledged meanwhile); its next snapshot tells us.
@@ -543,7 +550,7 @@ class IncidentWarRoom:
     async def _reconcile_room(self) -> None:
         room = self.s.room
         if self.s.room_wanted and room.state in (RoomState.NONE, RoomState.CREATING):
-            await self._create()
+            await (self._open() if workflow.patched(OPEN_ROOM_PATCH) else self._create())
         if self.s.room.state is RoomState.ACTIVE:
             closed = self.s.incident.status is IncidentStatus.CLOSED
             # The assistant links its review in the room first: then the next step dismisses.
@@ -558,18 +565,55 @@ class IncidentWarRoom:
             if self._card_stale():  # members changed while the card was posted
                 await self._sync_card()
 
-    async def _create(self) -> None:
-        room = self.s.room
+    def _room_spec(self) -> RoomSpec:
+        room, i = self.s.room, self.s.incident
         room.state, room.generation = RoomState.CREATING, max(room.generation, 1)
         self._upsert_search()
-        i = self.s.incident
-        spec = RoomSpec(
+        return RoomSpec(
             incident_id=i.id,
             idempotency_key=f"{workflow.info().workflow_id}:room:{room.generation}",
             name=f"inc-{i.id} {i.title}"[:80],
             topic=f"[{i.severity.value}] {i.title} — {self.cfg.public_url}/api/v1/incidents/{i.id}",
             url=f"{self.cfg.public_url}/api/v1/incidents/{i.id}",
         )
+
+    async def _open(self) -> None:
+        """Open a new room in one activity: the room is created while the responders are looked
+        up, then they are invited while the card is posted. Two workflow tasks for the lot, so the
+        room is ready one platform round trip after the platform allows it (the card's refresh
+        with the members' final states follows in the next step)."""
+        room, spec = self.s.room, self._room_spec()
+        invite, _ = self._member_work()
+        self._mark_pending(invite)
+        version = room.card_version + 1
+        card = self._card(version)
+        try:
+            opened = await workflow.execute_activity(
+                "im_open_room",
+                OpenRoomInput(
+                    platform=room.platform,
+                    spec=spec,
+                    people=invite,
+                    card=card,
+                    card_key=f"{workflow.info().workflow_id}:card:{room.generation}",
+                ),
+                result_type=OpenedRoom,
+                **self._im_options(),
+            )
+        except ActivityError as e:
+            room.members = []
+            self._room_failed(_cause(e))
+            return
+        self._room_created(opened.room)
+        self._take_outcomes(opened.members)
+        if opened.card_message_id is None:
+            self._card_refused(card, "card.posted", opened.card_error)
+        else:
+            room.card_message_id = opened.card_message_id
+            self._card_shown(card, "card.posted")
+
+    async def _create(self) -> None:
+        room, spec = self.s.room, self._room_spec()
         try:
             ref = await workflow.execute_activity(
                 "im_create_room",
@@ -578,10 +622,18 @@ class IncidentWarRoom:
                 **self._im_options(),
             )
         except ActivityError as e:
-            room.state, room.detail = RoomState.FAILED, _cause(e)
-            self._log("room.failed", "system", Source.SYSTEM, room.detail, Outcome.FAILED)
-            self._room_dirty = True
+            self._room_failed(_cause(e))
             return
+        self._room_created(ref)
+
+    def _room_failed(self, why: str) -> None:
+        room = self.s.room
+        room.state, room.detail = RoomState.FAILED, why
+        self._log("room.failed", "system", Source.SYSTEM, why, Outcome.FAILED)
+        self._room_dirty = True
+
+    def _room_created(self, ref: RoomRef) -> None:
+        room = self.s.room
         room.state, room.chat_id, room.name, room.join_url = RoomState.ACTIVE, ref.chat_id, ref.name, ref.join_url
         self._log("room.created", "system", Source.SYSTEM, f"{room.platform} room {ref.name!r} ({ref.chat_id})")
         self._room_dirty = True
@@ -600,8 +652,8 @@ class IncidentWarRoom:
         gone = [m for m in room.members if m.responder_id not in current and m.state is not MemberState.REMOVED]
         return invite, gone
 
-    async def _sync_members(self) -> None:
-        invite, gone = self._member_work()
+    def _mark_pending(self, invite: list[Person]) -> None:
+        """The people about to be invited, as pending members with their current contact."""
         room = self.s.room
         responders = {r.id: r for r in self.s.incident.responders}
         for p in invite:
@@ -611,6 +663,11 @@ class IncidentWarRoom:
                 room.members.append(Member(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
             else:
                 m.name, m.email, m.phone, m.state = r.name, r.email, r.phone, MemberState.PENDING
+
+    async def _sync_members(self) -> None:
+        invite, gone = self._member_work()
+        room = self.s.room
+        self._mark_pending(invite)
         if invite:
             await self._invite(invite)
         for m in gone:
@@ -647,6 +704,10 @@ class IncidentWarRoom:
                 MemberOutcome(responder_id=p.responder_id, im_user_id=None, state=MemberState.FAILED, detail=_cause(e))
                 for p in people
             ]
+        self._take_outcomes(outcomes)
+
+    def _take_outcomes(self, outcomes: list[MemberOutcome]) -> None:
+        room = self.s.room
         for o in outcomes:
             m = room.member(o.responder_id)
             if m is None:  # the responder was removed while the call ran
@@ -684,7 +745,6 @@ class IncidentWarRoom:
         room = self.s.room
         version = room.card_version + 1
         card = self._card(version)
-        status_changed = (self.s.card_shown or {}).get("status") != card.status.value
         try:
             if room.card_message_id is None:
                 room.card_message_id = await workflow.execute_activity(
@@ -709,17 +769,23 @@ class IncidentWarRoom:
                 )
                 kind = "card.updated"
         except ActivityError as e:
-            self.s.card_failed = True
-            self.s.card_shown = card_content(card)  # do not retry the same content forever
-            kind = "card.posted" if room.card_message_id is None else "card.updated"
-            self._log(kind, "system", Source.SYSTEM, _cause(e), Outcome.FAILED)
+            self._card_refused(card, "card.posted" if room.card_message_id is None else "card.updated", _cause(e))
             return
-        room.card_version = version
-        if status_changed:
-            self.s.status_card_version = version
+        self._card_shown(card, kind)
+
+    def _card_shown(self, card: StatusCard, kind: str) -> None:
+        """The room shows `card` now: a click on an older card with another status is refused."""
+        if (self.s.card_shown or {}).get("status") != card.status.value:
+            self.s.status_card_version = card.version
+        self.s.room.card_version = card.version
         self.s.card_shown, self.s.card_failed = card_content(card), False
-        self._log(kind, "system", Source.SYSTEM, f"v{version}: {card.status.value}")
+        self._log(kind, "system", Source.SYSTEM, f"v{card.version}: {card.status.value}")
         self._room_dirty = True
+
+    def _card_refused(self, card: StatusCard, kind: str, why: str) -> None:
+        self.s.card_failed = True
+        self.s.card_shown = card_content(card)  # do not retry the same content forever
+        self._log(kind, "system", Source.SYSTEM, why, Outcome.FAILED)
 
     async def _dismiss(self) -> None:
         room = self.s.room
@@ -784,6 +850,7 @@ class IncidentWarRoom:
             "task_queue": self.cfg.im_task_queues.get(self.s.room.platform) or workflow.info().task_queue,
             "start_to_close_timeout": timedelta(seconds=30),
             "schedule_to_close_timeout": timedelta(hours=2),
+            "heartbeat_timeout": IM_HEARTBEAT,  # a call on a lost worker is retried within seconds
             "retry_policy": IM_RETRY,
         }
 
@@ -1074,14 +1141,22 @@ class IncidentWarRoom:
         entries, self._entries = self._entries, []
         room = self.s.room.model_copy(deep=True) if self._room_dirty else None
         self._room_dirty = False
-        await workflow.execute_activity(
-            "record",
-            RecordInput(incident_id=self.s.incident.id, entries=entries, room=room),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STORE_RETRY,
-        )
+        await self._store("record", RecordInput(incident_id=self.s.incident.id, entries=entries, room=room))
         if entries:
             self._recorded_seq = max(self._recorded_seq, entries[-1].seq)
+
+    async def _store(self, activity: str, arg: object, result_type: type | None = None) -> Any:
+        """A write to our own database. A local activity: it runs in this worker as part of the
+        workflow task, without a round trip through the server's task queue and a workflow task of
+        its own; it is idempotent (stable ids and keys), so a retry after a lost worker is harmless."""
+        options: dict[str, Any] = {
+            "result_type": result_type,
+            "start_to_close_timeout": STORE_TIMEOUT,
+            "retry_policy": STORE_RETRY,
+        }
+        if workflow.patched(LOCAL_STORE_PATCH):
+            return await workflow.execute_local_activity(activity, arg, **options)
+        return await workflow.execute_activity(activity, arg, **options)
 
     def _upsert_search(self) -> None:
         values = {

@@ -13,7 +13,16 @@ from starters.api.errors import ApiError
 from starters.api.views import incident_json, room_json, timeline_json
 from starters.service import WarRoomService
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
-from warroom.models import Action, IncidentIn, IncidentStatus, Responder, RoomState, Source, unique_responders
+from warroom.models import (
+    Action,
+    IncidentIn,
+    IncidentStatus,
+    Responder,
+    RoomState,
+    Source,
+    WarRoom,
+    unique_responders,
+)
 
 router = APIRouter(tags=["incidents"])
 Svc = Annotated[WarRoomService, Depends(service)]
@@ -175,7 +184,9 @@ async def create_room(
     except Exception as e:
         raise ApiError(422, "invalid", str(e)) from e
     # The first of concurrent requests looks at the room before any of them asks for it: it is the
-    # one that opens the room (201); the others get the same room as one that exists (200).
+    # one that opens the room (201); the others get the same room as one that exists (200). It looks
+    # in the rooms read model (the create activity registers a room there as soon as the platform
+    # made it), not by querying the workflow: a query costs a workflow task on a busy worker.
     looked = state.opening_rooms.get(incident_id)
     opener = looked is None
     if looked is None:
@@ -186,7 +197,7 @@ async def create_room(
         before = None
         if opener:
             try:
-                before = await svc.room_now(incident_id)
+                before = await asyncio.to_thread(svc.store.rooms.current, incident_id) or WarRoom(platform=platform)
             finally:
                 looked.set()
         actor = _actor(request, body.actor)

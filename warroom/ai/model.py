@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-import openai
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING
 
 from warroom.errors import WarRoomError
 from warroom.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: `openai` takes most of a second to import, and a worker
+    import openai  # without a model configured (the default) never needs it
+    from openai import AsyncOpenAI
 
 
 class AiError(WarRoomError):
@@ -54,6 +56,8 @@ class ModelClient:
 
     def _client(self) -> AsyncOpenAI:
         """A client per call: nothing to close at shutdown, and a call costs seconds anyway."""
+        from openai import AsyncOpenAI
+
         return AsyncOpenAI(
             api_key=self.settings.openai_api_key.get_secret_value() or "not-needed",
             base_url=self.settings.openai_base_url or None,
@@ -62,6 +66,8 @@ class ModelClient:
         )
 
     async def complete(self, messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Completion:
+        import openai
+
         started = time.perf_counter()
         max_tokens = max_tokens or self.settings.ai_max_answer_tokens
         try:
@@ -111,6 +117,8 @@ class ModelClient:
         )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
         try:
             async with self._client() as client:
                 resp = await client.embeddings.create(model=self.embedding_model, input=texts)
@@ -123,6 +131,8 @@ class ModelClient:
 
 
 def _classify(e: openai.APIError) -> AiError:
+    import openai
+
     if isinstance(e, openai.RateLimitError):
         after = e.response.headers.get("retry-after") if e.response is not None else None
         try:

@@ -6,19 +6,34 @@ from collections.abc import Callable
 
 from warroom.errors import PermanentImError
 from warroom.im.base import ImAdapter
-from warroom.im.lark import build_lark_adapter
-from warroom.im.sandbox.adapter import build_sandbox_adapter
-from warroom.im.slack.adapter import build_slack_adapter
 from warroom.models import PLATFORMS
 from warroom.settings import Settings
 from warroom.store.db import Database
 
 Builder = Callable[[Database, Settings], ImAdapter]
-BUILDERS: dict[str, Builder] = {
-    "sandbox": build_sandbox_adapter,
-    "lark": build_lark_adapter,
-    "slack": build_slack_adapter,
-}
+
+
+# Each platform's SDK is imported when its adapter is first built, not at start-up: a worker that
+# serves only the sandbox starts (and restarts after a crash) without loading slack-sdk or lark-oapi.
+def _sandbox(db: Database, settings: Settings) -> ImAdapter:
+    from warroom.im.sandbox.adapter import build_sandbox_adapter
+
+    return build_sandbox_adapter(db, settings)
+
+
+def _slack(db: Database, settings: Settings) -> ImAdapter:
+    from warroom.im.slack.adapter import build_slack_adapter
+
+    return build_slack_adapter(db, settings)
+
+
+def _lark(db: Database, settings: Settings) -> ImAdapter:
+    from warroom.im.lark import build_lark_adapter
+
+    return build_lark_adapter(db, settings)
+
+
+BUILDERS: dict[str, Builder] = {"sandbox": _sandbox, "lark": _lark, "slack": _slack}
 
 
 def available_platforms() -> list[str]:

@@ -54,8 +54,8 @@ class WorkerMetrics:
         )
         self.room_ready_seconds = Histogram(
             "warroom_room_ready_seconds",
-            "From the workflow asking for a war room to the room existing on the platform, "
-            "queue wait and retries included, by platform.",
+            "From the workflow asking for a war room to the room existing on the platform (with "
+            "its responders invited and its card posted), queue wait and retries included, by platform.",
             ["platform"],
             buckets=ROOM_READY_BUCKETS,
             registry=self.registry,

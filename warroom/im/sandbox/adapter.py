@@ -105,15 +105,15 @@ class SandboxAdapter(ImAdapter):
             await asyncio.to_thread(self.sandbox.record_call, method, chat_id, "rate_limited", _now())
             raise RateLimited(f"sandbox {method}: over the rate limit", retry_after=wait, platform="sandbox")
         fault = self.rng.choice(FAULTS) if self.fault_rate and self.rng.random() < self.fault_rate else None
-        # The call log is the platform's bookkeeping: it happens during the latency, not after it.
-        await asyncio.gather(
-            asyncio.sleep(self.latency), asyncio.to_thread(self.sandbox.record_call, method, chat_id, fault, _now())
-        )
-        if fault == "rate_limited":
-            raise RateLimited(f"sandbox {method}: rate limited (injected)", retry_after=0.2, platform="sandbox")
-        if fault == "server_error":
+        # The call log is the platform's bookkeeping, written in the same transaction as the effect.
+        self.sandbox.log_call(method, chat_id, fault, _now())
+        await asyncio.sleep(self.latency)
+        if fault in ("rate_limited", "server_error"):
+            await asyncio.to_thread(self.sandbox.flush_calls)
+            if fault == "rate_limited":
+                raise RateLimited(f"sandbox {method}: rate limited (injected)", retry_after=0.2, platform="sandbox")
             raise TransientImError(f"sandbox {method}: 503 (injected)", platform="sandbox", code="503")
-        result = await asyncio.to_thread(effect)
+        result = await asyncio.to_thread(_then_flush, effect, self.sandbox)
         if fault == "timeout_after_effect":
             raise TransientImError(f"sandbox {method}: timed out after the effect (injected)", platform="sandbox")
         return result
@@ -235,3 +235,11 @@ def build_sandbox_adapter(db, settings) -> SandboxAdapter:  # type: ignore[no-un
         signing_secret=settings.sandbox_signing_secret.get_secret_value(),
         rate_limit=settings.sandbox_rate_limit,
     )
+
+
+def _then_flush(effect, sandbox: SandboxPlatform):  # type: ignore[no-untyped-def]
+    """The effect (which writes the logged calls), then whatever an effect that only read left."""
+    try:
+        return effect()
+    finally:
+        sandbox.flush_calls()

@@ -8,11 +8,15 @@ Everything here is synchronous SQL; callers in async code run it in a thread.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from warroom.errors import PermanentImError
 from warroom.store.db import Database
@@ -71,6 +75,35 @@ class SandboxRoom(BaseModel):
 class SandboxPlatform:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._calls: list[SandboxCallRow] = []  # logged calls not yet written (see `log_call`)
+        self._calls_lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self, *, write: bool = False) -> Iterator[Session]:
+        """A transaction that also writes the calls logged so far: a call costs one transaction
+        (its effect), not two. Should the transaction fail, the calls are written on their own."""
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+        try:
+            with self.db.session(write=write) as s:
+                s.add_all(calls)
+                yield s
+        except BaseException:
+            if calls:
+                with self.db.session() as s:
+                    s.add_all(SandboxCallRow(method=c.method, chat_id=c.chat_id, fault=c.fault, at=c.at) for c in calls)
+            raise
+
+    def log_call(self, method: str, chat_id: str | None, fault: str | None, now: datetime) -> None:
+        """Log a call; it is written with the next transaction (the call's own effect)."""
+        with self._calls_lock:
+            self._calls.append(SandboxCallRow(method=method, chat_id=chat_id, fault=fault, at=now))
+
+    def flush_calls(self) -> None:
+        """Write the logged calls now (after a call without an effect, or one that only read)."""
+        if self._calls:
+            with self._tx():
+                pass
 
     # -- directory --
     def lookup_user(self, *, email: str | None, phone: str | None, now: datetime) -> str | None:
@@ -79,7 +112,7 @@ class SandboxPlatform:
             return None
         contact = email or phone
         assert contact
-        with self.db.session() as s:
+        with self._tx() as s:
             row = None
             if email:
                 row = s.scalar(select(SandboxUserRow).where(SandboxUserRow.email == email))
@@ -90,26 +123,26 @@ class SandboxPlatform:
         user_id = "U" + _digest(contact, 10).upper()
         name = email.split("@")[0] if email else f"user {phone}"
         try:
-            with self.db.session() as s:
+            with self._tx() as s:
                 s.add(SandboxUserRow(id=user_id, email=email, phone=phone, name=name, created_at=now))
         except IntegrityError:
             pass  # provisioned concurrently by another lookup: same deterministic id
         return user_id
 
     def users(self) -> list[SandboxUser]:
-        with self.db.session() as s:
+        with self._tx() as s:
             rows = s.scalars(select(SandboxUserRow).order_by(SandboxUserRow.name)).all()
             return [SandboxUser(id=r.id, email=r.email, phone=r.phone, name=r.name) for r in rows]
 
     # -- rooms --
     def create_room(self, *, key: str, incident_id: str, name: str, topic: str, now: datetime) -> str:
-        with self.db.session() as s:
+        with self._tx() as s:
             existing = s.scalar(select(SandboxRoomRow).where(SandboxRoomRow.idempotency_key == key))
             if existing is not None:
                 return existing.chat_id
         chat_id = "C" + _digest(key).upper()
         try:
-            with self.db.session() as s:
+            with self._tx() as s:
                 s.add(
                     SandboxRoomRow(
                         chat_id=chat_id,
@@ -126,7 +159,7 @@ class SandboxPlatform:
         return chat_id
 
     def dismiss_room(self, chat_id: str, now: datetime) -> None:
-        with self.db.session() as s:
+        with self._tx() as s:
             room = self._room(s, chat_id)
             if room.state != "dismissed":
                 room.state = "dismissed"
@@ -142,7 +175,7 @@ class SandboxPlatform:
 
     def _add_members(self, chat_id: str, user_ids: list[str], now: datetime) -> list[str]:
         unknown = []
-        with self.db.session(write=True) as s:
+        with self._tx(write=True) as s:
             self._active_room(s, chat_id)
             for uid in user_ids:
                 if s.get(SandboxUserRow, uid) is None:
@@ -156,7 +189,7 @@ class SandboxPlatform:
         return unknown
 
     def remove_members(self, chat_id: str, user_ids: list[str]) -> None:
-        with self.db.session() as s:
+        with self._tx() as s:
             self._active_room(s, chat_id)
             for uid in user_ids:
                 m = s.get(SandboxMemberRow, (chat_id, uid))
@@ -164,7 +197,7 @@ class SandboxPlatform:
                     m.state = "left"
 
     def is_member(self, chat_id: str, user_id: str) -> bool:
-        with self.db.session() as s:
+        with self._tx() as s:
             m = s.get(SandboxMemberRow, (chat_id, user_id))
             return m is not None and m.state == "joined"
 
@@ -182,12 +215,12 @@ class SandboxPlatform:
     ) -> int:
         """Posts a message once per key (a repeated key returns the first message's id)."""
         if key:
-            with self.db.session() as s:
+            with self._tx() as s:
                 found = s.scalar(select(SandboxMessageRow.id).where(SandboxMessageRow.idempotency_key == key))
                 if found is not None:
                     return found
         try:
-            with self.db.session() as s:
+            with self._tx() as s:
                 self._active_room(s, chat_id)
                 row = SandboxMessageRow(
                     chat_id=chat_id,
@@ -202,14 +235,14 @@ class SandboxPlatform:
                 s.flush()
                 return row.id
         except IntegrityError:
-            with self.db.session() as s:
+            with self._tx() as s:
                 found = s.scalar(select(SandboxMessageRow.id).where(SandboxMessageRow.idempotency_key == key))
                 assert found is not None
                 return found
 
     def update_card(self, chat_id: str, message_id: int, card: dict, version: int, now: datetime) -> None:
         """Replaces the card unless a newer version is already shown (late retries lose)."""
-        with self.db.session(write=True) as s:
+        with self._tx(write=True) as s:
             row = s.get(SandboxMessageRow, message_id, with_for_update=True)
             if row is None or row.chat_id != chat_id or row.card is None:
                 raise PermanentImError(f"no card message {message_id} in {chat_id}", platform="sandbox")
@@ -219,7 +252,7 @@ class SandboxPlatform:
             row.card, row.card_version, row.edits, row.edited_at = card, version, row.edits + 1, now
 
     def messages(self, chat_id: str, since: datetime | None = None) -> list[SandboxMessage]:
-        with self.db.session() as s:
+        with self._tx() as s:
             q = select(SandboxMessageRow).where(SandboxMessageRow.chat_id == chat_id)
             if since:
                 q = q.where(SandboxMessageRow.created_at > since)
@@ -241,20 +274,20 @@ class SandboxPlatform:
 
     # -- reading, for the page and for tests --
     def rooms(self) -> list[SandboxRoom]:
-        with self.db.session() as s:
+        with self._tx() as s:
             rows = s.scalars(select(SandboxRoomRow).order_by(SandboxRoomRow.created_at.desc())).all()
             return [self._room_model(r) for r in rows]
 
     def room(self, chat_id: str) -> SandboxRoom:
-        with self.db.session() as s:
+        with self._tx() as s:
             room = self._room_model(self._room(s, chat_id))
             room.members = self._members(s, chat_id)
         room.messages = self.messages(chat_id)
         return room
 
     def record_call(self, method: str, chat_id: str | None, fault: str | None, now: datetime) -> None:
-        with self.db.session() as s:
-            s.add(SandboxCallRow(method=method, chat_id=chat_id, fault=fault, at=now))
+        self.log_call(method, chat_id, fault, now)
+        self.flush_calls()
 
     # -- helpers --
     @staticmethod
