@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio import activity
 
 from activities.errors import retry_decisions
@@ -77,33 +78,68 @@ class ImActivities:
     async def open_room(self, inp: OpenRoomInput) -> OpenedRoom:
         """A new room in one activity, on the shortest path the platform allows: the room is
         created while the people are looked up, then the invites and the card go out together.
-        Every step is idempotent (room and card by key, invites by membership, found users are
-        stored as links), so a retry after a failure or a lost answer repeats only calls that are
-        harmless to repeat. A step the platform refuses for good fails the room only if it is the
-        room itself; refused invites and a refused card come back as outcomes."""
+
+        Each step's result is kept in the heartbeat details as soon as it is known, and an attempt
+        after a failure (or a lost worker) resumes from there: under a 30 % fault rate, a retry
+        that had to repeat the whole sequence would rarely get through. Repeating a step is safe
+        anyway (room and card by key, invites by membership, found users are stored as links). A
+        step the platform refuses for good fails the room only if it is the room itself; refused
+        invites and a refused card come back as outcomes."""
+        done = OpenProgress.model_validate(activity.info().heartbeat_details[0]) if _resumed() else OpenProgress()
         with retry_decisions():
             adapter = self.adapter(inp.platform)  # an unknown or unconfigured platform fails the room
-            ref, (found, lookup_refused) = await asyncio.gather(
-                adapter.create_room(inp.spec),
-                _unless_refused(resolve_people(adapter, self.store.links, _contacts(inp.people))),
+            people = (
+                _unless_refused(resolve_people(adapter, self.store.links, _contacts(inp.people)))
+                if done.members is None
+                else _nothing()
             )
-            (members, invite_refused), (card, card_refused), _ = await asyncio.gather(
-                _unless_refused(self._add(adapter, ref.chat_id, inp.people, found or [])),
-                _unless_refused(adapter.post_card(ref.chat_id, inp.card, inp.card_key)),
-                self._register(inp.platform, inp.spec, ref),
-            )
-        refused = lookup_refused or invite_refused
-        if refused:
-            members = [
-                MemberOutcome(responder_id=p.responder_id, im_user_id=None, state=MemberState.FAILED, detail=refused)
-                for p in inp.people
-            ]
+            if done.room is None:
+                room, looked_up = await asyncio.gather(adapter.create_room(inp.spec), people, return_exceptions=True)
+                if isinstance(room, RoomRef):
+                    done.room = room
+                    _report(done)
+                _raise_first(room, looked_up)
+                found, lookup_refused = looked_up  # type: ignore[misc]
+            else:
+                found, lookup_refused = await people
+            chat_id = done.room.chat_id
+            steps = [self._register(inp.platform, inp.spec, done.room)]
+            if done.members is None:
+                steps.append(self._invite_step(done, adapter, chat_id, inp.people, found or [], lookup_refused))
+            if done.card is None:
+                steps.append(self._card_step(done, adapter, chat_id, inp))
+            _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
+        assert done.members is not None and done.card is not None
         return OpenedRoom(
-            room=ref,
-            members=members or [],
-            card_message_id=card.message_id if card else None,
-            card_error=card_refused,
+            room=done.room, members=done.members, card_message_id=done.card or None, card_error=done.card_refused
         )
+
+    async def _invite_step(
+        self,
+        done: OpenProgress,
+        adapter: ImAdapter,
+        chat_id: str,
+        people: list[Person],
+        found: list[Resolution],
+        refused: str,
+    ) -> None:
+        members, invite_refused = (
+            (None, refused) if refused else await _unless_refused(self._add(adapter, chat_id, people, found))
+        )
+        if invite_refused:
+            members = [
+                MemberOutcome(
+                    responder_id=p.responder_id, im_user_id=None, state=MemberState.FAILED, detail=invite_refused
+                )
+                for p in people
+            ]
+        done.members = members or []
+        _report(done)
+
+    async def _card_step(self, done: OpenProgress, adapter: ImAdapter, chat_id: str, inp: OpenRoomInput) -> None:
+        card, refused = await _unless_refused(adapter.post_card(chat_id, inp.card, inp.card_key))
+        done.card, done.card_refused = (card.message_id if card else ""), refused
+        _report(done)
 
     @activity.defn(name="im_invite_members")
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:
@@ -198,6 +234,33 @@ class ImActivities:
             self.post_notice,
             self.dismiss_room,
         ]
+
+
+class OpenProgress(BaseModel):
+    """What `open_room` has done so far; carried to its next attempt in the heartbeat details."""
+
+    room: RoomRef | None = None
+    members: list[MemberOutcome] | None = None
+    card: str | None = None  # the card's message id; "" when the platform refused it
+    card_refused: str = ""
+
+
+def _resumed() -> bool:
+    return bool(activity.info().heartbeat_details)
+
+
+def _report(progress: OpenProgress) -> None:
+    activity.heartbeat(progress)
+
+
+async def _nothing() -> tuple[list[Resolution], str]:
+    return [], ""
+
+
+def _raise_first(*results: object) -> None:
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
 
 
 async def _unless_refused(step: Awaitable[T]) -> tuple[T | None, str]:

@@ -1,10 +1,13 @@
 """Chaos: many incidents live through their whole life while everything around them fails.
 
-30 % of sandbox IM calls fail (429 with retry-after, 503, timeout *after* the effect), the worker
-process is killed with SIGKILL every few seconds and restarted, and the Temporal dev server
-(file-backed) is restarted once. Afterwards every incident is checked at the sandbox platform's
-own records: one room, each member invited once, one status card (edited, never re-posted) showing
-`closed`, the room dismissed, and a complete timeline in order.
+30 % of IM calls fail, the worker process is killed with SIGKILL every few seconds and restarted,
+and the Temporal dev server (file-backed) is restarted once. It runs twice: on the sandbox IM
+(faults: 429 with retry-after, 503, timeout *after* the effect) and on the fake Slack Web API
+through slack-sdk (faults: 429 with Retry-After, 503, a connection dropped before or after the
+effect, an answer later than the client's timeout after the effect). Afterwards every incident is
+checked at the platform's own records: one room, each member invited once, one status card
+(edited, never re-posted) showing `closed`, the room dismissed or archived, and a complete
+timeline in order.
 
 Short run (CI): part of the default test command. Long run:
 
@@ -22,9 +25,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -34,8 +37,12 @@ from temporalio.service import RPCError
 from starters.api.app import create_app
 from starters.dev import DevOptions, TemporalDevServer
 from starters.service import WarRoomService
+from tests.fakes.slack_api import SIGNING_SECRET as SLACK_SIGNING_SECRET
+from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
+from tests.fakes.slack_api import FakeSlack, running_fake_slack
 from tests.serving import free_port
 from warroom.im.sandbox.platform import SandboxPlatform
+from warroom.im.slack.blocks import CARD_EVENT_TYPE
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
 from warroom.settings import Settings
 from warroom.store import Store
@@ -44,8 +51,12 @@ from warroom.store.tables import SandboxCallRow
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 T = TypeVar("T")
 
-INCIDENTS = int(os.environ.get("WARROOM_CHAOS_INCIDENTS", "6"))
-KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "4"))
+# Short-run defaults per platform: a Slack operation is several calls, each of which can fail, so
+# its incidents take longer; fewer of them and fewer kills keep the CI run to a few minutes.
+INCIDENTS = {"sandbox": 6, "slack": 3}
+KILL_EVERY = {"sandbox": 4.0, "slack": 8.0}
+INCIDENTS_SET = os.environ.get("WARROOM_CHAOS_INCIDENTS")
+KILL_EVERY_SET = os.environ.get("WARROOM_CHAOS_KILL_EVERY")
 FAULT_RATE = float(os.environ.get("WARROOM_CHAOS_FAULT_RATE", "0.3"))
 ANN, BOB, CAT = "ann@chaos.example", "bob@chaos.example", "cat@chaos.example"
 
@@ -92,6 +103,10 @@ class Chaos:
             "WARROOM_SANDBOX_FAULT_RATE": s.sandbox_fault_rate,
             "WARROOM_SANDBOX_LATENCY_MS": s.sandbox_latency_ms,
             "WARROOM_SANDBOX_SIGNING_SECRET": s.sandbox_signing_secret.get_secret_value(),
+            "SLACK_BOT_TOKEN": s.slack_bot_token.get_secret_value(),
+            "SLACK_SIGNING_SECRET": s.slack_signing_secret.get_secret_value(),
+            "SLACK_API_BASE_URL": s.slack_api_base_url,
+            "WARROOM_SLACK_TIMEOUT": s.slack_timeout_seconds,
         }
 
     async def stop(self) -> None:
@@ -116,7 +131,7 @@ async def _retry(op: Callable[[], Awaitable[T]], what: str, timeout: float = 300
             await asyncio.sleep(0.5)
 
 
-async def _life(svc: WarRoomService, api: httpx.AsyncClient, n: int) -> str:
+async def _life(svc: WarRoomService, api: httpx.AsyncClient, platform: Platform, n: int) -> str:
     """One incident's whole life, every step through the public paths."""
     incident, _ = await _retry(
         lambda: svc.upsert_incident(
@@ -127,14 +142,14 @@ async def _life(svc: WarRoomService, api: httpx.AsyncClient, n: int) -> str:
         "open",
     )
     iid = incident.id
-    room = await _retry(lambda: _room(svc, iid), "create room")
+    room = await _retry(lambda: _room(svc, iid, platform.name), "create room")
     await _retry(
         lambda: svc.set_responders(iid, [Responder(email=ANN), Responder(email=CAT)], actor=ANN, source=Source.API),
         "responders",
     )
 
     async def click() -> None:  # Bob is no longer a responder, Ann is: through the signed callback path
-        r = await api.post(f"/sandbox/api/rooms/{room}/actions", json={"user": ANN, "action": "acknowledge"})
+        r = await platform.click(api, room, ANN)
         if r.status_code >= 500:
             raise httpx.HTTPError(f"click: {r.status_code} {r.text}")
         assert r.status_code < 400, r.text
@@ -147,8 +162,8 @@ async def _life(svc: WarRoomService, api: httpx.AsyncClient, n: int) -> str:
     return iid
 
 
-async def _room(svc: WarRoomService, iid: str) -> str:
-    out = await svc.create_room(iid, platform="sandbox", actor=ANN, source=Source.API)
+async def _room(svc: WarRoomService, iid: str, platform: str) -> str:
+    out = await svc.create_room(iid, platform=platform, actor=ANN, source=Source.API)
     if not out.done or out.value.chat_id is None:
         raise RuntimeError("room not ready yet")
     return out.value.chat_id
@@ -167,14 +182,25 @@ async def _dismissed(svc: WarRoomService, iid: str) -> None:
         raise RuntimeError("not dismissed yet")
 
 
-async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform_name", ["sandbox", "slack"])
+async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path, platform_name: str) -> None:
+    if platform_name == "sandbox":
+        await _run(tmp_path, SandboxChaos())
+        return
+    async with slack_chaos() as slack:
+        await _run(tmp_path, slack)
+
+
+async def _run(tmp_path: Path, platform: Platform) -> None:
     settings = Settings(
         WARROOM_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
         WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'chaos.db'}",
         WARROOM_TASK_QUEUE="chaos",
+        WARROOM_IM_PLATFORM=platform.name,
         WARROOM_SANDBOX_FAULT_RATE=FAULT_RATE,
         WARROOM_SANDBOX_LATENCY_MS=5,
         WARROOM_SANDBOX_SIGNING_SECRET="chaos",
+        **platform.settings(),
         _env_file=None,
     )
     store = Store(settings.database_url)
@@ -186,13 +212,15 @@ async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path) -> None
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chaos") as api:
             svc = WarRoomService(await app.state.warroom.client(), store, settings, wait=10)
-            lives = asyncio.gather(*(_life(svc, api, n) for n in range(INCIDENTS)))
+            incidents = int(INCIDENTS_SET or INCIDENTS[platform.name])
+            kill_every = float(KILL_EVERY_SET or KILL_EVERY[platform.name])
+            lives = asyncio.gather(*(_life(svc, api, platform, n) for n in range(incidents)))
 
             async def havoc() -> None:
                 rng = random.Random(7)
                 restarted = False
                 while True:
-                    await asyncio.sleep(KILL_EVERY * rng.uniform(0.7, 1.3))
+                    await asyncio.sleep(kill_every * rng.uniform(0.7, 1.3))
                     chaos.kill_worker()
                     if not restarted and chaos.kills == 2:
                         await chaos.restart_server()
@@ -207,17 +235,57 @@ async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path) -> None
                 with contextlib.suppress(asyncio.CancelledError):
                     await monkey
         elapsed = time.monotonic() - started
-        _check(store, ids)
-        _report(store, chaos, ids, elapsed)
+        for iid in ids:
+            platform.check_room(store, iid)
+            _check_timeline(store, iid)
+        print(
+            f"\nchaos on {platform.name}: {len(ids)} incidents in {elapsed:.0f}s; "
+            f"worker SIGKILLed {chaos.kills} times, Temporal restarted {chaos.server_restarts} time(s); "
+            f"IM calls: {platform.calls(store)}; found: one room, "
+            "one card (closed), 3 single joins, the room gone and a gapless timeline per incident"
+        )
         assert chaos.kills >= 2 and chaos.server_restarts == 1
     finally:
         await chaos.stop()
         store.close()
 
 
-def _check(store: Store, ids: list[str]) -> None:
-    sandbox = SandboxPlatform(store.db)
-    for iid in ids:
+def _check_timeline(store: Store, iid: str) -> None:
+    entries = store.timeline.list(iid)
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1)), f"{iid}: timeline has gaps"
+    assert [e.at for e in entries] == sorted(e.at for e in entries), f"{iid}: timeline out of order"
+    kinds = Counter(e.kind for e in entries if e.outcome.value == "ok")
+    for kind in ("incident.created", "room.created", "card.posted", "action.acknowledge", "action.close"):
+        assert kinds[kind] == 1, f"{iid}: {kind} x{kinds[kind]}"
+    assert kinds["room.dismissed"] == 1 and kinds["member.invited"] == 3, f"{iid}: {kinds}"
+    assert store.rooms.current(iid).state is RoomState.DISMISSED  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------------- the platforms
+
+
+class Platform(Protocol):
+    name: str
+
+    def settings(self) -> dict[str, Any]: ...
+    async def click(self, api: httpx.AsyncClient, room: str, email: str) -> httpx.Response: ...
+    def check_room(self, store: Store, iid: str) -> None: ...
+    def calls(self, store: Store) -> dict[str, int]: ...
+
+
+class SandboxChaos:
+    """The sandbox: faults injected by the worker's adapter, recorded in the sandbox's call log."""
+
+    name = "sandbox"
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    async def click(self, api: httpx.AsyncClient, room: str, email: str) -> httpx.Response:
+        return await api.post(f"/sandbox/api/rooms/{room}/actions", json={"user": email, "action": "acknowledge"})
+
+    def check_room(self, store: Store, iid: str) -> None:
+        sandbox = SandboxPlatform(store.db)
         rooms = [r for r in sandbox.rooms() if r.incident_id == iid]
         assert len(rooms) == 1, f"{iid}: {len(rooms)} rooms"
         room = sandbox.room(rooms[0].chat_id)
@@ -227,21 +295,56 @@ def _check(store: Store, ids: list[str]) -> None:
         cards = [m for m in room.messages if m.card]
         assert len(cards) == 1, f"{iid}: {len(cards)} cards"
         assert cards[0].card["status"] == "closed" and cards[0].edits >= 1, f"{iid}: card {cards[0].card}"
-        entries = store.timeline.list(iid)
-        assert [e.seq for e in entries] == list(range(1, len(entries) + 1)), f"{iid}: timeline has gaps"
-        assert [e.at for e in entries] == sorted(e.at for e in entries), f"{iid}: timeline out of order"
-        kinds = Counter(e.kind for e in entries if e.outcome.value == "ok")
-        for kind in ("incident.created", "room.created", "card.posted", "action.acknowledge", "action.close"):
-            assert kinds[kind] == 1, f"{iid}: {kind} x{kinds[kind]}"
-        assert kinds["room.dismissed"] == 1 and kinds["member.invited"] == 3, f"{iid}: {kinds}"
-        assert store.rooms.current(iid).state is RoomState.DISMISSED  # type: ignore[union-attr]
+
+    def calls(self, store: Store) -> dict[str, int]:
+        with store.db.session() as s:
+            return dict(Counter(f or "ok" for f in s.scalars(select(SandboxCallRow.fault))))
 
 
-def _report(store: Store, chaos: Chaos, ids: list[str], elapsed: float) -> None:
-    with store.db.session() as s:
-        faults = Counter(f or "ok" for f in s.scalars(select(SandboxCallRow.fault)))
-    print(
-        f"\nchaos: {len(ids)} incidents in {elapsed:.0f}s; worker SIGKILLed {chaos.kills} times, Temporal restarted "
-        f"{chaos.server_restarts} time(s); IM calls: {dict(faults)}; found: one room, one card (closed), "
-        f"3 single joins and a gapless timeline per incident"
-    )
+class SlackChaos:
+    """The fake Slack Web API, served by this test, with random faults on every method."""
+
+    name = "slack"
+
+    def __init__(self, fake: FakeSlack) -> None:
+        self.fake = fake
+        self.users = {email: fake.add_user(email) for email in (ANN, BOB, CAT)}
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+            "SLACK_API_BASE_URL": self.fake.url,
+            "WARROOM_SLACK_TIMEOUT": 1.5,
+        }
+
+    async def click(self, api: httpx.AsyncClient, room: str, email: str) -> httpx.Response:
+        [card] = self.fake.bot_messages(room, CARD_EVENT_TYPE)
+        body = self.fake.block_actions(room, card["ts"], self.users[email], "wr:acknowledge:")
+        headers = self.fake.sign(body) | {"content-type": "application/x-www-form-urlencoded"}
+        return await api.post("/im/slack/interactions", content=body, headers=headers)
+
+    def check_room(self, store: Store, iid: str) -> None:
+        fake = self.fake
+        channels = [c for c in fake.channels.values() if f"-{iid}-" in c.name or c.name.endswith(f"-{iid}")]
+        assert len(channels) == 1, f"{iid}: {[c.name for c in channels]}"
+        ch = channels[0]
+        assert ch.archived, f"{iid}: channel {ch.name} not archived"
+        joins = {email: fake.joins[(ch.id, user)] for email, user in self.users.items()}
+        assert joins == {ANN: 1, BOB: 1, CAT: 1}, f"{iid}: joins {joins}"
+        cards = fake.bot_messages(ch.id, CARD_EVENT_TYPE)
+        assert len(cards) == 1, f"{iid}: {len(cards)} cards"
+        assert "edited" in cards[0] and cards[0]["text"].endswith("closed"), f"{iid}: card {cards[0]['text']}"
+        assert len(ch.pins) == 1, f"{iid}: {len(ch.pins)} pins"
+
+    def calls(self, store: Store) -> dict[str, int]:
+        return dict(Counter("ok" if not c.outcome.startswith("fault:") else c.outcome[6:] for c in self.fake.calls))
+
+
+@contextlib.asynccontextmanager
+async def slack_chaos() -> AsyncIterator[SlackChaos]:
+    async with running_fake_slack() as fake:
+        platform = SlackChaos(fake)
+        fake.chaos(FAULT_RATE)
+        yield platform
+        assert fake.spec_violations == []

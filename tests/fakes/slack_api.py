@@ -29,6 +29,7 @@ import hmac
 import itertools
 import json
 import os
+import random
 import re
 import time
 from collections import Counter, deque
@@ -50,6 +51,7 @@ TOKEN = "xoxb-fake-bot-token"
 SIGNING_SECRET = "fake-signing-secret"
 TEAM_ID, TEAM_NAME, TEAM_URL = "T0WARROOM", "War Room Test", "https://warroom-test.slack.com/"
 BOT_USER_ID, BOT_ID, APP_ID = "U0BOT", "B0BOT", "A0WARROOM"
+CHAOS_FAULTS = ("ratelimited", "server_error", "drop", "drop_after", "timeout_after")
 ALL_SCOPES = frozenset(
     {
         "chat:write",
@@ -255,6 +257,7 @@ class FakeSlack:
         self._windows: dict[str, deque[float]] = {}
         self._ids = itertools.count(1)
         self._last_ts = 0.0
+        self.chaos_rate, self._rng = 0.0, random.Random(0)
         self.users[BOT_USER_ID] = User(BOT_USER_ID, "warroom-bot@bots.invalid", "warroom", is_bot=True)
 
     # -- test controls --------------------------------------------------------------------
@@ -282,6 +285,12 @@ class FakeSlack:
     def limit(self, method: str, calls: int, per_seconds: float, *, retry_after: int = 1) -> None:
         """Slack-style tier: more than `calls` in `per_seconds` → 429 with Retry-After."""
         self.limits[method] = (calls, per_seconds, retry_after)
+
+    def chaos(self, rate: float, *, seed: int = 7, timeout_delay: float = 2.0) -> None:
+        """From now on, a `rate` share of all calls meets a random fault: 429 with Retry-After,
+        503, a dropped connection before or after the effect, or an answer later than the client's
+        timeout (`timeout_delay`) after the effect."""
+        self.chaos_rate, self._rng, self._timeout_delay = rate, random.Random(seed), timeout_delay
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -406,6 +415,9 @@ class FakeSlack:
             if len(window) >= calls:
                 return Fault("ratelimited", retry_after=retry_after)
             window.append(now)
+        if self.chaos_rate and self._rng.random() < self.chaos_rate:
+            kind = self._rng.choice(CHAOS_FAULTS)
+            return Fault(kind, delay=self._timeout_delay)
         queue = self.faults.get(method)
         if not queue:
             return None
