@@ -579,9 +579,9 @@ class IncidentWarRoom:
 
     async def _open(self) -> None:
         """Open a new room in one activity: the room is created while the responders are looked
-        up, then they are invited while the card is posted. Two workflow tasks for the lot, so the
-        room is ready one platform round trip after the platform allows it (the card's refresh
-        with the members' final states follows in the next step)."""
+        up, then they are invited while the card is posted. The room is ready two platform round
+        trips after the request, with one activity dispatch and no workflow task in between (the
+        card's refresh with the members' final states follows in the next step)."""
         room, spec = self.s.room, self._room_spec()
         invite, _ = self._member_work()
         self._mark_pending(invite)

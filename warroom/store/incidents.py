@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, delete, or_, select
@@ -95,9 +96,18 @@ class IncidentStore:
                 )
             )
         with self.db.session() as s:
-            rows = s.scalars(q.limit(limit + 1)).all()
-            items = [self._load(s, r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+            fetched = s.scalars(q.limit(limit + 1)).all()
+            rows = fetched[:limit]
+            # Everyone's responders in one query, not one per incident (the assistant lists 200).
+            responders: dict[str, list[ResponderRow]] = {r.id: [] for r in rows}
+            for rr in s.scalars(
+                select(ResponderRow)
+                .where(ResponderRow.incident_id.in_(list(responders)))
+                .order_by(ResponderRow.incident_id, ResponderRow.position)
+            ):
+                responders[rr.incident_id].append(rr)
+            items = [self._build(r, responders[r.id]) for r in rows]
+        next_cursor = _encode_cursor(items[-1]) if len(fetched) > limit else None
         return items, next_cursor
 
     def set_responders(self, incident_id: str, responders: list[Responder], now: datetime) -> Incident:
@@ -171,6 +181,10 @@ class IncidentStore:
         responders = s.scalars(
             select(ResponderRow).where(ResponderRow.incident_id == row.id).order_by(ResponderRow.position)
         ).all()
+        return IncidentStore._build(row, responders)
+
+    @staticmethod
+    def _build(row: IncidentRow, responders: Sequence[ResponderRow]) -> Incident:
         return Incident(
             id=row.id,
             title=row.title,
