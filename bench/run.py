@@ -41,7 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.noop import QUEUE as NOOP_QUEUE
-from bench.noop import BenchNoop, Shape
+from bench.noop import BenchNoop
 from starters.api.app import create_app
 from warroom.messages import workflow_id
 from warroom.settings import Settings
@@ -271,28 +271,22 @@ async def responder_change(stack: Stack, incident_ids: list[str], responders: in
     )
 
 
-async def activities_per_room(stack: Stack, responders: int) -> tuple[Shape, int]:
-    """(activities and local activities, successful IM calls) one incident needs until its room
-    is ready and quiet."""
+async def activities_per_room(stack: Stack, responders: int) -> tuple[int, int]:
+    """(activities, successful IM calls) one incident needs until its room is ready and quiet."""
     calls0 = _successful_calls(stack)
     incident_id = await _open_incident(stack, responders)
     (await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})).raise_for_status()
     await _until(lambda: _room_ready_at(stack, incident_id, responders))
     await asyncio.sleep(1.0)  # let the card's last edit and the timeline write finish
     handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
-    events = (await handle.fetch_history()).events
-    activities = sum(1 for e in events if e.HasField("activity_task_scheduled_event_attributes"))
-    local = sum(
-        1
-        for e in events
-        if e.HasField("marker_recorded_event_attributes")
-        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    activities = sum(
+        1 for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
     )
-    return Shape(activities, local), _successful_calls(stack) - calls0
+    return activities, _successful_calls(stack) - calls0
 
 
 async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) -> None:
-    shape, calls = await activities_per_room(stack, responders)
+    activities, calls = await activities_per_room(stack, responders)
 
     # The engine alone: n workflows each running the same number of no-op activities.
     noop = subprocess.Popen(
@@ -300,12 +294,11 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) ->
     )
     try:
         client = await Client.connect(stack.address)
-        warm = Shape(1, 1)
-        await client.execute_workflow(BenchNoop.run, warm, id=f"noop-warm-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+        await client.execute_workflow(BenchNoop.run, 1, id=f"noop-warm-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
         t0 = time.monotonic()
         await asyncio.gather(
             *(
-                client.execute_workflow(BenchNoop.run, shape, id=f"noop-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+                client.execute_workflow(BenchNoop.run, activities, id=f"noop-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
                 for _ in range(n)
             )
         )
@@ -345,8 +338,7 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) ->
         Figure(
             f"burst: {n} rooms at once",
             f"{real:.1f} s",
-            f"engine {engine:.1f} s ({n}x{shape.activities} no-op activities + {shape.local_activities} local); "
-            f"rate bound {bound:.1f} s "
+            f"engine {engine:.1f} s ({n}x{activities} no-op activities); rate bound {bound:.1f} s "
             f"({n}x{calls} calls at {rate:.0f}/s)",
             real / max(engine, bound),
             "≥ 80 % of engine throughput, ≤ 1.1x rate bound",

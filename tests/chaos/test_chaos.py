@@ -57,9 +57,8 @@ T = TypeVar("T")
 # often than a restarted worker (about 2 s to start on 2 cores) can finish some work: a worker
 # killed before it completes anything only makes its tasks wait for their timeouts.
 INCIDENTS = {"sandbox": 6, "slack": 3}
-KILL_EVERY = {"sandbox": 8.0, "slack": 8.0}
 INCIDENTS_SET = os.environ.get("WARROOM_CHAOS_INCIDENTS")
-KILL_EVERY_SET = os.environ.get("WARROOM_CHAOS_KILL_EVERY")
+KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "8"))
 FAULT_RATE = float(os.environ.get("WARROOM_CHAOS_FAULT_RATE", "0.3"))
 ANN, BOB, CAT = "ann@chaos.example", "bob@chaos.example", "cat@chaos.example"
 
@@ -221,14 +220,13 @@ async def _run(tmp_path: Path, platform: Platform) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chaos") as api:
             svc = WarRoomService(await app.state.warroom.client(), store, settings, wait=10)
             incidents = int(INCIDENTS_SET or INCIDENTS[platform.name])
-            kill_every = float(KILL_EVERY_SET or KILL_EVERY[platform.name])
             lives = asyncio.gather(*(_life(svc, api, platform, n) for n in range(incidents)))
 
             async def havoc() -> None:
                 rng = random.Random(7)
                 restarted = False
                 while True:
-                    await asyncio.sleep(kill_every * rng.uniform(0.7, 1.3))
+                    await asyncio.sleep(KILL_EVERY * rng.uniform(0.7, 1.3))
                     chaos.kill_worker()
                     if not restarted and chaos.kills == 2:
                         await chaos.restart_server()
