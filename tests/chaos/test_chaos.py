@@ -56,9 +56,9 @@ T = TypeVar("T")
 # its incidents take longer; fewer of them keep the CI run to a few minutes. Kills come no more
 # often than a restarted worker (about 2 s to start on 2 cores) can finish some work: a worker
 # killed before it completes anything only makes its tasks wait for their timeouts.
-INCIDENTS = {"sandbox": 6, "slack": 3}
+INCIDENTS = {"sandbox": 4, "slack": 3}
 INCIDENTS_SET = os.environ.get("WARROOM_CHAOS_INCIDENTS")
-KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "8"))
+KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "10"))
 FAULT_RATE = float(os.environ.get("WARROOM_CHAOS_FAULT_RATE", "0.3"))
 ANN, BOB, CAT = "ann@chaos.example", "bob@chaos.example", "cat@chaos.example"
 
