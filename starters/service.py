@@ -22,7 +22,7 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starters.coalesce import Snapshot, SnapshotCoalescer
 from warroom.ai import transcript
@@ -155,7 +155,32 @@ class WarRoomService:
         )
 
     # ------------------------------------------------------------------ requests that need an answer
-    async def _update_with_start(self, incident_id: str, update, arg, *, request_id: str | None):  # type: ignore[no-untyped-def]
+    async def _update(self, incident_id: str, update, arg, *, request_id: str | None):  # type: ignore[no-untyped-def]
+        """Send `update` to the incident's workflow and wait (up to `self.wait`) for its answer.
+
+        A running workflow gets it directly; only when none is running is it started from the
+        store's state with the update (the store reads are on the path of every request
+        otherwise: a few milliseconds of every acknowledge → card)."""
+        update_id = request_id or str(uuid.uuid4())
+        try:
+            handle = await self.handle(incident_id).start_update(
+                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+        except WorkflowUpdateFailedError as e:
+            raise Conflict(_reason(e)) from e
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # Not running (never started, or finished): start it from the store with the update.
+            handle = await self._start_with(incident_id, update, arg, update_id)
+        try:
+            return Answer(await asyncio.wait_for(asyncio.shield(handle.result()), self.wait), True)
+        except WorkflowUpdateFailedError as e:
+            raise Conflict(_reason(e)) from e
+        except TimeoutError:
+            return Answer(None, False)
+
+    async def _start_with(self, incident_id: str, update, arg, update_id: str):  # type: ignore[no-untyped-def]
         incident = await asyncio.to_thread(self.store.incidents.get, incident_id)
         inp = await asyncio.to_thread(self._start_input, incident)
         op = WithStartWorkflowOperation(
@@ -172,16 +197,11 @@ class WarRoomService:
                 arg,
                 start_workflow_operation=op,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                id=request_id or str(uuid.uuid4()),
+                id=update_id,
             )
         except WorkflowUpdateFailedError as e:
             raise Conflict(_reason(e)) from e
-        try:
-            return Answer(await asyncio.wait_for(asyncio.shield(handle.result()), self.wait), True)
-        except WorkflowUpdateFailedError as e:
-            raise Conflict(_reason(e)) from e
-        except TimeoutError:
-            return Answer(None, False)
+        return handle
 
     async def act(
         self,
@@ -193,7 +213,7 @@ class WarRoomService:
         minutes: int | None = None,
         request_id: str | None = None,
     ) -> Answer[Incident]:
-        out = await self._update_with_start(
+        out = await self._update(
             incident_id,
             IncidentWarRoom.act,
             ActRequest(action=action, actor=actor, source=source, minutes=minutes),
@@ -207,14 +227,14 @@ class WarRoomService:
         self, incident_id: str, *, platform: str | None, actor: str, source: Source
     ) -> Answer[WarRoom]:
         req = CreateRoomRequest(platform=platform or self.settings.im_platform, actor=actor, source=source)
-        out = await self._update_with_start(incident_id, IncidentWarRoom.create_room, req, request_id=None)
+        out = await self._update(incident_id, IncidentWarRoom.create_room, req, request_id=None)
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out
 
     async def dismiss_room(self, incident_id: str, *, actor: str, source: Source) -> Answer[WarRoom]:
         req = DismissRoomRequest(actor=actor, source=source)
-        out = await self._update_with_start(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None)
+        out = await self._update(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None)
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out
@@ -223,7 +243,7 @@ class WarRoomService:
         """(Re)generate the post-incident review through the incident's workflow (started again
         from the store when it has finished), so that it lands in the timeline as `ai.review`."""
         req = ReviewRequest(actor=actor, source=source)
-        return await self._update_with_start(incident_id, IncidentWarRoom.review, req, request_id=None)
+        return await self._update(incident_id, IncidentWarRoom.review, req, request_id=None)
 
     async def room_now(self, incident_id: str) -> WarRoom:
         """The room as the workflow sees it this instant, falling back to the store's read model."""

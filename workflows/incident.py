@@ -111,6 +111,11 @@ AI_PATCH = "ai-assistant"
 OPEN_ROOM_PATCH = "open-room-in-one"
 # The timeline is written before the assistant's work, so updates are answered without waiting for it.
 TIMELINE_FIRST_PATCH = "timeline-before-assistant"
+# The timeline is written by a coroutine of its own beside the main loop: rooms, cards and answers
+# never wait for the audit trail (a room asked for with its incident waited for two writes).
+RECORDER_PATCH = "recorder-beside-loop"
+# Actions are applied at the source in a local activity: the card's edit follows in the same task.
+LOCAL_APPLY_PATCH = "apply-action-locally"
 STORE_TIMEOUT = timedelta(seconds=30)
 
 
@@ -175,6 +180,9 @@ class IncidentWarRoom:
         self._review_asks: list[_ReviewAsk] = []
         self._captured: list[CapturedMessage] = []
         self._ai_auto = False  # set by run(): automatic assistant work only in runs of this code
+        self._recorder: asyncio.Task[None] | None = None  # set by run() in runs of this code
+        self._recording = False  # a `record` activity is in flight
+        self._handing_over = False  # continue-as-new is near: the recorder starts no new write
         # Work handed over by the previous run (see `_prepare_handover`).
         self._entries, self.s.unrecorded = self.s.unrecorded, []
         self._room_dirty = self._room_dirty or self.s.room_dirty
@@ -339,6 +347,31 @@ class IncidentWarRoom:
         target = self.s.seq
         await workflow.wait_condition(lambda: self._recorded_seq >= target)
 
+    async def _record_continuously(self) -> None:
+        """The timeline writer: one `record` at a time, each taking everything logged while the
+        previous one ran, so entries reach the read model in order and in few writes, and nothing
+        else waits for them (updates that answer with their entries wait in `_recorded`)."""
+        while True:
+            await workflow.wait_condition(lambda: self._unrecorded() and not self._handing_over)
+            self._recording = True
+            try:
+                await self._flush()
+            finally:
+                self._recording = False
+
+    def _unrecorded(self) -> bool:
+        return bool(self._entries) or self._room_dirty
+
+    async def _all_recorded(self) -> None:
+        """Wait until the read models hold everything logged so far (timeline and room)."""
+        if self._recorder is None:
+            await self._flush()
+            return
+        target = self.s.seq
+        await workflow.wait_condition(
+            lambda: self._recorded_seq >= target and not self._room_dirty and not self._recording
+        )
+
     @workflow.query
     def view(self) -> WorkflowView:
         return WorkflowView(
@@ -349,6 +382,8 @@ class IncidentWarRoom:
     @workflow.run
     async def run(self, inp: WarRoomInput) -> WorkflowView:
         self._ai_auto = workflow.patched(AI_PATCH)
+        if workflow.patched(RECORDER_PATCH):
+            self._recorder = asyncio.create_task(self._record_continuously())
         self._upsert_search()
         while True:
             with contextlib.suppress(TimeoutError):  # the snooze timer fired: `_step` ends the snooze
@@ -360,9 +395,9 @@ class IncidentWarRoom:
                 await self._prepare_handover()
                 self.s.runs += 1
                 workflow.continue_as_new(WarRoomInput(incident=self.s.incident, config=self.cfg, state=self.s))
-        await self._flush()
+        await self._all_recorded()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush()
+        await self._all_recorded()
         return self.view()
 
     async def _prepare_handover(self) -> None:
@@ -378,6 +413,8 @@ class IncidentWarRoom:
         while not workflow.all_handlers_finished():
             await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
             await self._step()
+        self._handing_over = True  # a write begun now would be cut off: its entries travel instead
+        await workflow.wait_condition(lambda: not self._recording)
         self.s.unrecorded, self._entries = self._entries, []
         self.s.room_dirty = self._room_dirty
         self.s.clicks = [p.click for p in self._inbox if p.click is not None]
@@ -392,8 +429,8 @@ class IncidentWarRoom:
         """Something for `_step` to do; it becomes false once `_step` has done it."""
         return bool(
             self._inbox
-            or self._entries
-            or self._room_dirty
+            or (self._recorder is None and self._unrecorded())
+            or (self._recorder is not None and self._recorder.done())  # it failed: `_step` raises
             or self._snooze_due()
             or self._needs_room_work()
             or self._ai_pending()
@@ -406,6 +443,8 @@ class IncidentWarRoom:
         return self.s.incident.status is IncidentStatus.CLOSED or any(p.action is Action.CLOSE for p in queued)
 
     async def _step(self) -> None:
+        if self._recorder is not None and self._recorder.done():
+            self._recorder.result()  # a write that failed for good fails the workflow task, as before
         while self._inbox:
             self._applying = self._inbox.pop(0)
             await self._apply(self._applying)
@@ -413,11 +452,12 @@ class IncidentWarRoom:
         if self._snooze_due():
             await self._unsnooze()
         await self._reconcile_room()  # first: people wait on the card and the invites, not on the assistant
-        if workflow.patched(TIMELINE_FIRST_PATCH):
+        if self._recorder is None and workflow.patched(TIMELINE_FIRST_PATCH):
             await self._flush()  # nor for the answer to their update
         await self._ai_step()
         self._upsert_search()
-        await self._flush()
+        if self._recorder is None:
+            await self._flush()
 
     def _finished(self) -> bool:
         if self._ai_blocking():
@@ -461,8 +501,7 @@ class IncidentWarRoom:
             await self._refuse(p, actor, reason)
             return
         try:
-            incident = await self._store(
-                "apply_action",
+            incident = await self._apply_at_source(
                 ApplyActionInput(
                     incident_id=self.s.incident.id,
                     action=p.action,
@@ -470,8 +509,7 @@ class IncidentWarRoom:
                     key=f"{self.s.incident.id}:{p.key}",
                     at=workflow.now(),
                     minutes=p.minutes,
-                ),
-                Incident,
+                )
             )
         except ActivityError as e:
             await self._refuse(p, actor, _cause(e))
@@ -499,16 +537,14 @@ class IncidentWarRoom:
         until = self.s.incident.snoozed_until
         assert until is not None
         try:
-            incident = await self._store(
-                "apply_action",
+            incident = await self._apply_at_source(
                 ApplyActionInput(
                     incident_id=self.s.incident.id,
                     action=Action.UNSNOOZE,
                     actor="system",
                     key=f"{self.s.incident.id}:unsnooze:{until.isoformat()}",
                     at=workflow.now(),
-                ),
-                Incident,
+                )
             )
         except ActivityError as e:
             # The source moved on (someone acknowledged meanwhile); its next snapshot tells us.
@@ -930,7 +966,7 @@ class IncidentWarRoom:
                 await self._ai_post(text, key=f"ai-rate-{q.message_id}")
             return
         ai.answered_at.append(now)
-        await self._flush()  # the answer may cite what has just happened
+        await self._all_recorded()  # the answer may cite what has just happened
         try:
             ans = await workflow.execute_activity(
                 "ai_answer",
@@ -1017,7 +1053,7 @@ class IncidentWarRoom:
         ai.closes_reviewed = ai.closes  # a close during generation asks for another one
         if self._room_active():
             await self._sync_card()  # the room shows the final status before a dismissal can follow
-        await self._flush()  # the review reads the timeline from the store
+        await self._all_recorded()  # the review reads the timeline from the store
         room = self.s.room
         if room.chat_id and room.state is RoomState.ACTIVE:
             try:
@@ -1144,6 +1180,21 @@ class IncidentWarRoom:
         await self._store("record", RecordInput(incident_id=self.s.incident.id, entries=entries, room=room))
         if entries:
             self._recorded_seq = max(self._recorded_seq, entries[-1].seq)
+
+    async def _apply_at_source(self, inp: ApplyActionInput) -> Incident:
+        """Apply an action at the incident source (once per key). A local activity in runs of this
+        code: the card's edit is scheduled in the same workflow task, a task and a dispatch
+        sooner. Actions are people's clicks, few and far between, unlike the timeline writes
+        that `_store` keeps off local activities."""
+        if workflow.patched(LOCAL_APPLY_PATCH):
+            return await workflow.execute_local_activity(
+                "apply_action",
+                inp,
+                result_type=Incident,
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+            )
+        return await self._store("apply_action", inp, Incident)
 
     async def _store(self, activity: str, arg: object, result_type: type | None = None) -> Any:
         """A write to our own database (idempotent: stable ids and keys). A regular activity, not a
