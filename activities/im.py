@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.errors import retry_decisions
-from warroom.directory import Contact, Resolution, resolve_people
+from warroom.directory import Contact, Found, Resolution, look_up_people, resolve_people
 from warroom.errors import PermanentImError
 from warroom.im.base import ImAdapter, RoomRef, RoomSpec
 from warroom.im.registry import build_adapter
@@ -70,7 +70,12 @@ class ImActivities:
 
     async def _register(self, platform: str, spec: RoomSpec, ref: RoomRef) -> None:
         room = WarRoom(
-            state=RoomState.CREATING, platform=platform, chat_id=ref.chat_id, name=ref.name, join_url=ref.join_url
+            state=RoomState.CREATING,
+            platform=platform,
+            chat_id=ref.chat_id,
+            name=ref.name,
+            join_url=ref.join_url,
+            generation=spec.generation,
         )
         await asyncio.to_thread(self.store.rooms.register, spec.incident_id, room, datetime.now(UTC))
 
@@ -89,7 +94,7 @@ class ImActivities:
         with retry_decisions():
             adapter = self.adapter(inp.platform)  # an unknown or unconfigured platform fails the room
             people = (
-                _unless_refused(resolve_people(adapter, self.store.links, _contacts(inp.people)))
+                _unless_refused(look_up_people(adapter, self.store.links, _contacts(inp.people)))
                 if done.members is None
                 else _nothing()
             )
@@ -105,7 +110,7 @@ class ImActivities:
             chat_id = done.room.chat_id
             steps = [self._register(inp.platform, inp.spec, done.room)]
             if done.members is None:
-                steps.append(self._invite_step(done, adapter, chat_id, inp.people, found or [], lookup_refused))
+                steps.append(self._invite_step(done, adapter, chat_id, inp.people, found, lookup_refused))
             if done.card is None:
                 steps.append(self._card_step(done, adapter, chat_id, inp))
             _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
@@ -120,12 +125,18 @@ class ImActivities:
         adapter: ImAdapter,
         chat_id: str,
         people: list[Person],
-        found: list[Resolution],
+        found: Found | None,
         refused: str,
     ) -> None:
-        members, invite_refused = (
-            (None, refused) if refused else await _unless_refused(self._add(adapter, chat_id, people, found))
-        )
+        """Invite the people found while their new links are stored; both done before the step
+        counts as done (a retry after a failed write looks them up again)."""
+        if refused or found is None:
+            members, invite_refused = None, refused
+        else:
+            invited, _ = await asyncio.gather(
+                _unless_refused(self._add(adapter, chat_id, people, found.people)), found.save()
+            )
+            members, invite_refused = invited
         if invite_refused:
             members = [
                 MemberOutcome(
@@ -253,8 +264,8 @@ def _report(progress: OpenProgress) -> None:
     activity.heartbeat(progress)
 
 
-async def _nothing() -> tuple[list[Resolution], str]:
-    return [], ""
+async def _nothing() -> tuple[Found | None, str]:
+    return None, ""
 
 
 def _raise_first(*results: object) -> None:

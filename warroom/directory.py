@@ -30,6 +30,26 @@ class Contact(BaseModel):
 
 async def resolve_people(adapter: ImAdapter, links: LinkStore, people: list[Contact]) -> list[Resolution]:
     """Resolve everyone (same order), storing newly found links. Platform errors propagate (retryable)."""
+    found = await look_up_people(adapter, links, people)
+    await found.save()
+    return found.people
+
+
+class Found:
+    """The people resolved, and the links newly found for them, still to be stored (`save`)."""
+
+    def __init__(self, links: LinkStore, platform: str, people: list[Resolution], new: list[NewLink]) -> None:
+        self.links, self.platform, self.people, self.new = links, platform, people, new
+
+    async def save(self) -> None:
+        if self.new:
+            await asyncio.to_thread(self.links.save_many, self.platform, self.new, datetime.now(UTC))
+
+
+async def look_up_people(adapter: ImAdapter, links: LinkStore, people: list[Contact]) -> Found:
+    """Resolve everyone (same order) without waiting to store the new links: a caller with more
+    to do (invite them) stores them meanwhile. Platform errors propagate (retryable); what was
+    found before one is stored first, so that the retry asks only for the rest."""
     platform = adapter.platform
     stored = await asyncio.to_thread(links.find_many, platform, [(p.email, p.phone) for p in people])
     found = await asyncio.gather(
@@ -39,17 +59,17 @@ async def resolve_people(adapter: ImAdapter, links: LinkStore, people: list[Cont
         ),
         return_exceptions=True,
     )
-    # Keep what was found even when another lookup failed: the retry then asks only for the rest.
     new = [
         NewLink(email=p.email, phone=p.phone, name=p.name, im_user_id=r.im_user_id, method=r.method)
         for p, r, known in zip(people, found, stored, strict=True)
         if known is None and isinstance(r, Resolution) and r.im_user_id
     ]
-    await asyncio.to_thread(links.save_many, platform, new, datetime.now(UTC))
+    result = Found(links, platform, [r for r in found if isinstance(r, Resolution)], new)
     for r in found:
         if isinstance(r, BaseException):
+            await result.save()
             raise r
-    return [r for r in found if isinstance(r, Resolution)]
+    return result
 
 
 async def _stored(im_user_id: str) -> Resolution:

@@ -182,6 +182,7 @@ class IncidentWarRoom:
         self._ai_auto = False  # set by run(): automatic assistant work only in runs of this code
         self._recorder: asyncio.Task[None] | None = None  # set by run() in runs of this code
         self._recording = False  # a `record` activity is in flight
+        self._room_writes_begun = self._room_writes_done = 0  # `record`s that carried the room
         self._handing_over = False  # continue-as-new is near: the recorder starts no new write
         # Work handed over by the previous run (see `_prepare_handover`).
         self._entries, self.s.unrecorded = self.s.unrecorded, []
@@ -345,7 +346,12 @@ class IncidentWarRoom:
         """Wait until what happened so far is in the timeline read model, so that whoever gets an
         answer from an update and then reads the timeline sees the entries it caused."""
         target = self.s.seq
-        await workflow.wait_condition(lambda: self._recorded_seq >= target)
+        if self._recorder is None:
+            await workflow.wait_condition(lambda: self._recorded_seq >= target)
+            return
+        # The room too (an answer about the room is read back from the rooms read model).
+        room_goal = self._room_writes_begun + (1 if self._room_dirty else 0)
+        await workflow.wait_condition(lambda: self._recorded_seq >= target and self._room_writes_done >= room_goal)
 
     async def _record_continuously(self) -> None:
         """The timeline writer: one `record` at a time, each taking everything logged while the
@@ -364,13 +370,7 @@ class IncidentWarRoom:
 
     async def _all_recorded(self) -> None:
         """Wait until the read models hold everything logged so far (timeline and room)."""
-        if self._recorder is None:
-            await self._flush()
-            return
-        target = self.s.seq
-        await workflow.wait_condition(
-            lambda: self._recorded_seq >= target and not self._room_dirty and not self._recording
-        )
+        await (self._flush() if self._recorder is None else self._recorded())
 
     @workflow.query
     def view(self) -> WorkflowView:
@@ -611,6 +611,7 @@ class IncidentWarRoom:
             name=f"inc-{i.id} {i.title}"[:80],
             topic=f"[{i.severity.value}] {i.title} — {self.cfg.public_url}/api/v1/incidents/{i.id}",
             url=f"{self.cfg.public_url}/api/v1/incidents/{i.id}",
+            generation=room.generation,
         )
 
     async def _open(self) -> None:
@@ -1177,7 +1178,9 @@ class IncidentWarRoom:
         entries, self._entries = self._entries, []
         room = self.s.room.model_copy(deep=True) if self._room_dirty else None
         self._room_dirty = False
+        self._room_writes_begun += room is not None
         await self._store("record", RecordInput(incident_id=self.s.incident.id, entries=entries, room=room))
+        self._room_writes_done += room is not None
         if entries:
             self._recorded_seq = max(self._recorded_seq, entries[-1].seq)
 

@@ -40,6 +40,7 @@ class RoomSpec(BaseModel):
     name: str
     topic: str = ""
     url: str = ""
+    generation: int = 1  # the incident's how-manieth room (our bookkeeping; platforms ignore it)
 
 
 class RoomRef(BaseModel):

@@ -32,12 +32,17 @@ class RoomStore:
                     raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
             if row is None:
                 row = s.scalar(
-                    select(RoomRow).where(
-                        RoomRow.incident_id == incident_id,
-                        RoomRow.generation == room.generation,
-                        RoomRow.chat_id.is_(None),
-                    )
+                    select(RoomRow)
+                    .where(RoomRow.incident_id == incident_id, RoomRow.generation == room.generation)
+                    .order_by(RoomRow.id.desc())
+                    .limit(1)
                 )
+                if row is not None and row.chat_id:
+                    if not room.chat_id:
+                        # Written before the chat existed, arriving after the chat was registered
+                        # (the timeline writer runs beside the room's creation): nothing newer.
+                        return
+                    row = None  # (a generation is one chat: not expected)
             if row is None:
                 row = RoomRow(incident_id=incident_id, platform=room.platform)
                 s.add(row)

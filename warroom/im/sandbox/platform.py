@@ -112,21 +112,20 @@ class SandboxPlatform:
             return None
         contact = email or phone
         assert contact
-        with self._tx() as s:
-            row = None
-            if email:
-                row = s.scalar(select(SandboxUserRow).where(SandboxUserRow.email == email))
-            if row is None and phone:
-                row = s.scalar(select(SandboxUserRow).where(SandboxUserRow.phone == phone))
-            if row is not None:
-                return row.id
         user_id = "U" + _digest(contact, 10).upper()
         name = email.split("@")[0] if email else f"user {phone}"
         try:
-            with self._tx() as s:
+            with self._tx(write=True) as s:  # one transaction: find, or provision
+                row = None
+                if email:
+                    row = s.scalar(select(SandboxUserRow).where(SandboxUserRow.email == email))
+                if row is None and phone:
+                    row = s.scalar(select(SandboxUserRow).where(SandboxUserRow.phone == phone))
+                if row is not None:
+                    return row.id
                 s.add(SandboxUserRow(id=user_id, email=email, phone=phone, name=name, created_at=now))
         except IntegrityError:
-            pass  # provisioned concurrently by another lookup: same deterministic id
+            pass  # provisioned concurrently by another process's lookup: same deterministic id
         return user_id
 
     def users(self) -> list[SandboxUser]:
