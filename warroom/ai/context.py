@@ -104,8 +104,7 @@ def load(
     """Read what the assistant needs (synchronous SQL: call it in a thread from async code)."""
     others: list[Incident] = []
     if with_others:
-        page, _ = store.incidents.list(limit=200)
-        others = [i for i in page if i.id != incident.id]
+        others = [i for i in store.incidents.recent(limit=200) if i.id != incident.id]
     return IncidentContext(
         incident=incident,
         room=room,

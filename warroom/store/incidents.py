@@ -110,6 +110,44 @@ class IncidentStore:
         next_cursor = _encode_cursor(items[-1]) if len(fetched) > limit else None
         return items, next_cursor
 
+    def recent(self, limit: int = 200) -> list[Incident]:
+        """The newest incidents without their responders: what the assistant compares a new
+        incident with. Columns, not entities: in a burst of new incidents, reading 200 whole
+        incidents for each one took a tenth of the worker's time."""
+        q = (
+            select(
+                IncidentRow.id,
+                IncidentRow.title,
+                IncidentRow.description,
+                IncidentRow.severity,
+                IncidentRow.status,
+                IncidentRow.labels,
+                IncidentRow.alerts,
+                IncidentRow.version,
+                IncidentRow.created_at,
+                IncidentRow.updated_at,
+            )
+            .order_by(IncidentRow.created_at.desc(), IncidentRow.id.desc())
+            .limit(limit)
+        )
+        with self.db.session() as s:
+            rows = s.execute(q).all()
+        return [
+            Incident(
+                id=r.id,
+                title=r.title,
+                description=r.description,
+                severity=Severity(r.severity),
+                status=IncidentStatus(r.status),
+                labels=dict(r.labels or {}),
+                alerts=[Alert.model_validate(a) for a in r.alerts or []],
+                version=r.version,
+                created_at=_utc(r.created_at),
+                updated_at=_utc(r.updated_at),
+            )
+            for r in rows
+        ]
+
     def set_responders(self, incident_id: str, responders: list[Responder], now: datetime) -> Incident:
         with self.db.session(write=True) as s:
             row = s.get(IncidentRow, incident_id, with_for_update=True)
