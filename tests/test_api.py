@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.im import ImActivities
@@ -701,6 +702,30 @@ async def test_slow_platform_answers_202(client, store, settings):
         r = await http.delete(f"{API}/incidents/{iid}/war-room")
         assert r.status_code == 200 and r.json()["state"] == "dismissed", r.text
     await im.aclose()
+
+
+async def test_temporal_refusing_more_requests_is_429(client, store, settings):
+    """Temporal admits at most 10 unanswered updates per workflow (seen while a worker was down and
+    a client kept asking for a room): that is 429 with Retry-After, not a 503 blaming Temporal."""
+    app = create_app(settings, client=client, store=store)
+
+    async def busy() -> None:
+        raise RPCError(
+            "limit on number of concurrent in-flight updates has been reached (10)",
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+            b"",
+        )
+
+    async def down() -> None:
+        raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+
+    app.add_api_route("/test/busy", busy)
+    app.add_api_route("/test/down", down)
+    async with api_client(app) as http:
+        r = await http.get("/test/busy")
+        assert error_of(r, 429, "busy")["message"].startswith("too many requests are waiting on this incident")
+        assert r.headers["retry-after"] == "5"
+        error_of(await http.get("/test/down"), 503, "temporal_unavailable")
 
 
 @activity.defn(name="im_create_room")

@@ -84,9 +84,11 @@ SEARCH_ATTRIBUTES = [INCIDENT_ID, INCIDENT_STATUS, INCIDENT_SEVERITY, WAR_ROOM_S
 
 HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
 SEEN_KEEP = 1000  # dedup window for action ids carried across continue-as-new
+# Someone waits on each IM call (the room, the card): retried every 10 s at most. A rate limit
+# waits as long as the platform says, whatever this cap (the adapters set next_retry_delay).
 IM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
+    maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=NON_RETRYABLE,
 )
 STORE_RETRY = RetryPolicy(

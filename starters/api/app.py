@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
@@ -184,6 +184,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, e: RPCError) -> JSONResponse:
+        if e.status is RPCStatusCode.RESOURCE_EXHAUSTED:  # e.g. 10 requests already wait on this incident
+            message = f"too many requests are waiting on this incident ({e}); retry in a few seconds"
+            return _error(429, "busy", message, headers={"Retry-After": "5"})
         log.warning("Temporal call failed: %s", e)
         return _error(503, "temporal_unavailable", f"Temporal call failed: {e}")
 

@@ -71,6 +71,7 @@ class Chaos:
         self.opts = DevOptions(data_dir=tmp, temporal_port=settings_port(settings), ui=False)
         self.server: TemporalDevServer | None = None
         self.worker: subprocess.Popen | None = None
+        self.log = tmp / "worker.log"  # every worker's output, across the kills
         self.kills = 0
         self.server_restarts = 0
 
@@ -86,9 +87,20 @@ class Chaos:
 
     def start_worker(self) -> None:
         env = {**os.environ, **{k: str(v) for k, v in self.env().items()}}
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "workers.main"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with self.log.open("ab") as log:
+            log.write(f"--- worker started (kills so far: {self.kills})\n".encode())
+            log.flush()
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "workers.main"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def problems(self, lines: int = 80) -> str:
+        """The workers' warnings and errors (workflow task failures, activity retries), last first."""
+        if not self.log.exists():
+            return "(no worker log)"
+        noisy = ("WARNING", "ERROR", "Traceback", "Error", "nondetermin")
+        found = [line for line in self.log.read_text(errors="replace").splitlines() if any(w in line for w in noisy)]
+        return "\n".join(found[-lines:]) or "(no warnings or errors)"
 
     def kill_worker(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -236,6 +248,9 @@ async def _run(tmp_path: Path, platform: Platform) -> None:
             monkey = asyncio.create_task(havoc())
             try:
                 ids = await lives
+            except BaseException:
+                print(f"\nchaos on {platform.name} failed; the workers said:\n{chaos.problems()}")
+                raise
             finally:
                 monkey.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
