@@ -368,7 +368,16 @@ class IncidentWarRoom:
                 self._recording = False
 
     def _unrecorded(self) -> bool:
-        return bool(self._entries) or self._room_dirty
+        return bool(self._entries) or self._room_to_record()
+
+    def _room_to_record(self) -> bool:
+        """The room changed since its last write and is worth writing now. With the recorder, not
+        while a new room has no chat yet: the open-room activity registers it as soon as the
+        platform made it, and a write before that only competed with the opening for the database."""
+        if not self._room_dirty:
+            return False
+        room = self.s.room
+        return self._recorder is None or room.state is not RoomState.CREATING or room.chat_id is not None
 
     async def _all_recorded(self) -> None:
         """Wait until the read models hold everything logged so far (timeline and room)."""
@@ -1175,11 +1184,12 @@ class IncidentWarRoom:
         return entry
 
     async def _flush(self) -> None:
-        if not self._entries and not self._room_dirty:
+        if not self._unrecorded():
             return
         entries, self._entries = self._entries, []
-        room = self.s.room.model_copy(deep=True) if self._room_dirty else None
-        self._room_dirty = False
+        room = self.s.room.model_copy(deep=True) if self._room_to_record() else None
+        if room is not None:
+            self._room_dirty = False
         self._room_writes_begun += room is not None
         await self._store("record", RecordInput(incident_id=self.s.incident.id, entries=entries, room=room))
         self._room_writes_done += room is not None
