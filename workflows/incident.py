@@ -292,7 +292,7 @@ class IncidentWarRoom:
                 self.s.card_shown, self.s.card_failed = None, False
                 self._room_dirty = True
         await workflow.wait_condition(self._room_settled)
-        await self._recorded()
+        await self._recorded(room=True)
         return self.s.room
 
     @create_room.validator
@@ -311,7 +311,7 @@ class IncidentWarRoom:
         await workflow.wait_condition(
             lambda: self.s.room.state in (RoomState.DISMISSED, RoomState.FAILED) or not self.s.dismiss_wanted
         )
-        await self._recorded()
+        await self._recorded(room=True)
         return self.s.room
 
     @dismiss_room.validator
@@ -344,15 +344,14 @@ class IncidentWarRoom:
         if req.action is Action.UNSNOOZE:
             raise ValueError("unsnooze is applied by the snooze timer, not by people")
 
-    async def _recorded(self) -> None:
+    async def _recorded(self, *, room: bool = False) -> None:
         """Wait until what happened so far is in the timeline read model, so that whoever gets an
-        answer from an update and then reads the timeline sees the entries it caused."""
+        answer from an update and then reads the timeline sees the entries it caused; with `room`,
+        the room as it is now in the rooms read model too (for answers about the room)."""
         target = self.s.seq
-        if self._recorder is None:
-            await workflow.wait_condition(lambda: self._recorded_seq >= target)
-            return
-        # The room too (an answer about the room is read back from the rooms read model).
-        room_goal = self._room_writes_begun + (1 if self._room_dirty else 0)
+        room_goal = 0
+        if room and self._recorder is not None:  # the write in flight, and the next one if it changed since
+            room_goal = self._room_writes_begun + (1 if self._room_dirty else 0)
         await workflow.wait_condition(lambda: self._recorded_seq >= target and self._room_writes_done >= room_goal)
 
     async def _record_continuously(self) -> None:
@@ -381,7 +380,7 @@ class IncidentWarRoom:
 
     async def _all_recorded(self) -> None:
         """Wait until the read models hold everything logged so far (timeline and room)."""
-        await (self._flush() if self._recorder is None else self._recorded())
+        await (self._flush() if self._recorder is None else self._recorded(room=True))
 
     @workflow.query
     def view(self) -> WorkflowView:
