@@ -51,6 +51,9 @@ from warroom.store.tables import SandboxCallRow, SandboxMemberRow, SandboxMessag
 from workflows.incident import SEARCH_ATTRIBUTES, IncidentWarRoom
 
 BIN = Path(sys.executable).parent
+# Between latency samples: the previous sample's trailing work (timeline write, card refresh, the
+# assistant's look at the change) ends before the next one starts; load is the scale figure's job.
+SETTLE = 0.5
 console = Console()
 
 
@@ -200,6 +203,7 @@ async def room_ready(stack: Stack, samples: int, responders: int, *, roster: boo
     (await stack.api.post(f"/api/v1/incidents/{warm}/war-room", json={})).raise_for_status()
     await _until(lambda: _room_ready_at(stack, warm, responders))
     for _ in range(samples):
+        await asyncio.sleep(SETTLE)
         incident_id = await _open_incident(stack, responders, roster=roster)
         t0 = time.time()
         (await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})).raise_for_status()
@@ -225,6 +229,7 @@ async def status_to_card(stack: Stack, incident_ids: list[str], label: str = "st
     latency = stack.settings.sandbox_latency_ms / 1000
     times = []
     for incident_id in incident_ids:
+        await asyncio.sleep(SETTLE)
         t0 = time.time()
         r = await stack.api.post(
             f"/api/v1/incidents/{incident_id}/actions", json={"action": "acknowledge", "actor": "bench@bench.example"}
@@ -249,6 +254,7 @@ async def responder_change(stack: Stack, incident_ids: list[str], responders: in
     latency = stack.settings.sandbox_latency_ms / 1000
     times = []
     for incident_id in incident_ids:
+        await asyncio.sleep(SETTLE)
         incident = (await stack.api.get(f"/api/v1/incidents/{incident_id}")).json()["incident"]
         email = f"late-{uuid.uuid4().hex[:8]}@bench.example"
         people = [{"email": r["email"]} for r in incident["responders"]] + [{"email": email}]
