@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from warroom.errors import Conflict, NotFound
 from warroom.models import (
     Action,
+    Alert,
     IncidentIn,
     IncidentStatus,
     Member,
@@ -266,6 +267,27 @@ def test_list_filters_by_status(store: Store) -> None:
     assert _pages(store, limit=2, status=IncidentStatus.CLOSED) == [["inc-4", "inc-2"], ["inc-1"]]
     assert _pages(store, limit=2, status=IncidentStatus.TRIGGERED) == [["inc-5", "inc-3"], ["inc-0"]]
     assert store.incidents.list(status=IncidentStatus.SNOOZED) == ([], None)
+
+
+def test_recent_reads_what_similarity_needs_newest_first(store: Store) -> None:
+    for n in range(4):
+        store.incidents.upsert(
+            body(
+                id=f"inc-{n}",
+                description=f"disk {n}",
+                labels={"service": "db"},
+                alerts=[Alert(title="disk full", service="db", region="eu")],
+                responders=[alice()],
+            ),
+            T0 + timedelta(seconds=n),
+        )
+    store.incidents.apply_action("inc-3", Action.CLOSE, actor="x", key="close-3", now=T0)
+    recent = store.incidents.recent(limit=3)
+    assert [i.id for i in recent] == ["inc-3", "inc-2", "inc-1"]
+    full = store.incidents.get("inc-3")
+    assert recent[0] == full.model_copy(update={"responders": []})  # all but the responders
+    assert recent[0].status is IncidentStatus.CLOSED and recent[0].alerts[0].region == "eu"
+    assert all(is_utc(i.created_at) and is_utc(i.updated_at) for i in recent)
 
 
 def test_list_empty_and_bad_cursor(store: Store) -> None:

@@ -42,7 +42,7 @@ class RoomStore:
                         # Written before the chat existed, arriving after the chat was registered
                         # (the timeline writer runs beside the room's creation): nothing newer.
                         return
-                    row = None  # (a generation is one chat: not expected)
+                    row = None  # that row is another chat's: this one gets its own
             if row is None:
                 row = RoomRow(incident_id=incident_id, platform=room.platform)
                 s.add(row)
