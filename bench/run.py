@@ -76,9 +76,10 @@ class Stack:
     api: httpx.AsyncClient
     address: str
     worker: subprocess.Popen | None = None
+    more_workers: list[subprocess.Popen] = field(default_factory=list)  # beside `worker`, same queue
     figures: list[Figure] = field(default_factory=list)
 
-    def start_worker(self, **extra: str) -> None:
+    def start_worker(self, processes: int = 1, **extra: str) -> None:
         self.stop_worker()
         env = {
             **os.environ,
@@ -89,13 +90,17 @@ class Stack:
             "WARROOM_SANDBOX_SIGNING_SECRET": "bench",
             **extra,
         }
-        self.worker = subprocess.Popen([sys.executable, "-m", "workers.main"], env=env, stderr=subprocess.DEVNULL)
+        self.worker, *self.more_workers = (
+            subprocess.Popen([sys.executable, "-m", "workers.main"], env=env, stderr=subprocess.DEVNULL)
+            for _ in range(processes)
+        )
 
     def stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.terminate()
-            self.worker.wait(timeout=60)
-            self.worker = None
+        for w in [self.worker, *self.more_workers]:
+            if w is not None:
+                w.terminate()
+                w.wait(timeout=60)
+        self.worker, self.more_workers = None, []
 
     def worker_rss_mb(self) -> float:
         assert self.worker is not None
@@ -292,7 +297,7 @@ async def activities_per_room(stack: Stack, responders: int) -> tuple[int, int]:
     return activities, _successful_calls(stack) - calls0
 
 
-async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) -> None:
+async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, processes: int = 1) -> None:
     activities, calls = await activities_per_room(stack, responders)
 
     # The engine alone: n workflows each running the same number of no-op activities.
@@ -316,7 +321,7 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) ->
 
     # The platform's bound: its rate limit set so that the bound equals the engine's time.
     rate = n * calls / engine
-    stack.start_worker(WARROOM_SANDBOX_RATE_LIMIT=f"{rate:.3f}")
+    stack.start_worker(processes, WARROOM_SANDBOX_RATE_LIMIT=f"{rate / processes:.3f}")  # the limit is per process
     sem = asyncio.Semaphore(concurrency)
 
     async def one() -> str:
@@ -343,7 +348,7 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64) ->
         )
     stack.figures.append(
         Figure(
-            f"burst: {n} rooms at once",
+            f"burst: {n} rooms at once" + (f", {processes} worker processes" if processes > 1 else ""),
             f"{real:.1f} s",
             f"engine {engine:.1f} s ({n}x{activities} no-op activities); rate bound {bound:.1f} s "
             f"({n}x{calls} calls at {rate:.0f}/s)",
@@ -474,7 +479,7 @@ async def main(args: argparse.Namespace) -> None:
                 rss = stack.worker_rss_mb()
             if "burst" in only:
                 console.print(f"burst of {args.burst} …")
-                await burst(stack, args.burst, 2)
+                await burst(stack, args.burst, 2, processes=args.burst_workers)
             if "scale" in only:
                 console.print(f"scale to {args.open_rooms} open rooms …")
                 await scale(stack, args.open_rooms, 2, args.samples, rss)
@@ -503,6 +508,7 @@ def cli() -> None:
     p.add_argument("--samples", type=int, default=20, help="sequential samples for the latency figures")
     p.add_argument("--responders", type=int, default=5)
     p.add_argument("--burst", type=int, default=300)
+    p.add_argument("--burst-workers", type=int, default=1, help="worker processes for the burst")
     p.add_argument("--open-rooms", type=int, default=1000)
     p.add_argument("--signals", type=int, default=10_000, help="incident updates for the history figure")
     p.add_argument("--signal-concurrency", type=int, default=8, help="incident updates in flight at once")
