@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from temporalio.client import (
     Client,
@@ -66,6 +66,25 @@ ANSWER_WITHIN_SECONDS = 15.0
 T = TypeVar("T")
 
 
+class SharedRequests:
+    """Requests for the same operation on an incident (open its room, dismiss it) share one
+    update while it is unanswered: a client asking again, or many asking at once, add no second
+    update. Temporal admits 10 unanswered updates per workflow, and each new one arriving with a
+    workflow task that a lost worker left to retry has met an SDK bug (a nondeterminism error on
+    replay; see the README's Reliability section). One per process, like the snapshot coalescer."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    def get(self, key: tuple[str, str]) -> asyncio.Future[Any] | None:
+        answer = self._answers.get(key)
+        return answer if answer is not None and not answer.done() else None
+
+    def add(self, key: tuple[str, str], answer: asyncio.Future[Any]) -> None:
+        self._answers[key] = answer
+        answer.add_done_callback(lambda a: self._answers.pop(key, None) if self._answers.get(key) is a else None)
+
+
 @dataclass
 class Answer(Generic[T]):
     value: T
@@ -81,12 +100,14 @@ class WarRoomService:
         *,
         wait: float = ANSWER_WITHIN_SECONDS,
         snapshots: SnapshotCoalescer | None = None,
+        shared: SharedRequests | None = None,
     ):
         self.client = client
         self.store = store
         self.settings = settings
         self.wait = wait
         self.snapshots = snapshots or SnapshotCoalescer()  # share one per process (the API does)
+        self.shared = shared or SharedRequests()  # likewise
 
     # ------------------------------------------------------------------ config
     def config(self) -> WarRoomConfig:
@@ -155,26 +176,34 @@ class WarRoomService:
         )
 
     # ------------------------------------------------------------------ requests that need an answer
-    async def _update(self, incident_id: str, update, arg, *, request_id: str | None):  # type: ignore[no-untyped-def]
+    async def _update(self, incident_id: str, update, arg, *, request_id: str | None, share: bool = False):  # type: ignore[no-untyped-def]
         """Send `update` to the incident's workflow and wait (up to `self.wait`) for its answer.
 
         A running workflow gets it directly; only when none is running is it started from the
         store's state with the update (the store reads are on the path of every request
-        otherwise: a few milliseconds of every acknowledge → card)."""
-        update_id = request_id or str(uuid.uuid4())
+        otherwise: a few milliseconds of every acknowledge → card). With `share`, a request
+        while the same one is unanswered waits for that one's answer (`SharedRequests`)."""
+        key = (incident_id, update.__name__)
+        answer = self.shared.get(key) if share else None
+        if answer is None:
+            update_id = request_id or str(uuid.uuid4())
+            try:
+                handle = await self.handle(incident_id).start_update(
+                    update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+                )
+            except WorkflowUpdateFailedError as e:
+                raise Conflict(_reason(e)) from e
+            except RPCError as e:
+                if e.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                # Not running (never started, or finished): start it from the store with the update.
+                handle = await self._start_with(incident_id, update, arg, update_id)
+            answer = asyncio.ensure_future(handle.result())
+            answer.add_done_callback(lambda a: a.cancelled() or a.exception())  # retrieved, if nobody waits
+            if share:
+                self.shared.add(key, answer)
         try:
-            handle = await self.handle(incident_id).start_update(
-                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-            )
-        except WorkflowUpdateFailedError as e:
-            raise Conflict(_reason(e)) from e
-        except RPCError as e:
-            if e.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            # Not running (never started, or finished): start it from the store with the update.
-            handle = await self._start_with(incident_id, update, arg, update_id)
-        try:
-            return Answer(await asyncio.wait_for(asyncio.shield(handle.result()), self.wait), True)
+            return Answer(await asyncio.wait_for(asyncio.shield(answer), self.wait), True)
         except WorkflowUpdateFailedError as e:
             raise Conflict(_reason(e)) from e
         except TimeoutError:
@@ -227,14 +256,14 @@ class WarRoomService:
         self, incident_id: str, *, platform: str | None, actor: str, source: Source
     ) -> Answer[WarRoom]:
         req = CreateRoomRequest(platform=platform or self.settings.im_platform, actor=actor, source=source)
-        out = await self._update(incident_id, IncidentWarRoom.create_room, req, request_id=None)
+        out = await self._update(incident_id, IncidentWarRoom.create_room, req, request_id=None, share=True)
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out
 
     async def dismiss_room(self, incident_id: str, *, actor: str, source: Source) -> Answer[WarRoom]:
         req = DismissRoomRequest(actor=actor, source=source)
-        out = await self._update(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None)
+        out = await self._update(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None, share=True)
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out

@@ -704,6 +704,27 @@ async def test_slow_platform_answers_202(client, store, settings):
     await im.aclose()
 
 
+async def test_repeated_room_requests_share_one_update(client, store, settings):
+    """A client asking again for a room that is slow to open (202, then again) adds no update to
+    the workflow while the first is unanswered: one update accepted in its history, not twelve."""
+    slow = settings.model_copy(update={"sandbox_latency_ms": 400.0})
+    w, im = build_worker(client, store, slow)
+    async with w, api_client(create_app(slow, client=client, store=store, answer_within=0.05)) as http:
+        iid = new_id()
+        await create_incident(http, id=iid)
+        codes = [(await http.post(f"{API}/incidents/{iid}/war-room", json={})).status_code for _ in range(12)]
+        assert set(codes) <= {200, 201, 202} and 202 in codes, codes
+        await room_in_state(http, iid, "active")
+        history = await client.get_workflow_handle(workflow_id(iid)).fetch_history()
+        accepted = [
+            e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+            for e in history.events
+            if e.HasField("workflow_execution_update_accepted_event_attributes")
+        ]
+        assert accepted.count("create_room") == 1, accepted
+    await im.aclose()
+
+
 async def test_temporal_refusing_more_requests_is_429(client, store, settings):
     """Temporal admits at most 10 unanswered updates per workflow (seen while a worker was down and
     a client kept asking for a room): that is 429 with Retry-After, not a 503 blaming Temporal."""

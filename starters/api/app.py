@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
-from starters.service import ANSWER_WITHIN_SECONDS, WarRoomService
+from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
 from warroom.errors import Conflict, NotFound
 from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
@@ -51,6 +51,7 @@ class AppState:
         self.answer_within = ANSWER_WITHIN_SECONDS if answer_within is None else answer_within
         self._client = client
         self.snapshots = SnapshotCoalescer()
+        self.shared = SharedRequests()  # create and dismiss requests share one unanswered update
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
         self.metrics = ApiMetrics(store.db)
@@ -76,7 +77,12 @@ class AppState:
 
     async def service(self) -> WarRoomService:
         return WarRoomService(
-            await self.client(), self.store, self.settings, wait=self.answer_within, snapshots=self.snapshots
+            await self.client(),
+            self.store,
+            self.settings,
+            wait=self.answer_within,
+            snapshots=self.snapshots,
+            shared=self.shared,
         )
 
     def adapter(self, platform: str) -> ImAdapter:

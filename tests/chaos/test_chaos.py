@@ -95,7 +95,7 @@ class Chaos:
             )
 
     def problems(self, lines: int = 80) -> str:
-        """The workers' warnings and errors (workflow task failures, activity retries), last first."""
+        """The last `lines` warnings and errors of the workers (workflow task failures, activity retries)."""
         if not self.log.exists():
             return "(no worker log)"
         noisy = ("WARNING", "ERROR", "Traceback", "Error", "nondetermin")
