@@ -706,14 +706,15 @@ async def test_slow_platform_answers_202(client, store, settings):
 
 async def test_repeated_room_requests_share_one_update(client, store, settings):
     """A client asking again for a room that is slow to open (202, then again) adds no update to
-    the workflow while the first is unanswered: one update accepted in its history, not twelve."""
-    slow = settings.model_copy(update={"sandbox_latency_ms": 400.0})
+    the workflow while the first is unanswered. Once it is answered, each further request is an
+    update of its own (answered at once): so at most 13 - (number of 202s) updates, not 12."""
+    slow = settings.model_copy(update={"sandbox_latency_ms": 1000.0})
     w, im = build_worker(client, store, slow)
     async with w, api_client(create_app(slow, client=client, store=store, answer_within=0.05)) as http:
         iid = new_id()
         await create_incident(http, id=iid)
         codes = [(await http.post(f"{API}/incidents/{iid}/war-room", json={})).status_code for _ in range(12)]
-        assert set(codes) <= {200, 201, 202} and 202 in codes, codes
+        assert set(codes) <= {200, 201, 202} and codes.count(202) >= 2, codes
         await room_in_state(http, iid, "active")
         history = await client.get_workflow_handle(workflow_id(iid)).fetch_history()
         accepted = [
@@ -721,7 +722,7 @@ async def test_repeated_room_requests_share_one_update(client, store, settings):
             for e in history.events
             if e.HasField("workflow_execution_update_accepted_event_attributes")
         ]
-        assert accepted.count("create_room") == 1, accepted
+        assert accepted.count("create_room") <= 13 - codes.count(202), (accepted, codes)
     await im.aclose()
 
 
