@@ -19,21 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
 from sqlalchemy import select
+from temporalio import workflow
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from starters.api.app import create_app
 from starters.dev import DevOptions, TemporalDevServer
@@ -246,15 +253,20 @@ async def _run(tmp_path: Path, platform: Platform) -> None:
                     chaos.start_worker()
 
             monkey = asyncio.create_task(havoc())
+            watchdog = asyncio.create_task(_stuck(svc.client, [f"incident-chaos-{n}" for n in range(incidents)]))
             try:
+                await asyncio.wait({lives, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+                if watchdog.done():
+                    watchdog.result()  # raises: an incident cannot make progress any more
                 ids = await lives
             except BaseException:
                 print(f"\nchaos on {platform.name} failed; the workers said:\n{chaos.problems()}")
                 raise
             finally:
-                monkey.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await monkey
+                for task in (monkey, watchdog, lives):
+                    task.cancel()
+                    with contextlib.suppress(BaseException):  # its outcome, if any, is already raised
+                        await task
         elapsed = time.monotonic() - started
         for iid in ids:
             platform.check_room(store, iid)
@@ -269,6 +281,51 @@ async def _run(tmp_path: Path, platform: Platform) -> None:
     finally:
         await chaos.stop()
         store.close()
+
+
+async def _stuck(client: Client, workflow_ids: list[str]) -> None:
+    """Fail at once, not at the test's timeout, when a workflow task failed for nondeterminism: no
+    worker can run that incident any more (see the SDK failure kept in tests/test_replay.py)."""
+    while True:
+        await asyncio.sleep(5)
+        for wid in workflow_ids:
+            try:
+                events = (await client.get_workflow_handle(wid).fetch_history()).events
+            except RPCError:
+                continue  # not started yet, or Temporal is restarting
+            for e in events:
+                failed = e.workflow_task_failed_event_attributes
+                if (
+                    e.HasField("workflow_task_failed_event_attributes")
+                    and failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+                ):
+                    raise AssertionError(f"{wid} is stuck: event {e.event_id}: {failed.failure.message}")
+
+
+_executions = itertools.count()
+
+
+@workflow.defn(name="ChaosNondeterministic", sandboxed=False)
+class _Nondeterministic:
+    """A timer the first time it runs, an activity instead when replayed: with no workflow cache,
+    its second task replays the first and fails for good."""
+
+    @workflow.run
+    async def run(self) -> None:
+        if next(_executions) == 0:
+            await workflow.sleep(0.1)
+        else:
+            await workflow.execute_activity("never_runs", start_to_close_timeout=timedelta(seconds=5))
+        await workflow.sleep(0.1)
+
+
+async def test_a_workflow_stuck_on_nondeterminism_fails_the_run_at_once(client: Client) -> None:
+    queue = f"stuck-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[_Nondeterministic], max_cached_workflows=0):
+        handle = await client.start_workflow(_Nondeterministic.run, id=f"stuck-{queue}", task_queue=queue)
+        with pytest.raises(AssertionError, match=f"{handle.id} is stuck: .*[Nn]ondeterminism"):
+            await asyncio.wait_for(_stuck(client, [handle.id]), 60)
+        await handle.terminate()
 
 
 def _check_timeline(store: Store, iid: str) -> None:
