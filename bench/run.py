@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -445,16 +446,18 @@ async def _title_is(handle, title: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 # ---------------------------------------------------------------------------------------- main
-async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="warroom-bench-"))
+@contextlib.asynccontextmanager
+async def running_stack(name: str, latency_ms: float, database_url: str = "") -> AsyncIterator[Stack]:
+    """The real stack with its worker running: a dev server, a fresh SQLite file (or
+    `database_url`), the API in this process and the sandbox IM at `latency_ms` per call."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"warroom-{name}-"))
     settings = Settings(
-        WARROOM_DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'bench.db'}",
-        WARROOM_TASK_QUEUE="bench",
-        WARROOM_SANDBOX_LATENCY_MS=args.latency_ms,
-        WARROOM_SANDBOX_SIGNING_SECRET="bench",
+        WARROOM_DATABASE_URL=database_url or f"sqlite:///{tmp / f'{name}.db'}",
+        WARROOM_TASK_QUEUE=name,
+        WARROOM_SANDBOX_LATENCY_MS=latency_ms,
+        WARROOM_SANDBOX_SIGNING_SECRET=name,
         _env_file=None,
     )
-    console.print(f"[bold]War Room benchmark[/] — L = {args.latency_ms:g} ms per sandbox call, {os.cpu_count()} cores")
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=pydantic_data_converter,
@@ -463,33 +466,39 @@ async def main(args: argparse.Namespace) -> None:
     )
     store = Store(settings.database_url)
     app = create_app(settings, client=env.client, store=store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120) as api:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", timeout=120) as api:
         stack = Stack(env, settings, store, api, env.client.service_client.config.target_host)
         stack.start_worker()
         try:
-            only = set(args.only.split(",")) if args.only else {"latency", "burst", "scale", "history"}
-            if only & {"latency", "scale"}:
-                console.print("room ready …")
-                ids = await room_ready(stack, args.samples, args.responders)
-                await room_ready(stack, args.samples, args.responders, roster=True)
-                console.print("status → card …")
-                await status_to_card(stack, ids)
-                console.print("responder change → invite …")
-                await responder_change(stack, ids, args.responders)
-                rss = stack.worker_rss_mb()
-            if "burst" in only:
-                console.print(f"burst of {args.burst} …")
-                await burst(stack, args.burst, 2, processes=args.burst_workers)
-            if "scale" in only:
-                console.print(f"scale to {args.open_rooms} open rooms …")
-                await scale(stack, args.open_rooms, 2, args.samples, rss)
-            if "history" in only:
-                console.print(f"history after {args.signals} updates …")
-                await history(stack, args.signals, args.signal_concurrency)
+            yield stack
         finally:
             stack.stop_worker()
             store.close()
             await env.shutdown()
+
+
+async def main(args: argparse.Namespace) -> None:
+    console.print(f"[bold]War Room benchmark[/] — L = {args.latency_ms:g} ms per sandbox call, {os.cpu_count()} cores")
+    async with running_stack("bench", args.latency_ms, args.database_url) as stack:
+        only = set(args.only.split(",")) if args.only else {"latency", "burst", "scale", "history"}
+        if only & {"latency", "scale"}:
+            console.print("room ready …")
+            ids = await room_ready(stack, args.samples, args.responders)
+            await room_ready(stack, args.samples, args.responders, roster=True)
+            console.print("status → card …")
+            await status_to_card(stack, ids)
+            console.print("responder change → invite …")
+            await responder_change(stack, ids, args.responders)
+            rss = stack.worker_rss_mb()
+        if "burst" in only:
+            console.print(f"burst of {args.burst} …")
+            await burst(stack, args.burst, 2, processes=args.burst_workers)
+        if "scale" in only:
+            console.print(f"scale to {args.open_rooms} open rooms …")
+            await scale(stack, args.open_rooms, 2, args.samples, rss)
+        if "history" in only:
+            console.print(f"history after {args.signals} updates …")
+            await history(stack, args.signals, args.signal_concurrency)
     table = Table(title=f"War Room benchmarks (L = {args.latency_ms:g} ms, {os.cpu_count()} cores)")
     for col in ("figure", "measured", "floor", "ratio", "target", ""):
         table.add_column(col)

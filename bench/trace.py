@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
+from datetime import UTC, datetime
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from bench.run import BIN, Stack, _card_edited, _open_incident, _room_ready_at, _until
-from starters.api.app import create_app
+from bench.run import Stack, _card_edited, _open_incident, _room_ready_at, _until, running_stack
 from warroom.messages import workflow_id
-from warroom.settings import Settings
-from warroom.store import Store
 from warroom.store.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
-from workflows.incident import SEARCH_ATTRIBUTES
 
 console = Console()
 
@@ -57,7 +49,7 @@ def _sandbox(stack: Stack, incident_id: str, since: float) -> list[tuple[float, 
     with stack.store.db.session() as s:
         room = s.scalar(select(SandboxRoomRow).where(SandboxRoomRow.incident_id == incident_id))
         chats = {None, room.chat_id} if room else {None}
-        for c in s.scalars(select(SandboxCallRow).where(SandboxCallRow.at >= _dt(since))):
+        for c in s.scalars(select(SandboxCallRow).where(SandboxCallRow.at >= datetime.fromtimestamp(since, UTC))):
             if c.chat_id in chats:
                 out.append((c.at.timestamp(), f"sandbox  call {c.method}" + (f" [{c.fault}]" if c.fault else "")))
         if room:
@@ -71,12 +63,6 @@ def _sandbox(stack: Stack, incident_id: str, since: float) -> list[tuple[float, 
     return [(t, what) for t, what in out if t >= since - 0.001]
 
 
-def _dt(ts: float):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC)
-
-
 def _print(title: str, t0: float, rows: list[tuple[float, str]]) -> None:
     table = Table(title=title)
     table.add_column("ms", justify="right")
@@ -87,54 +73,32 @@ def _print(title: str, t0: float, rows: list[tuple[float, str]]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="warroom-trace-"))
-    settings = Settings(
-        WARROOM_DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'trace.db'}",
-        WARROOM_TASK_QUEUE="trace",
-        WARROOM_SANDBOX_LATENCY_MS=args.latency_ms,
-        WARROOM_SANDBOX_SIGNING_SECRET="trace",
-        _env_file=None,
-    )
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        ui=False,
-    )
-    store = Store(settings.database_url)
-    app = create_app(settings, client=env.client, store=store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trace", timeout=60) as api:
-        stack = Stack(env, settings, store, api, env.client.service_client.config.target_host)
-        stack.start_worker()
-        try:
-            for _ in range(args.rooms):
-                incident_id = await _open_incident(stack, args.responders)
-                await asyncio.sleep(args.gap)
-                t0 = time.time()
-                r = await api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})
-                answered = time.time()
-                r.raise_for_status()
-                await _until(lambda i=incident_id: _room_ready_at(stack, i, args.responders))
-                await asyncio.sleep(1.0)
-                t1 = time.time()
-                r = await api.post(
-                    f"/api/v1/incidents/{incident_id}/actions", json={"action": "acknowledge", "actor": "t@x.example"}
-                )
-                acked = time.time()
-                r.raise_for_status()
-                await _until(lambda i=incident_id, t=t1: _card_edited(stack, i, "acknowledged", t))
-                await asyncio.sleep(0.5)
-            rows = await _events(stack, incident_id, t0) + _sandbox(stack, incident_id, t0)
-            _print(
-                f"room (L = {args.latency_ms:g} ms, {args.responders} responders)",
-                t0,
-                [(t, w) for t, w in rows if t < t1] + [(answered, "api      answered 201")],
+    async with running_stack("trace", args.latency_ms, args.database_url) as stack:
+        api = stack.api
+        for _ in range(args.rooms):
+            incident_id = await _open_incident(stack, args.responders)
+            await asyncio.sleep(args.gap)
+            t0 = time.time()
+            r = await api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})
+            answered = time.time()
+            r.raise_for_status()
+            await _until(lambda i=incident_id: _room_ready_at(stack, i, args.responders))
+            await asyncio.sleep(1.0)
+            t1 = time.time()
+            r = await api.post(
+                f"/api/v1/incidents/{incident_id}/actions", json={"action": "acknowledge", "actor": "t@x.example"}
             )
-            _print("acknowledge → card", t1, [(t, w) for t, w in rows if t >= t1] + [(acked, "api      answered")])
-        finally:
-            stack.stop_worker()
-            store.close()
-            await env.shutdown()
+            acked = time.time()
+            r.raise_for_status()
+            await _until(lambda i=incident_id, t=t1: _card_edited(stack, i, "acknowledged", t))
+            await asyncio.sleep(0.5)
+        rows = await _events(stack, incident_id, t0) + _sandbox(stack, incident_id, t0)
+    _print(
+        f"room (L = {args.latency_ms:g} ms, {args.responders} responders)",
+        t0,
+        [(t, w) for t, w in rows if t < t1] + [(answered, "api      answered 201")],
+    )
+    _print("acknowledge → card", t1, [(t, w) for t, w in rows if t >= t1] + [(acked, "api      answered")])
 
 
 def cli() -> None:
