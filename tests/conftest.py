@@ -4,6 +4,7 @@ and a worker running this repository's workflows and activities against the sand
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import uuid
@@ -24,6 +25,11 @@ from warroom.settings import Settings
 from warroom.store import Store
 from workers.main import build_worker
 from workflows.incident import SEARCH_ATTRIBUTES
+
+# Every workflow the tests run goes through Temporal's sandbox, which fails a workflow task that
+# reads the clock, draws randomness or does I/O: production workers may then run without it
+# (WARROOM_WORKFLOW_SANDBOX). Worker processes the tests start inherit this.
+os.environ.setdefault("WARROOM_WORKFLOW_SANDBOX", "true")
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.incident import IncidentWarRoom
 from workflows.link_users import LinkUsers
@@ -23,6 +24,7 @@ def test_histories_are_recorded() -> None:
     assert {
         "full_life",
         "full_life-before-notice",
+        "full_life-before-baseline",
         "continue_as_new",
         "continue_as_new-1",
         "continue_as_new-before-handover",
@@ -32,10 +34,19 @@ def test_histories_are_recorded() -> None:
     } <= names
 
 
+# Both runners: the sandbox (what the tests run) and none (what a worker runs by default).
+RUNNERS = {"sandboxed": SandboxedWorkflowRunner, "unsandboxed": UnsandboxedWorkflowRunner}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays_with_current_code(path: Path) -> None:
+async def test_history_replays_with_current_code(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[IncidentWarRoom, LinkUsers], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWarRoom, LinkUsers],
+        data_converter=pydantic_data_converter,
+        workflow_runner=RUNNERS[runner](),
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.ai import AiActivities
 from activities.im import ImActivities
@@ -72,6 +73,7 @@ def build_worker(client: Client, store: Store, settings: Settings, **options: ob
         activities=activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         interceptors=interceptors,
+        workflow_runner=SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
         **{"max_cached_workflows": settings.max_cached_workflows, "build_id": build_id(), **options},  # type: ignore[arg-type]
     )
     return worker, im

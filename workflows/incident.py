@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -118,6 +119,12 @@ TIMELINE_FIRST_PATCH = "timeline-before-assistant"
 RECORDER_PATCH = "recorder-beside-loop"
 # Actions are applied at the source in a local activity: the card's edit follows in the same task.
 LOCAL_APPLY_PATCH = "apply-action-locally"
+# Runs begun by code that has every patch above record this one marker instead of one per patch:
+# each patch marker also costs a search-attribute upsert (TemporalChangeVersion), a visibility
+# write on the server, and a new room's run took three of them. Older runs replay their own markers.
+BASELINE_PATCH = "baseline-2026-12"
+# In runs of the baseline, a new room's card shows the responders being invited as invited: it is
+# posted beside the invites, and is edited afterwards only if an invite did not go through.
 STORE_TIMEOUT = timedelta(seconds=30)
 
 
@@ -181,6 +188,7 @@ class IncidentWarRoom:
         self._questions: list[RoomMessageSignal] = []
         self._review_asks: list[_ReviewAsk] = []
         self._captured: list[CapturedMessage] = []
+        self._baseline = False  # set by run(): this run began with every patch (BASELINE_PATCH)
         self._ai_auto = False  # set by run(): automatic assistant work only in runs of this code
         self._recorder: asyncio.Task[None] | None = None  # set by run() in runs of this code
         self._recording = False  # a `record` activity is in flight
@@ -391,8 +399,9 @@ class IncidentWarRoom:
     # ---------------------------------------------------------------- main loop
     @workflow.run
     async def run(self, inp: WarRoomInput) -> WorkflowView:
-        self._ai_auto = workflow.patched(AI_PATCH)
-        if workflow.patched(RECORDER_PATCH):
+        self._baseline = workflow.patched(BASELINE_PATCH)
+        self._ai_auto = self._patched(AI_PATCH)
+        if self._patched(RECORDER_PATCH):
             self._recorder = asyncio.create_task(self._record_continuously())
         self._upsert_search()
         while True:
@@ -410,12 +419,17 @@ class IncidentWarRoom:
         await self._all_recorded()
         return self.view()
 
+    def _patched(self, patch_id: str) -> bool:
+        """Whether this run takes the path of `patch_id`: always in runs of the baseline (one
+        marker for all), otherwise as the run's history says."""
+        return self._baseline or workflow.patched(patch_id)
+
     async def _prepare_handover(self) -> None:
         """Get ready to continue as new. Handlers may wait on the loop (a create-room update waits
         for the room), so step until every handler has its answer; what is still to do then
         (unrecorded entries, clicks, questions) travels in the carried state, so a steady stream
         of signals cannot keep the run from ending before the server's per-run limits."""
-        if not workflow.patched("handover-carries-work"):
+        if not self._patched("handover-carries-work"):
             while not workflow.all_handlers_finished() or self._pending_work():
                 await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
                 await self._step()
@@ -462,7 +476,7 @@ class IncidentWarRoom:
         if self._snooze_due():
             await self._unsnooze()
         await self._reconcile_room()  # first: people wait on the card and the invites, not on the assistant
-        if self._recorder is None and workflow.patched(TIMELINE_FIRST_PATCH):
+        if self._recorder is None and self._patched(TIMELINE_FIRST_PATCH):
             await self._flush()  # nor for the answer to their update
         await self._ai_step()
         self._upsert_search()
@@ -538,7 +552,7 @@ class IncidentWarRoom:
         entry = self._log("action.refused", actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED)
         p.error, p.done = f"{p.action.value} refused: {reason}", True
         if p.im_user_id is not None and self.s.room.state is RoomState.ACTIVE:
-            if workflow.patched("refusal-as-notice"):
+            if self._patched("refusal-as-notice"):
                 await self._notice(p.im_user_id, f"{p.action.value} refused: {reason}.", key=entry.id)
             else:
                 await self._post(f"<{p.im_user_id}> {p.action.value} refused: {reason}.", key=entry.id)
@@ -596,12 +610,12 @@ class IncidentWarRoom:
     async def _reconcile_room(self) -> None:
         room = self.s.room
         if self.s.room_wanted and room.state in (RoomState.NONE, RoomState.CREATING):
-            await (self._open() if workflow.patched(OPEN_ROOM_PATCH) else self._create())
+            await (self._open() if self._patched(OPEN_ROOM_PATCH) else self._create())
         if self.s.room.state is RoomState.ACTIVE:
             closed = self.s.incident.status is IncidentStatus.CLOSED
             # The assistant links its review in the room first: then the next step dismisses.
             if self.s.dismiss_wanted and closed and not self._ai_blocking():
-                if self._card_stale() and workflow.patched("card-before-dismiss"):
+                if self._card_stale() and self._patched("card-before-dismiss"):
                     await self._sync_card()  # the archived room shows the final state
                 await self._dismiss()
                 return
@@ -633,7 +647,7 @@ class IncidentWarRoom:
         invite, _ = self._member_work()
         self._mark_pending(invite)
         version = room.card_version + 1
-        card = self._card(version)
+        card = self._card(version, expecting=invite if self._baseline else [])
         try:
             opened = await workflow.execute_activity(
                 "im_open_room",
@@ -769,10 +783,18 @@ class IncidentWarRoom:
                 self._log("member.invited", "system", Source.SYSTEM, f"{_who(m)}: {o.detail}", Outcome.FAILED)
         self._room_dirty = True
 
-    def _card(self, version: int) -> StatusCard:
+    def _card(self, version: int, *, expecting: Sequence[Person] = ()) -> StatusCard:
+        """The card for the current state; `expecting`: people shown as invited already (their
+        invites go out with the card)."""
+        room = self.s.room
+        if expecting:
+            room = room.model_copy(deep=True)
+            for p in expecting:
+                if (m := room.member(p.responder_id)) is not None:
+                    m.state = MemberState.INVITED
         return render_card(
             self.s.incident,
-            self.s.room,
+            room,
             last_action=self.s.last_action,
             version=version,
             public_url=self.cfg.public_url,
@@ -1200,7 +1222,7 @@ class IncidentWarRoom:
         code: the card's edit is scheduled in the same workflow task, a task and a dispatch
         sooner. Actions are people's clicks, few and far between, unlike the timeline writes
         that `_store` keeps off local activities."""
-        if workflow.patched(LOCAL_APPLY_PATCH):
+        if self._patched(LOCAL_APPLY_PATCH):
             return await workflow.execute_local_activity(
                 "apply_action",
                 inp,
