@@ -98,8 +98,8 @@ class ImActivities:
                 if done.members is None
                 else _nothing()
             )
-            if done.room is None:
-                room, looked_up = await asyncio.gather(adapter.create_room(inp.spec), people, return_exceptions=True)
+            if done.room is None:  # the people first: their lookups wait for a read of stored links
+                looked_up, room = await asyncio.gather(people, adapter.create_room(inp.spec), return_exceptions=True)
                 if isinstance(room, RoomRef):
                     done.room = room
                     _report(done)
@@ -108,11 +108,12 @@ class ImActivities:
             else:
                 found, lookup_refused = await people
             chat_id = done.room.chat_id
-            steps = [self._register(inp.platform, inp.spec, done.room)]
+            steps = []  # the platform's calls first, then the read model's write
             if done.members is None:
                 steps.append(self._invite_step(done, adapter, chat_id, inp.people, found, lookup_refused))
             if done.card is None:
                 steps.append(self._card_step(done, adapter, chat_id, inp))
+            steps.append(self._register(inp.platform, inp.spec, done.room))
             _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
         assert done.members is not None and done.card is not None
         return OpenedRoom(

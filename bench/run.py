@@ -43,7 +43,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.noop import QUEUE as NOOP_QUEUE
-from bench.noop import BenchNoop
+from bench.noop import BenchNoop, BenchRoom
 from starters.api.app import create_app
 from warroom.messages import workflow_id
 from warroom.settings import Settings
@@ -201,7 +201,40 @@ def _successful_calls(stack: Stack) -> int:
 
 
 # ---------------------------------------------------------------------------------------- figures
-async def room_ready(stack: Stack, samples: int, responders: int, *, roster: bool = False) -> list[str]:
+@contextlib.asynccontextmanager
+async def engine_worker(stack: Stack) -> AsyncIterator[Client]:
+    """The engine's reference workflows (bench.noop) on a worker process of their own."""
+    noop = subprocess.Popen(
+        [sys.executable, "-m", "bench.noop"], env={**os.environ, "WARROOM_TEMPORAL_ADDRESS": stack.address}
+    )
+    try:
+        client = await Client.connect(stack.address)
+        await client.execute_workflow(BenchNoop.run, 1, id=f"noop-warm-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+        yield client
+    finally:
+        noop.terminate()
+        noop.wait()
+
+
+async def engine_room_ready(stack: Stack, samples: int) -> float:
+    """p50 of the engine alone doing what room ready needs of it: an update to a workflow that has
+    just started, until the end of one activity lasting the floor (2 L)."""
+    seconds = 2 * stack.settings.sandbox_latency_ms / 1000
+    times = []
+    async with engine_worker(stack) as client:
+        for n in range(samples + 1):  # the first one warms up
+            await asyncio.sleep(SETTLE)
+            handle = await client.start_workflow(BenchRoom.run, id=f"room-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+            t0 = time.time()
+            done = await handle.execute_update(BenchRoom.open, seconds)
+            if n:
+                times.append(done - t0)
+    return statistics.median(times)
+
+
+async def room_ready(
+    stack: Stack, samples: int, responders: int, *, roster: bool = False, engine: float | None = None
+) -> list[str]:
     latency = stack.settings.sandbox_latency_ms / 1000
     times, ids = [], []
     # Warm-up: the worker's first room pays for imports (and links the roster's people).
@@ -226,6 +259,7 @@ async def room_ready(stack: Stack, samples: int, responders: int, *, roster: boo
             p50 / floor,
             "≤ 1.25x at p50",
             p50 <= 1.25 * floor,
+            "" if engine is None else f"engine alone {_ms(engine)} ({engine / floor:.2f}x)",
         )
     )
     return ids
@@ -302,12 +336,7 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, pr
     activities, calls = await activities_per_room(stack, responders)
 
     # The engine alone: n workflows each running the same number of no-op activities.
-    noop = subprocess.Popen(
-        [sys.executable, "-m", "bench.noop"], env={**os.environ, "WARROOM_TEMPORAL_ADDRESS": stack.address}
-    )
-    try:
-        client = await Client.connect(stack.address)
-        await client.execute_workflow(BenchNoop.run, 1, id=f"noop-warm-{uuid.uuid4().hex}", task_queue=NOOP_QUEUE)
+    async with engine_worker(stack) as client:
         t0 = time.monotonic()
         await asyncio.gather(
             *(
@@ -316,9 +345,6 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, pr
             )
         )
         engine = time.monotonic() - t0
-    finally:
-        noop.terminate()
-        noop.wait()
 
     # The platform's bound: its rate limit set so that the bound equals the engine's time.
     rate = n * calls / engine
@@ -483,8 +509,9 @@ async def main(args: argparse.Namespace) -> None:
         only = set(args.only.split(",")) if args.only else {"latency", "burst", "scale", "history"}
         if only & {"latency", "scale"}:
             console.print("room ready …")
-            ids = await room_ready(stack, args.samples, args.responders)
-            await room_ready(stack, args.samples, args.responders, roster=True)
+            engine = await engine_room_ready(stack, args.samples)
+            ids = await room_ready(stack, args.samples, args.responders, engine=engine)
+            await room_ready(stack, args.samples, args.responders, roster=True, engine=engine)
             console.print("status → card …")
             await status_to_card(stack, ids)
             console.print("responder change → invite …")

@@ -481,6 +481,27 @@ async def test_latency_is_honoured(platform: SandboxPlatform) -> None:
     assert elapsed < 20
 
 
+async def test_a_call_takes_the_latency_and_its_effect_is_stamped_with_the_answer(platform: SandboxPlatform) -> None:
+    """Like a remote platform, the sandbox applies the effect while the caller waits: the call
+    takes the latency, not the latency plus the effect, and the platform's records say when it
+    answered (not earlier)."""
+    slow = SandboxAdapter(platform, latency_ms=200)
+    chat = (await slow.create_room(spec())).chat_id
+    slow_effect = platform.post
+
+    def post(*args, **kw):  # type: ignore[no-untyped-def]
+        time.sleep(0.1)  # the platform's own work: within the latency
+        return slow_effect(*args, **kw)
+
+    platform.post = post  # type: ignore[method-assign]
+    before = datetime.now(UTC)
+    started = time.monotonic()
+    await slow.post_message(chat, "hi", "k")
+    assert 0.19 <= time.monotonic() - started < 0.29
+    (message,) = platform.room(chat).messages  # type: ignore[union-attr]
+    assert message.created_at >= before + timedelta(milliseconds=199)
+
+
 # ---- callbacks ---------------------------------------------------------------------------------
 
 

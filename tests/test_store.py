@@ -37,6 +37,7 @@ from warroom.models import (
 )
 from warroom.store import Store, migrate
 from warroom.store.db import make_engine
+from warroom.store.incidents import IncidentStore
 from warroom.store.tables import Base, RoomRow
 
 PG_ADMIN_USERS = ("postgres", "root")
@@ -288,6 +289,14 @@ def test_recent_reads_what_similarity_needs_newest_first(store: Store) -> None:
     assert recent[0] == full.model_copy(update={"responders": []})  # all but the responders
     assert recent[0].status is IncidentStatus.CLOSED and recent[0].alerts[0].region == "eu"
     assert all(is_utc(i.created_at) and is_utc(i.updated_at) for i in recent)
+
+    # Built incidents are kept between calls: a change made by another process (another store
+    # on the same database) shows at the next call, and a newer incident pushes the oldest out.
+    IncidentStore(store.db).apply_action("inc-2", Action.ACKNOWLEDGE, actor="x", key="ack-2", now=T0)
+    store.incidents.upsert(body(id="inc-9", title="newest"), T0 + timedelta(seconds=9))
+    again = store.incidents.recent(limit=3)
+    assert [i.id for i in again] == ["inc-9", "inc-3", "inc-2"]
+    assert again[2].status is IncidentStatus.ACKNOWLEDGED and again[1] is recent[0]  # inc-3 not rebuilt
 
 
 def test_list_empty_and_bad_cursor(store: Store) -> None:

@@ -3,6 +3,7 @@ incidents), optionally blended with an embeddings endpoint's cosine similarity."
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -50,6 +51,13 @@ def _stem(w: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed terms without stop words; dotted/dashed names also give their parts
     ("eu-west-1" → eu-west-1, eu, west); CJK characters count one by one (bigrams too)."""
+    return list(_terms(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _terms(text: str) -> tuple[str, ...]:
+    """Memoized: the same texts come back at every question and assessment (the runbooks, the
+    newest incidents the assistant compares a new one with, the room's transcript)."""
     out: list[str] = []
     for m in _WORD.finditer(text.lower()):
         w = m.group(0)
@@ -61,7 +69,7 @@ def tokenize(text: str) -> list[str]:
     cjk = _CJK.findall(text)
     out.extend(cjk)
     out.extend(a + b for a, b in itertools.pairwise(cjk))
-    return out
+    return tuple(out)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,6 +26,8 @@ def new_incident_id() -> str:
 class IncidentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._recent: dict[str, Incident] = {}  # see `recent`: the newest incidents, as last built
+        self._recent_lock = threading.Lock()
 
     def upsert(self, body: IncidentIn, now: datetime) -> tuple[Incident, bool]:
         """Create the incident, or update it when `body.id` exists; returns (incident, created)."""
@@ -112,15 +115,26 @@ class IncidentStore:
 
     def recent(self, limit: int = 200) -> list[Incident]:
         """The newest incidents without their responders: what the assistant compares a new
-        incident with. Columns, not entities: in a burst of new incidents, reading 200 whole
-        incidents for each one took a tenth of the worker's time."""
-        q = (
-            select(*IncidentRow.__table__.columns)
+        incident with. Only ids and versions are read each time; an incident is read and built
+        again only when its version changed (in a burst of new incidents, building the newest
+        200 for each one took a fifth of the worker's time). Treat the result as read-only."""
+        newest = (
+            select(IncidentRow.id, IncidentRow.version)
             .order_by(IncidentRow.created_at.desc(), IncidentRow.id.desc())
             .limit(limit)
         )
         with self.db.session() as s:
-            return [self._build(r, []) for r in s.execute(q).all()]
+            keys = s.execute(newest).all()
+            with self._recent_lock:
+                known = dict(self._recent)
+            stale = [k.id for k in keys if k.id not in known or known[k.id].version != k.version]
+            for i in range(0, len(stale), 500):  # within every database's limit on bound parameters
+                rows = s.execute(select(*IncidentRow.__table__.columns).where(IncidentRow.id.in_(stale[i : i + 500])))
+                known.update((r.id, self._build(r, [])) for r in rows)
+        found = [known[k.id] for k in keys if k.id in known]  # one deleted meanwhile is left out
+        with self._recent_lock:
+            self._recent = {i.id: i for i in found}
+        return found
 
     def set_responders(self, incident_id: str, responders: list[Responder], now: datetime) -> Incident:
         with self.db.session(write=True) as s:

@@ -14,7 +14,9 @@ import hmac
 import json
 import random
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -35,6 +37,7 @@ from warroom.im.base import (
 )
 from warroom.im.sandbox.platform import BOT_USER_ID, SandboxPlatform
 
+T = TypeVar("T")
 FAULTS = ("rate_limited", "server_error", "timeout_after_effect")
 SIGNATURE_WINDOW_SECONDS = 300
 BOT_MENTION = "@warroom"
@@ -99,30 +102,37 @@ class SandboxAdapter(ImAdapter):
         self.rng = rng or random.Random()
         self.limiter = _RateLimit(rate_limit) if rate_limit else None
 
-    async def _call(self, method: str, chat_id: str | None, effect):  # type: ignore[no-untyped-def]
-        """Run `effect` (sync SQL) like a remote call: latency, maybe a fault, then the effect."""
+    async def _call(self, method: str, chat_id: str | None, effect: Callable[[datetime], T]) -> T:
+        """Run `effect` (sync SQL) like a remote call: maybe a fault, else the effect, answered
+        after the latency. Like a remote platform's, the effect is applied while the caller waits,
+        stamped with the time of the answer (or later, should it take longer than the latency):
+        a call takes the latency, not the latency plus the sandbox's own bookkeeping."""
         if self.limiter is not None and (wait := self.limiter.take()) > 0:
             await asyncio.to_thread(self.sandbox.record_call, method, chat_id, "rate_limited", _now())
             raise RateLimited(f"sandbox {method}: over the rate limit", retry_after=wait, platform="sandbox")
         fault = self.rng.choice(FAULTS) if self.fault_rate and self.rng.random() < self.fault_rate else None
         # The call log is the platform's bookkeeping, written in the same transaction as the effect.
         self.sandbox.log_call(method, chat_id, fault, _now())
-        await asyncio.sleep(self.latency)
+        answer_at = _now() + timedelta(seconds=self.latency)
         if fault in ("rate_limited", "server_error"):
+            await asyncio.sleep(self.latency)
             await asyncio.to_thread(self.sandbox.flush_calls)
             if fault == "rate_limited":
                 raise RateLimited(f"sandbox {method}: rate limited (injected)", retry_after=0.2, platform="sandbox")
             raise TransientImError(f"sandbox {method}: 503 (injected)", platform="sandbox", code="503")
-        result = await asyncio.to_thread(_then_flush, effect, self.sandbox)
+        result, _ = await asyncio.gather(
+            asyncio.to_thread(_then_flush, lambda: effect(max(answer_at, _now())), self.sandbox),
+            asyncio.sleep(self.latency),
+        )
         if fault == "timeout_after_effect":
             raise TransientImError(f"sandbox {method}: timed out after the effect (injected)", platform="sandbox")
         return result
 
     # -- outbound --
     async def create_room(self, spec: RoomSpec) -> RoomRef:
-        def effect() -> str:
+        def effect(now: datetime) -> str:
             return self.sandbox.create_room(
-                key=spec.idempotency_key, incident_id=spec.incident_id, name=spec.name, topic=spec.topic, now=_now()
+                key=spec.idempotency_key, incident_id=spec.incident_id, name=spec.name, topic=spec.topic, now=now
             )
 
         chat_id = await self._call("create_room", None, effect)
@@ -130,12 +140,12 @@ class SandboxAdapter(ImAdapter):
 
     async def lookup_user(self, *, email: str | None, phone: str | None) -> str | None:
         return await self._call(
-            "lookup_user", None, lambda: self.sandbox.lookup_user(email=email, phone=phone, now=_now())
+            "lookup_user", None, lambda now: self.sandbox.lookup_user(email=email, phone=phone, now=now)
         )
 
     async def add_members(self, chat_id: str, im_user_ids: list[str]) -> list[InviteResult]:
         unknown = await self._call(
-            "add_members", chat_id, lambda: self.sandbox.add_members(chat_id, im_user_ids, _now())
+            "add_members", chat_id, lambda now: self.sandbox.add_members(chat_id, im_user_ids, now)
         )
         return [
             InviteResult(im_user_id=u, ok=u not in unknown, detail="no such user" if u in unknown else "")
@@ -143,15 +153,15 @@ class SandboxAdapter(ImAdapter):
         ]
 
     async def remove_members(self, chat_id: str, im_user_ids: list[str]) -> None:
-        await self._call("remove_members", chat_id, lambda: self.sandbox.remove_members(chat_id, im_user_ids))
+        await self._call("remove_members", chat_id, lambda _: self.sandbox.remove_members(chat_id, im_user_ids))
 
     async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> MessageRef:
         body = card.model_dump(mode="json")
         msg_id = await self._call(
             "post_card",
             chat_id,
-            lambda: self.sandbox.post(
-                chat_id, author=BOT_USER_ID, card=body, card_version=card.version, key=idempotency_key, now=_now()
+            lambda now: self.sandbox.post(
+                chat_id, author=BOT_USER_ID, card=body, card_version=card.version, key=idempotency_key, now=now
             ),
         )
         return MessageRef(message_id=str(msg_id))
@@ -161,19 +171,19 @@ class SandboxAdapter(ImAdapter):
         await self._call(
             "update_card",
             chat_id,
-            lambda: self.sandbox.update_card(chat_id, int(message_id), body, card.version, _now()),
+            lambda now: self.sandbox.update_card(chat_id, int(message_id), body, card.version, now),
         )
 
     async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
         msg_id = await self._call(
             "post_message",
             chat_id,
-            lambda: self.sandbox.post(chat_id, author=BOT_USER_ID, text=text, key=idempotency_key, now=_now()),
+            lambda now: self.sandbox.post(chat_id, author=BOT_USER_ID, text=text, key=idempotency_key, now=now),
         )
         return MessageRef(message_id=str(msg_id))
 
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
-        rows = await self._call("fetch_history", chat_id, lambda: self.sandbox.messages(chat_id, since))
+        rows = await self._call("fetch_history", chat_id, lambda _: self.sandbox.messages(chat_id, since))
         return [
             ChatMessage(message_id=str(m.id), chat_id=chat_id, author=m.author, text=m.text, at=m.created_at)
             for m in rows
@@ -184,7 +194,7 @@ class SandboxAdapter(ImAdapter):
         return self._join_url(chat_id)
 
     async def dismiss_room(self, chat_id: str) -> None:
-        await self._call("dismiss_room", chat_id, lambda: self.sandbox.dismiss_room(chat_id, _now()))
+        await self._call("dismiss_room", chat_id, lambda now: self.sandbox.dismiss_room(chat_id, now))
 
     def _join_url(self, chat_id: str) -> str:
         return f"{self.public_url}/sandbox#room={chat_id}"
