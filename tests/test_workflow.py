@@ -71,6 +71,33 @@ async def test_duplicate_create_requests_make_exactly_one_room(client, worker, s
     assert _kinds(store, incident.id).count("room.created") == 1
 
 
+async def test_a_new_rooms_card_shows_its_invites_and_is_edited_only_for_one_that_failed(
+    client, worker, store, settings
+):
+    """The card goes out beside the invites showing them as done: no edit when they all went
+    through; one edit when a responder could not be found (Carol has neither email nor phone)."""
+    sandbox = SandboxPlatform(store.db)
+    for responders, shown in (
+        ([Responder(email=ANN), Responder(email=BOB)], ["invited", "invited"]),
+        ([Responder(email=ANN), Responder(name="Carol")], ["invited", "unlinked"]),
+    ):
+        incident = _incident(store, *responders)
+        handle = await _start(client, settings, store, incident)
+        chat_id = (
+            await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox"))
+        ).chat_id
+        edits = 0 if shown == ["invited", "invited"] else 1
+        await eventually(lambda i=incident.id: {"card.posted", "member.invited"} <= set(_kinds(store, i)))
+        card = await eventually(lambda c=chat_id, n=edits: _card_with_edits(sandbox, c, n))
+        assert [m["state"] for m in card.card["members"]] == shown
+        await asyncio.sleep(1)  # an edit would follow the invites' outcomes at once: none comes
+        assert [m.edits for m in sandbox.room(chat_id).messages if m.card] == [edits]
+
+
+def _card_with_edits(sandbox: SandboxPlatform, chat_id: str, edits: int):
+    return next((m for m in sandbox.room(chat_id).messages if m.card and m.edits == edits), None)
+
+
 def _room_with_members(sandbox: SandboxPlatform, chat_id: str, n: int):
     room = sandbox.room(chat_id)
     return room if len([m for m in room.members if m.state == "joined"]) == n else None

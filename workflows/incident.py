@@ -123,8 +123,6 @@ LOCAL_APPLY_PATCH = "apply-action-locally"
 # each patch marker also costs a search-attribute upsert (TemporalChangeVersion), a visibility
 # write on the server, and a new room's run took three of them. Older runs replay their own markers.
 BASELINE_PATCH = "baseline-2026-12"
-# In runs of the baseline, a new room's card shows the responders being invited as invited: it is
-# posted beside the invites, and is edited afterwards only if an invite did not go through.
 STORE_TIMEOUT = timedelta(seconds=30)
 
 
@@ -647,6 +645,8 @@ class IncidentWarRoom:
         invite, _ = self._member_work()
         self._mark_pending(invite)
         version = room.card_version + 1
+        # The card goes out beside the invites: in runs of the baseline it shows them as done, and
+        # is edited in the next step only if one did not go through (a room's card edit fewer).
         card = self._card(version, expecting=invite if self._baseline else [])
         try:
             opened = await workflow.execute_activity(
