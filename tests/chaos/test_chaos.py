@@ -299,7 +299,9 @@ async def _stuck(client: Client, workflow_ids: list[str]) -> None:
                     e.HasField("workflow_task_failed_event_attributes")
                     and failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
                 ):
-                    raise AssertionError(f"{wid} is stuck: event {e.event_id}: {failed.failure.message}")
+                    raise AssertionError(
+                        f"{wid} is stuck: event {e.event_id}: {failed.failure.message} (`warroom repair` resets it)"
+                    )
 
 
 _executions = itertools.count()
