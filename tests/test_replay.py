@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from warroom.settings import Settings
 from workflows.incident import IncidentWarRoom
 from workflows.link_users import LinkUsers
 
@@ -70,3 +71,8 @@ async def test_sdk_replays_an_update_accepted_after_a_lost_workflow_task() -> No
     replayer = Replayer(workflows=[IncidentWarRoom, LinkUsers], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, str(result.replay_failure)
+
+
+def test_workers_run_without_the_sandbox_by_default_and_the_tests_with_it() -> None:
+    assert Settings.model_fields["workflow_sandbox"].default is False
+    assert Settings(_env_file=None).workflow_sandbox  # tests/conftest.py turns it on for every worker
