@@ -67,12 +67,15 @@ def diagnose(workflow_id: str, run_id: str, events: list[HistoryEvent]) -> Stuck
 
 
 async def find_stuck(client: Client, workflow_type: str = WORKFLOW_TYPE) -> list[Stuck]:
-    """Running workflows of `workflow_type` that are stuck on a nondeterminism failure."""
+    """Running workflows of `workflow_type` that are stuck on a nondeterminism failure. Only those
+    whose pending workflow task is a retry have their history read."""
     stuck = []
     query = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running'"
     async for wf in client.list_workflows(query):
-        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        found = diagnose(wf.id, wf.run_id, list(history.events))
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        if (await handle.describe()).raw_description.pending_workflow_task.attempt < 2:
+            continue
+        found = diagnose(wf.id, wf.run_id, list((await handle.fetch_history()).events))
         if found is not None:
             stuck.append(found)
     return stuck

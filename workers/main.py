@@ -104,7 +104,8 @@ def cache_bytecode() -> None:
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM), then drain in-flight activities."""
-    cache_bytecode()
+    if settings.workflow_sandbox:  # without the sandbox, each module is imported once per process
+        cache_bytecode()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
