@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.errors import retry_decisions
+from warroom.card import CLOSING_TEXT, closed_name, status_text
 from warroom.directory import Contact, Found, Resolution, look_up_people, resolve_people
 from warroom.errors import PermanentImError
-from warroom.im.base import ImAdapter, RoomRef, RoomSpec
+from warroom.im.base import CardHandle, Dismissal, ImAdapter, RoomRef, RoomSpec, StatusCard
 from warroom.im.registry import build_adapter
 from warroom.messages import (
     CreateRoomInput,
@@ -64,9 +65,28 @@ class ImActivities:
         """Create the room (same key → same chat) and register chat → incident at once, so a
         click on the card can be routed even before the workflow records the room."""
         with retry_decisions():
-            ref = await self.adapter(inp.platform).create_room(inp.spec)
+            ref = await self._registered(inp.platform, inp.spec) or await self.adapter(inp.platform).create_room(
+                inp.spec
+            )
         await self._register(inp.platform, inp.spec, ref)
         return ref
+
+    async def _registered(self, platform: str, spec: RoomSpec) -> RoomRef | None:
+        """On a retry, the chat an earlier attempt made and registered for this very room
+        (platform and generation): the platform is not asked again. Adapters stay exactly-once
+        on their own (a retry can also follow an attempt that died before registering)."""
+        if activity.info().attempt == 1:
+            return None
+        room = await asyncio.to_thread(self.store.rooms.current, spec.incident_id)
+        if (
+            room is None
+            or room.platform != platform
+            or not room.chat_id
+            or room.generation != spec.generation
+            or room.state in (RoomState.DISMISSED, RoomState.FAILED)
+        ):
+            return None
+        return RoomRef(chat_id=room.chat_id, name=room.name, join_url=room.join_url)
 
     async def _register(self, platform: str, spec: RoomSpec, ref: RoomRef) -> None:
         room = WarRoom(
@@ -98,6 +118,8 @@ class ImActivities:
                 if done.members is None
                 else _nothing()
             )
+            if done.room is None:
+                done.room = await self._registered(inp.platform, inp.spec)
             if done.room is None:  # the people first: their lookups wait for a read of stored links
                 looked_up, room = await asyncio.gather(people, adapter.create_room(inp.spec), return_exceptions=True)
                 if isinstance(room, RoomRef):
@@ -149,8 +171,8 @@ class ImActivities:
         _report(done)
 
     async def _card_step(self, done: OpenProgress, adapter: ImAdapter, chat_id: str, inp: OpenRoomInput) -> None:
-        card, refused = await _unless_refused(adapter.post_card(chat_id, inp.card, inp.card_key))
-        done.card, done.card_refused = (card.message_id if card else ""), refused
+        handle, refused = await _unless_refused(_post_card(adapter, chat_id, inp.card, inp.card_key))
+        done.card, done.card_refused = (handle or ""), refused
         _report(done)
 
     @activity.defn(name="im_invite_members")
@@ -188,23 +210,38 @@ class ImActivities:
 
     @activity.defn(name="im_remove_members")
     async def remove_members(self, inp: RemoveMembersInput) -> None:
+        """Remove people who left the incident; where the platform cannot, they stay (logged)."""
+        adapter = self.adapter(inp.platform)
+        if not adapter.capabilities.remove_members:
+            activity.logger.info(
+                "%s cannot remove members; %d stay in %s", inp.platform, len(inp.im_user_ids), inp.chat_id
+            )
+            return
         with retry_decisions():
-            await self.adapter(inp.platform).remove_members(inp.chat_id, inp.im_user_ids)
+            await adapter.remove_members(inp.chat_id, inp.im_user_ids)
 
     @activity.defn(name="im_post_card")
     async def post_card(self, inp: PostCardInput) -> str:
         with retry_decisions():
-            return (await self.adapter(inp.platform).post_card(inp.chat_id, inp.card, inp.key)).message_id
+            return await _post_card(self.adapter(inp.platform), inp.chat_id, inp.card, inp.key)
 
     @activity.defn(name="im_update_card")
     async def update_card(self, inp: UpdateCardInput) -> None:
+        """Show the card's new content: edited in place, or where cards cannot be edited, posted
+        as a new status message (once per card version; the workflow sends only the newest)."""
+        adapter = self.adapter(inp.platform)
         with retry_decisions():
-            await self.adapter(inp.platform).update_card(inp.chat_id, inp.message_id, inp.card)
+            if adapter.capabilities.edit_card:
+                await adapter.update_card(inp.chat_id, CardHandle(inp.message_id), inp.card)
+            else:
+                key = f"status:{inp.message_id}:v{inp.card.version}"
+                await adapter.post_message(inp.chat_id, status_text(inp.card), key)
 
     @activity.defn(name="im_post_message")
     async def post_message(self, inp: PostMessageInput) -> str:
         with retry_decisions():
-            return (await self.adapter(inp.platform).post_message(inp.chat_id, inp.text, inp.key)).message_id
+            adapter = self.adapter(inp.platform)
+            return (await adapter.post_message(inp.chat_id, inp.text, inp.key, mentions=inp.mentions)).message_id
 
     @activity.defn(name="im_post_notice")
     async def post_notice(self, inp: PostNoticeInput) -> None:
@@ -213,8 +250,16 @@ class ImActivities:
 
     @activity.defn(name="im_dismiss_room")
     async def dismiss_room(self, inp: DismissInput) -> None:
+        """Disband or archive the room; a platform that can do neither gets a closing message
+        and the room renamed as closed (`Dismissal.NONE`), and nothing is posted there after."""
+        adapter = self.adapter(inp.platform)
         with retry_decisions():
-            await self.adapter(inp.platform).dismiss_room(inp.chat_id)
+            if adapter.capabilities.dismissal is not Dismissal.NONE:
+                await adapter.dismiss_room(inp.chat_id)
+                return
+            await adapter.post_message(inp.chat_id, CLOSING_TEXT, f"closing:{inp.chat_id}")
+            if inp.name:
+                await adapter.rename_room(inp.chat_id, closed_name(inp.name))
 
     @activity.defn(name="im_link_users")
     async def link_users(self, inp: LinkUsersInput) -> LinkUsersResult:
@@ -255,6 +300,14 @@ class OpenProgress(BaseModel):
     members: list[MemberOutcome] | None = None
     card: str | None = None  # the card's message id; "" when the platform refused it
     card_refused: str = ""
+
+
+async def _post_card(adapter: ImAdapter, chat_id: str, card: StatusCard, key: str) -> CardHandle:
+    """Post the card and, where the platform pins, pin it (both idempotent: a retry repeats them)."""
+    handle = await adapter.post_card(chat_id, card, key)
+    if adapter.capabilities.pin_card:
+        await adapter.pin_card(chat_id, handle)
+    return handle
 
 
 def _resumed() -> bool:

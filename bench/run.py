@@ -46,10 +46,10 @@ from temporalio.testing import WorkflowEnvironment
 from bench.noop import QUEUE as NOOP_QUEUE
 from bench.noop import BenchNoop, BenchRoom
 from starters.api.app import create_app
+from warroom.im.sandbox.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
 from warroom.messages import workflow_id
 from warroom.settings import Settings
 from warroom.store import Store
-from warroom.store.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
 from workflows.incident import SEARCH_ATTRIBUTES, IncidentWarRoom
 
 BIN = Path(sys.executable).parent
@@ -88,7 +88,7 @@ class Stack:
             "WARROOM_TEMPORAL_ADDRESS": self.address,
             "WARROOM_DATABASE_URL": self.settings.database_url,
             "WARROOM_TASK_QUEUE": self.settings.task_queue,
-            "WARROOM_SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms),
+            "WARROOM_SANDBOX_LATENCY_MS": str(self.settings.platform("sandbox").latency_ms),
             "WARROOM_SANDBOX_SIGNING_SECRET": "bench",
             "MALLOC_ARENA_MAX": "2",  # as the Dockerfile sets it
             **extra,
@@ -191,7 +191,7 @@ def _joined(stack: Stack, incident_id: str, email: str) -> float | None:
 
 
 def _user_ids(stack: Stack, email: str) -> list[str]:
-    from warroom.store.tables import SandboxUserRow
+    from warroom.im.sandbox.tables import SandboxUserRow
 
     with stack.store.db.session() as s:
         return list(s.scalars(select(SandboxUserRow.id).where(SandboxUserRow.email == email)).all())
@@ -221,7 +221,7 @@ async def engine_worker(stack: Stack) -> AsyncIterator[Client]:
 async def engine_room_ready(stack: Stack, samples: int) -> float:
     """p50 of the engine alone doing what room ready needs of it: an update to a workflow that has
     just started, until the end of one activity lasting the floor (2 L)."""
-    seconds = 2 * stack.settings.sandbox_latency_ms / 1000
+    seconds = 2 * stack.settings.platform("sandbox").latency_ms / 1000
     times = []
     async with engine_worker(stack) as client:
         for n in range(samples + 1):  # the first one warms up
@@ -237,7 +237,7 @@ async def engine_room_ready(stack: Stack, samples: int) -> float:
 async def room_ready(
     stack: Stack, samples: int, responders: int, *, roster: bool = False, engine: float | None = None
 ) -> list[str]:
-    latency = stack.settings.sandbox_latency_ms / 1000
+    latency = stack.settings.platform("sandbox").latency_ms / 1000
     times, ids = [], []
     # Warm-up: the worker's first room pays for imports (and links the roster's people).
     warm = await _open_incident(stack, responders, roster=roster)
@@ -268,7 +268,7 @@ async def room_ready(
 
 
 async def status_to_card(stack: Stack, incident_ids: list[str], label: str = "status → card") -> None:
-    latency = stack.settings.sandbox_latency_ms / 1000
+    latency = stack.settings.platform("sandbox").latency_ms / 1000
     times = []
     for incident_id in incident_ids:
         await asyncio.sleep(SETTLE)
@@ -293,7 +293,7 @@ async def status_to_card(stack: Stack, incident_ids: list[str], label: str = "st
 
 
 async def responder_change(stack: Stack, incident_ids: list[str], responders: int) -> None:
-    latency = stack.settings.sandbox_latency_ms / 1000
+    latency = stack.settings.platform("sandbox").latency_ms / 1000
     times = []
     for incident_id in incident_ids:
         await asyncio.sleep(SETTLE)

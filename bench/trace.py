@@ -20,8 +20,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from bench.run import Stack, _card_edited, _open_incident, _room_ready_at, _until, running_stack
+from warroom.im.sandbox.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
 from warroom.messages import workflow_id
-from warroom.store.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
 
 console = Console()
 

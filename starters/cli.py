@@ -853,10 +853,8 @@ def doctor(
 
     Exits 1 when any check fails, with what to fix next to it.
     """
-    from warroom.im.registry import configured_platforms
-
     settings = _settings_or_exit()
-    platforms = platform or configured_platforms(settings)
+    platforms = platform or settings.configured_platforms()
     checks = asyncio.run(_doctor_checks(settings, platforms))
     failed = [c for c in checks if not c["ok"]]
     if as_json:

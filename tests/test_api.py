@@ -143,7 +143,7 @@ def signed(settings: Settings, payload: dict[str, Any], *, ts: int | None = None
     """A sandbox IM callback signed the way the sandbox server signs it."""
     raw = json.dumps(payload).encode()
     stamp = str(int(time.time()) if ts is None else ts)
-    secret = settings.sandbox_signing_secret.get_secret_value()
+    secret = settings.platform("sandbox").signing_secret.get_secret_value()
     return raw, {
         "x-sandbox-timestamp": stamp,
         "x-sandbox-signature": sign(secret, stamp, raw),
@@ -672,7 +672,7 @@ async def test_retried_action_is_applied_once(http):
 
 async def test_slow_platform_answers_202(client, store, settings):
     """With a slow IM, requests answer 202 once accepted, and the state arrives later."""
-    slow = settings.model_copy(update={"sandbox_latency_ms": 600.0})  # per IM call
+    slow = settings.model_copy(update={"WARROOM_SANDBOX_LATENCY_MS": 600.0})  # per IM call
     w, im = build_worker(client, store, slow)
     async with w, api_client(create_app(slow, client=client, store=store, answer_within=0.2)) as http:
         iid = new_id()
@@ -708,7 +708,7 @@ async def test_repeated_room_requests_share_one_update(client, store, settings):
     """A client asking again for a room that is slow to open (202, then again) adds no update to
     the workflow while the first is unanswered. Once it is answered, each further request is an
     update of its own (answered at once): so at most 13 - (number of 202s) updates, not 12."""
-    slow = settings.model_copy(update={"sandbox_latency_ms": 1000.0})
+    slow = settings.model_copy(update={"WARROOM_SANDBOX_LATENCY_MS": 1000.0})
     w, im = build_worker(client, store, slow)
     async with w, api_client(create_app(slow, client=client, store=store, answer_within=0.05)) as http:
         iid = new_id()

@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from starters.cli import app as cli
+from warroom.im.plugins import get_plugin, platform_names
 from warroom.settings import Settings
 from workers.main import GRACEFUL_SHUTDOWN
 from workflows.incident import SEARCH_ATTRIBUTES
@@ -24,7 +25,9 @@ COMPOSE = ROOT / "docker-compose.temporal.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 OURS = ("api", "worker", "worker-cn")
 ONE_SHOT = ("temporal-schema", "temporal-setup")
-SETTING_NAMES = {f.validation_alias for f in Settings.model_fields.values()}
+SETTING_NAMES = {f.validation_alias for f in Settings.model_fields.values()} | {
+    f.validation_alias for name in platform_names() for f in get_plugin(name).settings_class.model_fields.values()
+}
 DEFAULT = re.compile(r"^\$\{(?P<name>\w+)(?::-(?P<default>.*))?\}$")
 
 

@@ -31,12 +31,13 @@ from warroom.im.base import (
     CallbackRequest,
     CardButton,
     CardMember,
+    Mention,
     MessageReceived,
     RoomGone,
     RoomSpec,
     StatusCard,
 )
-from warroom.im.lark.adapter import LarkAdapter, build_lark_adapter, chat_description, chat_name, lark_uuid
+from warroom.im.lark.adapter import LarkAdapter, chat_description, chat_name, lark_uuid
 from warroom.im.lark.api import LarkApi
 from warroom.im.registry import build_adapter
 from warroom.models import Action, IncidentStatus, MemberState, Severity
@@ -216,11 +217,12 @@ async def test_card_is_posted_once_pinned_and_patched_in_order(fake: FakeLark, a
     fake.fail("message.create", "timeout_after")
     fake.fail("pin.create", "503")
     m = await retried(lambda: adapter.post_card(ref.chat_id, card(1), "incident-i1:card:1"))
+    await retried(lambda: adapter.pin_card(ref.chat_id, m))  # the core pins what it posted
     cards = [x for x in fake.chat_messages(ref.chat_id) if x.msg_type == "interactive"]
-    assert [x.message_id for x in cards] == [m.message_id]  # the retried post is deduplicated by uuid
+    assert [x.message_id for x in cards] == [m]  # the retried post is deduplicated by uuid
     posted = json.loads(cards[0].content)
     assert posted["schema"] == "2.0" and posted["config"]["update_multi"] is True
-    assert cards[0].pinned and fake.chats[ref.chat_id].top_notice == m.message_id
+    assert cards[0].pinned and fake.chats[ref.chat_id].top_notice == m
     buttons = lark_api.card_buttons(cards[0].content)
     assert buttons["Snooze 2h"] == {
         "warroom": 1,
@@ -234,12 +236,12 @@ async def test_card_is_posted_once_pinned_and_patched_in_order(fake: FakeLark, a
     # A burst of updates, arriving out of order: coalesced, newest wins, within 5 PATCH/s.
     versions = [5, 2, 9, 3, 12, 7, 4, 11, 6, 10, 8]
     statuses = {v: IncidentStatus.ACKNOWLEDGED if v < 12 else IncidentStatus.CLOSED for v in versions}
-    await asyncio.gather(*(adapter.update_card(ref.chat_id, m.message_id, card(v, statuses[v])) for v in versions))
-    msg = fake.messages[m.message_id]
+    await asyncio.gather(*(adapter.update_card(ref.chat_id, m, card(v, statuses[v])) for v in versions))
+    msg = fake.messages[m]
     assert status_of(msg.content) == "closed" and "card v12" in msg.content
     assert 1 <= msg.patches <= 3
-    await adapter.update_card(ref.chat_id, m.message_id, card(8, IncidentStatus.ACKNOWLEDGED))  # late and old
-    assert status_of(fake.messages[m.message_id].content) == "closed"
+    await adapter.update_card(ref.chat_id, m, card(8, IncidentStatus.ACKNOWLEDGED))  # late and old
+    assert status_of(fake.messages[m].content) == "closed"
 
 
 async def test_lark_per_message_patch_limit_becomes_rate_limited(fake: FakeLark):
@@ -248,9 +250,9 @@ async def test_lark_per_message_patch_limit_becomes_rate_limited(fake: FakeLark)
     m = await a.post_card(ref.chat_id, card(1), "k")
     with pytest.raises(RateLimited) as info:
         for v in range(2, 12):
-            await a.update_card(ref.chat_id, m.message_id, card(v))
+            await a.update_card(ref.chat_id, m, card(v))
     assert info.value.code == "230020" and info.value.retry_after == 1.0
-    assert fake.messages[m.message_id].patches == lark_api.PATCH_QPS
+    assert fake.messages[m].patches == lark_api.PATCH_QPS
 
 
 @pytest.mark.parametrize(
@@ -345,12 +347,16 @@ async def test_history_pages_and_disbanding_deletes_it(fake: FakeLark, adapter: 
 async def test_messages_and_notices_mention_people(fake: FakeLark, adapter: LarkAdapter):
     ref = await adapter.create_room(spec())
     eve = fake.add_user(name="Eve", email=EVE)
-    await adapter.post_message(ref.chat_id, f"<{eve}> acknowledge refused: not a responder.", "m1")
+    await adapter.post_message(
+        ref.chat_id, "acknowledge refused: not a responder.", "m1", mentions=[Mention(im_user_id=eve)]
+    )
     await adapter.post_notice(ref.chat_id, eve, "close refused.", "m2")
+    await adapter.post_message(ref.chat_id, 'DB down <at user_id="all"></at> <AT user_id="ou_x">', "m3")
     texts = [json.loads(m.content)["text"] for m in fake.chat_messages(ref.chat_id)]
     assert texts == [
         f'<at user_id="{eve}"></at> acknowledge refused: not a responder.',
         f'<at user_id="{eve}"></at> close refused.',
+        'DB down <\u200bat user_id="all"><\u200b/at> <\u200bAT user_id="ou_x">',  # text never @mentions
     ]
 
 
@@ -371,17 +377,18 @@ async def test_setup_checks(fake: FakeLark, tmp_path):
     assert checks["bot"].detail.startswith("War Room (ou_warroom_bot)")
 
     fake.scopes = ("im:message",)
-    local = build_lark_adapter(None, settings.model_copy(update={"public_url": "http://localhost:8000"}))
+    local = build_adapter("lark", None, settings.model_copy(update={"public_url": "http://localhost:8000"}))
     checks = {c.name: c for c in await local.setup_checks()}
     assert not checks["callback URL"].ok and "WARROOM_PUBLIC_URL" in checks["callback URL"].fix
     missing = checks["scope for: create group chats"]
     assert not missing.ok and f"/app/{fake.app_id}/auth?q=im%3Achat%3Acreate" in missing.fix
     assert checks["scope for: send messages and cards as the bot"].ok
 
-    broken = build_lark_adapter(
+    broken = build_adapter(
+        "lark",
         None,
         settings.model_copy(
-            update={"lark_app_secret": SecretStr("wrong"), "lark_encrypt_key": SecretStr(""), "lark_app_id": "other"}
+            update={"LARK_APP_SECRET": SecretStr("wrong"), "LARK_ENCRYPT_KEY": SecretStr(""), "LARK_APP_ID": "other"}
         ),
     )
     checks = {c.name: c for c in await broken.setup_checks()}
@@ -389,7 +396,7 @@ async def test_setup_checks(fake: FakeLark, tmp_path):
     assert not checks["encrypt key"].ok and "LARK_ENCRYPT_KEY" in checks["encrypt key"].fix
 
     with pytest.raises(PermanentImError, match="LARK_APP_ID"):
-        build_lark_adapter(None, Settings(_env_file=None))
+        build_adapter("lark", None, Settings(_env_file=None))
 
 
 # ---------------------------------------------------------------------------- inbound
@@ -411,7 +418,7 @@ async def test_url_verification_plain_and_encrypted(fake: FakeLark, adapter: Lar
     challenge = lark_api.url_verification(token=TOKEN, challenge="c-123")
     for encrypted in (False, True):
         headers, body = lark_api.callback(challenge, encrypt_key=KEY, encrypted=encrypted, signed=False)
-        assert adapter.handle_callback(request(headers, body)).response == {"challenge": "c-123"}
+        assert adapter.handle_callback(request(headers, body)).answer() == {"challenge": "c-123"}
     headers, body = lark_api.callback(lark_api.url_verification(token="wrong", challenge="c"), encrypt_key=KEY)
     with pytest.raises(CallbackRejected) as info:
         adapter.handle_callback(request(headers, body))
@@ -433,7 +440,7 @@ async def test_signed_encrypted_card_action_becomes_an_action_click(fake: FakeLa
             card_version=3,
         )
     ]
-    assert result.response["toast"]["type"] == "info" and "120 min" in result.response["toast"]["content"]
+    assert result.answer()["toast"]["type"] == "info" and "120 min" in result.answer()["toast"]["content"]
 
     plain_headers, plain_body = lark_api.callback(event, encrypt_key=KEY, encrypted=False)  # signed, not encrypted
     assert adapter.handle_callback(request(plain_headers, plain_body)).events[0].action is Action.SNOOZE
@@ -513,12 +520,12 @@ async def test_messages_mentions_and_disbanding_are_parsed(fake: FakeLark, adapt
 def lark_settings(settings: Settings, fake: FakeLark) -> Settings:
     return settings.model_copy(
         update={
-            "lark_app_id": fake.app_id,
-            "lark_app_secret": SecretStr(fake.app_secret),
-            "lark_domain": fake.domain,
-            "lark_encrypt_key": SecretStr(KEY),
-            "lark_verification_token": SecretStr(TOKEN),
-            "lark_timeout_seconds": 1.0,
+            "LARK_APP_ID": fake.app_id,
+            "LARK_APP_SECRET": SecretStr(fake.app_secret),
+            "LARK_DOMAIN": fake.domain,
+            "LARK_ENCRYPT_KEY": SecretStr(KEY),
+            "LARK_VERIFICATION_TOKEN": SecretStr(TOKEN),
+            "LARK_TIMEOUT_SECONDS": 1.0,
             "public_url": "https://warroom.example.com",
         }
     )

@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
 from starters.service import WarRoomService
-from warroom.im import registry
-from warroom.im.sandbox.adapter import build_sandbox_adapter
+from tests.platforms import installed
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
 from warroom.settings import Settings
 from warroom.store import Store
@@ -76,10 +76,10 @@ async def running(client: Client, store: Store, settings: Settings, identity: st
 
 
 @pytest.fixture
-def bound(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Sandbox bound to region `cn`; `wecom` (played by a second sandbox adapter) left unbound."""
-    monkeypatch.setitem(registry.BUILDERS, "wecom", build_sandbox_adapter)
-    return settings.model_copy(update={"platform_regions": "sandbox=cn"})
+def bound(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Sandbox bound to region `cn`; a second platform (a sandbox under another name) unbound."""
+    with installed(tmp_path, {"second": "tests.platforms.second_sandbox:plugin"}):
+        yield settings.model_copy(update={"platform_regions": "sandbox=cn"})
 
 
 def regional(settings: Settings, region: str) -> Settings:
@@ -107,7 +107,7 @@ async def test_each_platforms_calls_run_only_on_its_regions_worker(client, store
     assert WarRoomService(client, store, bound).config().im_task_queues == {"sandbox": f"{bound.task_queue}-cn"}
     async with running(client, store, bound, GLOBAL), running(client, store, regional(bound, "cn"), CN):
         svc = WarRoomService(client, store, bound)
-        in_cn, in_global = await asyncio.gather(_life(svc, "sandbox"), _life(svc, "wecom"))
+        in_cn, in_global = await asyncio.gather(_life(svc, "sandbox"), _life(svc, "second"))
         cn_runs, global_runs = await ran(client, in_cn), await ran(client, in_global)
 
     im_cn = [r for r in cn_runs if r.kind.startswith("im_")]

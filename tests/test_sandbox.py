@@ -26,9 +26,9 @@ from warroom.im.base import (
 )
 from warroom.im.sandbox.adapter import FAULTS, SIGNATURE_WINDOW_SECONDS, SandboxAdapter, sign
 from warroom.im.sandbox.platform import BOT_USER_ID, SandboxPlatform
+from warroom.im.sandbox.tables import SandboxCallRow, SandboxMessageRow
 from warroom.models import Action, IncidentStatus, Severity
 from warroom.store import Database, migrate
-from warroom.store.tables import SandboxCallRow, SandboxMessageRow
 
 SECRET = "s3cret"
 PUBLIC_URL = "http://warroom.test:8000/"
@@ -252,7 +252,7 @@ async def test_post_card_and_message_once_per_key(adapter: SandboxAdapter, platf
     assert await adapter.post_message(chat, "hello", "msg:1") == m1
     assert await adapter.post_message(chat, "hello again (different text, same key)", "msg:1") == m1
     m2 = await adapter.post_message(chat, "hello", "msg:2")
-    assert len({c1.message_id, m1.message_id, m2.message_id}) == 3
+    assert len({c1, m1.message_id, m2.message_id}) == 3
     messages = platform.room(chat).messages
     assert [(m.author, m.text, m.card_version) for m in messages] == [
         (BOT_USER_ID, "", 1),
@@ -268,17 +268,17 @@ async def test_update_card_never_lets_an_older_version_win(adapter: SandboxAdapt
     ref = await adapter.post_card(chat, card(1), "card:1")
 
     def shown() -> tuple[int | None, str, int]:
-        m = next(m for m in platform.messages(chat) if str(m.id) == ref.message_id)
+        m = next(m for m in platform.messages(chat) if str(m.id) == ref)
         assert m.card is not None
         return m.card_version, m.card["status"], m.edits
 
-    await adapter.update_card(chat, ref.message_id, card(3, IncidentStatus.CLOSED))
+    await adapter.update_card(chat, ref, card(3, IncidentStatus.CLOSED))
     assert shown() == (3, "closed", 1)
-    await adapter.update_card(chat, ref.message_id, card(2, IncidentStatus.ACKNOWLEDGED))  # late retry
+    await adapter.update_card(chat, ref, card(2, IncidentStatus.ACKNOWLEDGED))  # late retry
     assert shown() == (3, "closed", 1)
-    await adapter.update_card(chat, ref.message_id, card(3, IncidentStatus.ACKNOWLEDGED))  # same version
+    await adapter.update_card(chat, ref, card(3, IncidentStatus.ACKNOWLEDGED))  # same version
     assert shown() == (3, "closed", 1)
-    await adapter.update_card(chat, ref.message_id, card(4, IncidentStatus.TRIGGERED))
+    await adapter.update_card(chat, ref, card(4, IncidentStatus.TRIGGERED))
     assert shown() == (4, "triggered", 2)
 
     text = await adapter.post_message(chat, "not a card", "msg:1")
@@ -286,7 +286,7 @@ async def test_update_card_never_lets_an_older_version_win(adapter: SandboxAdapt
         await adapter.update_card(chat, text.message_id, card(9))
     other = (await adapter.create_room(spec(key="other"))).chat_id
     with pytest.raises(PermanentImError):
-        await adapter.update_card(other, ref.message_id, card(9))
+        await adapter.update_card(other, ref, card(9))
     with pytest.raises(PermanentImError):
         await adapter.update_card(chat, "999999", card(9))
 
@@ -325,7 +325,7 @@ async def test_dismiss_is_idempotent_and_final(adapter: SandboxAdapter, platform
         ("remove_members", lambda: adapter.remove_members(chat, [alice])),
         ("post_message", lambda: adapter.post_message(chat, "too late", "msg:late")),
         ("post_card", lambda: adapter.post_card(chat, card(2), "card:late")),
-        ("update_card", lambda: adapter.update_card(chat, ref.message_id, card(2))),
+        ("update_card", lambda: adapter.update_card(chat, ref, card(2))),
     ):
         with pytest.raises(PermanentImError) as e:
             await call()
@@ -355,7 +355,7 @@ async def test_every_call_faults_at_rate_one(platform: SandboxPlatform, db: Data
             ("add_members", lambda: bad.add_members(chat, [user])),
             ("remove_members", lambda: bad.remove_members(chat, ["UNOBODY"])),
             ("post_card", lambda: bad.post_card(chat, card(1), "card:x")),
-            ("update_card", lambda: bad.update_card(chat, ref.message_id, card(1))),
+            ("update_card", lambda: bad.update_card(chat, ref, card(1))),
             ("post_message", lambda: bad.post_message(chat, "hi", "msg:x")),
             ("fetch_history", lambda: bad.fetch_history(chat)),
         ]
@@ -448,8 +448,8 @@ async def test_timeout_after_effect_applies_the_effect_so_retries_must_be_idempo
     assert [(m.user_id, m.joins) for m in platform.room(chat).members] == [(alice, 1)]
 
     # update_card: the timed-out update is shown; retrying it is a no-op, not a second edit
-    await _until_fault(db, "timeout_after_effect", lambda: bad.update_card(chat, card_ref.message_id, card(2)))
-    await good.update_card(chat, card_ref.message_id, card(2))
+    await _until_fault(db, "timeout_after_effect", lambda: bad.update_card(chat, card_ref, card(2)))
+    await good.update_card(chat, card_ref, card(2))
     shown = next(m for m in platform.messages(chat) if m.card is not None)
     assert (shown.card_version, shown.edits) == (2, 1)
 
@@ -540,7 +540,7 @@ def click(**kw: object) -> dict:
 
 def test_valid_action_callback(adapter: SandboxAdapter) -> None:
     result = adapter.handle_callback(signed(click()))
-    assert result.status == 200 and result.response == {"ok": True}
+    assert result.reply.status == 200 and result.answer() == {"ok": True}
     assert result.events == [
         ActionClicked(
             event_id="ev-1", chat_id="C1", im_user_id="UALICE", action=Action.SNOOZE, minutes=30, card_version=4

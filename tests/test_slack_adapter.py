@@ -30,6 +30,7 @@ from warroom.im.base import (
     CallbackRequest,
     CardButton,
     CardMember,
+    Mention,
     MessageReceived,
     RoomGone,
     RoomSpec,
@@ -276,9 +277,10 @@ async def test_card_posted_once_pinned_updated_in_order(fake, slack):
         await slack.post_card(ref.chat_id, card(1), "incident-abc123:card:1")
     msg = await slack.post_card(ref.chat_id, card(1), "incident-abc123:card:1")  # the retry finds it
     cards = fake.bot_messages(ref.chat_id, CARD_EVENT_TYPE)
-    assert [m["ts"] for m in cards] == [msg.message_id]
-    assert fake.channels[ref.chat_id].pins == {msg.message_id}
-    buttons = fake.buttons(ref.chat_id, msg.message_id)
+    assert [m["ts"] for m in cards] == [msg]
+    await slack.pin_card(ref.chat_id, msg)  # the core pins it (the platform's capabilities say it can)
+    assert fake.channels[ref.chat_id].pins == {msg}
+    buttons = fake.buttons(ref.chat_id, msg)
     assert set(buttons) == {"wr:acknowledge:", "wr:snooze:120", "wr:close:", "wr-open"}
     assert json.loads(buttons["wr:snooze:120"]["value"]) == {"a": "snooze", "v": 1, "i": "abc123", "m": 120}
     assert buttons["wr-open"]["url"].endswith("/incidents/abc123")
@@ -286,18 +288,18 @@ async def test_card_posted_once_pinned_updated_in_order(fake, slack):
     text = json.dumps(cards[0]["blocks"])
     assert "not found on Slack" in text  # the unlinked responder is shown
 
-    await slack.update_card(ref.chat_id, msg.message_id, card(3, "acknowledged", last_action="ann acknowledged"))
-    await slack.update_card(ref.chat_id, msg.message_id, card(2, "triggered"))  # late and older: skipped
-    shown = fake.channels[ref.chat_id].message(msg.message_id)
+    await slack.update_card(ref.chat_id, msg, card(3, "acknowledged", last_action="ann acknowledged"))
+    await slack.update_card(ref.chat_id, msg, card(2, "triggered"))  # late and older: skipped
+    shown = fake.channels[ref.chat_id].message(msg)
     assert "card v3" in json.dumps(shown["blocks"]) and "ann acknowledged" in json.dumps(shown["blocks"])
     assert fake.count("chat.update") == 1
     assert fake.channels[ref.chat_id].topic.startswith("HIGH · acknowledged")
     topic_calls = fake.count("conversations.setTopic")
-    await slack.update_card(ref.chat_id, msg.message_id, card(4, "acknowledged", last_action="more"))
+    await slack.update_card(ref.chat_id, msg, card(4, "acknowledged", last_action="more"))
     assert fake.count("conversations.setTopic") == topic_calls  # same topic: no new call
     # a fresh process (memory lost) finds the same card instead of posting another
     fresh = SlackAdapter(token=TOKEN, signing_secret=SIGNING_SECRET, base_url=fake.url)
-    assert (await fresh.post_card(ref.chat_id, card(1), "incident-abc123:card:1")).message_id == msg.message_id
+    assert await fresh.post_card(ref.chat_id, card(1), "incident-abc123:card:1") == msg
     await fresh.aclose()
     assert len(fake.bot_messages(ref.chat_id, CARD_EVENT_TYPE)) == 1
 
@@ -307,9 +309,13 @@ async def test_messages_notices_and_history(fake, slack):
     ref = await slack.create_room(spec())
     await slack.add_members(ref.chat_id, [ann])
     await slack.post_card(ref.chat_id, card(1), "card-key")
-    first = await slack.post_message(ref.chat_id, "<U0000001> hello", "msg-1")
-    assert (await slack.post_message(ref.chat_id, "<U0000001> hello", "msg-1")) == first
+    first = await slack.post_message(ref.chat_id, "hello", "msg-1", mentions=[Mention(im_user_id="U0000001")])
+    assert (await slack.post_message(ref.chat_id, "hello", "msg-1")) == first
     assert fake.channels[ref.chat_id].message(first.message_id)["text"] == "<@U0000001> hello"
+    hostile = await slack.post_message(ref.chat_id, "<!channel> <https://evil.example|Re-login> & <U0000001>", "m-2")
+    assert fake.channels[ref.chat_id].message(hostile.message_id)["text"] == (
+        "&lt;!channel&gt; &lt;https://evil.example|Re-login&gt; &amp; &lt;U0000001&gt;"  # text pings nobody
+    )
     await slack.post_notice(ref.chat_id, ann, "acknowledge refused: out of date.", "n-1")
     await slack.post_notice(ref.chat_id, ann, "acknowledge refused: out of date.", "n-1")
     assert [e["user"] for e in fake.ephemerals] == [ann]
@@ -337,7 +343,7 @@ async def test_callbacks_are_verified_then_parsed(fake, slack):
     ann = fake.add_user("ann@x.io")
     ref = await slack.create_room(spec())
     msg = await slack.post_card(ref.chat_id, card(5), "card-key")
-    body = fake.block_actions(ref.chat_id, msg.message_id, ann, "wr:snooze:120")
+    body = fake.block_actions(ref.chat_id, msg, ann, "wr:snooze:120")
     [click] = slack.handle_callback(request(fake, body, path="/im/slack/interactions")).events
     assert isinstance(click, ActionClicked)
     assert (click.chat_id, click.im_user_id, click.action, click.minutes, click.card_version) == (
@@ -363,11 +369,11 @@ async def test_callbacks_are_verified_then_parsed(fake, slack):
     with pytest.raises(CallbackRejected):
         slack.handle_callback(tampered)
 
-    link = fake.block_actions(ref.chat_id, msg.message_id, ann, "wr-open")
+    link = fake.block_actions(ref.chat_id, msg, ann, "wr-open")
     assert slack.handle_callback(request(fake, link)).events == []  # the link button is not an action
 
     challenge = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "t"}).encode()
-    assert slack.handle_callback(request(fake, challenge)).response == {"challenge": "c-123"}
+    assert slack.handle_callback(request(fake, challenge)).answer() == {"challenge": "c-123"}
 
     mention = fake.user_message(ref.chat_id, ann, f"<@{BOT_USER_ID}> what changed?")
     [m] = slack.handle_callback(request(fake, mention)).events

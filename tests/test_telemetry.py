@@ -22,7 +22,6 @@ from starters.api.app import create_app
 from starters.service import WarRoomService
 from tests.serving import free_port
 from warroom.errors import Conflict
-from warroom.im import registry
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
 from warroom.settings import Settings
 from warroom.telemetry.logs import JsonFormatter, logging_context
@@ -87,7 +86,7 @@ def json_logs() -> Iterator[list[dict]]:
 
 
 async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monkeypatch):
-    monkeypatch.delitem(registry.BUILDERS, "wecom", raising=False)  # a platform this build lacks: fails
+    # "wecom" below is a platform this build lacks (no package yet): its room fails, counted as "other"
     port = free_port()
     settings = on_dev.model_copy(update={"metrics_port": port})
     svc = WarRoomService(client, store, settings)
@@ -116,7 +115,7 @@ async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monk
     found = samples(text)
     for method in ("open_room", "update_card", "post_message", "dismiss_room"):
         assert value(found, "warroom_im_call_seconds_count", platform="sandbox", method=method) >= 1, method
-    assert value(found, "warroom_im_call_errors_total", platform="wecom", method="open_room", error="ImPermanent")
+    assert value(found, "warroom_im_call_errors_total", platform="other", method="open_room", error="ImPermanent")
     assert value(found, "warroom_room_ready_seconds_count", platform="sandbox") >= 1
     assert value(found, "warroom_actions_total", action="acknowledge", source="cli", outcome="ok") >= 1
     assert value(found, "warroom_actions_total", action="acknowledge", source="web", outcome="refused") >= 1

@@ -163,7 +163,7 @@ async def test_room_actions_are_authorized_deduplicated_and_audited(client, work
     await asyncio.sleep(0.3)
     entries = store.timeline.list(incident.id)
     acks = [e for e in entries if e.kind == "action.acknowledge"]
-    assert len(acks) == 1 and acks[0].actor == ANN and acks[0].source is Source.SANDBOX
+    assert len(acks) == 1 and acks[0].actor == ANN and acks[0].source == "sandbox"
 
     # A click on a card older than the last status change: refused as stale.
     await handle.signal(

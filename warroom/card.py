@@ -49,3 +49,21 @@ def render_card(
 def card_content(card: StatusCard) -> dict:
     """What the card shows, without its version: equal content means no update is needed."""
     return card.model_dump(mode="json", exclude={"version"})
+
+
+def status_text(card: StatusCard) -> str:
+    """The card as one plain message, for platforms whose cards cannot be edited: each change of
+    the card is posted as a new one of these."""
+    line = f"Status: {card.status.value} · {card.severity.value} · {card.title}"
+    if card.snoozed_until is not None:
+        line += f" · snoozed until {card.snoozed_until:%Y-%m-%d %H:%M} UTC"
+    if card.last_action:
+        line += f"\n{card.last_action}"
+    return line + (f"\n{card.url}" if card.url else "")
+
+
+CLOSING_TEXT = "This war room is closed: the incident is over. Nothing more will be posted here."
+
+
+def closed_name(name: str) -> str:
+    return name if name.startswith("[closed] ") else f"[closed] {name}"

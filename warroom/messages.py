@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from warroom.im.base import RoomRef, RoomSpec, StatusCard
+from warroom.im.base import Mention, RoomRef, RoomSpec, StatusCard
 from warroom.models import Action, Incident, MemberState, Source, TimelineEntry, WarRoom
 
 WORKFLOW_TYPE = "IncidentWarRoom"
@@ -232,11 +232,13 @@ class PostMessageInput(BaseModel):
     chat_id: str
     text: str
     key: str
+    mentions: list[Mention] = Field(default_factory=list)  # addressed first, in the platform's own form
 
 
 class DismissInput(BaseModel):
     platform: str
     chat_id: str
+    name: str = ""  # the room's name: a platform that cannot end rooms marks it closed by renaming
 
 
 class LinkUsersInput(BaseModel):

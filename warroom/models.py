@@ -61,19 +61,27 @@ class Outcome(StrEnum):
 
 
 class Source(StrEnum):
+    """Where something came from: one of these origins, or an IM platform by its name.
+
+    Platforms are plugins (warroom.im.plugins), so their names are not listed here: any
+    platform-shaped name is a source of its own kind, `Source("slack")`."""
+
     API = "api"
     CLI = "cli"
     WEB = "web"
-    SLACK = "slack"
-    LARK = "lark"
-    DINGTALK = "dingtalk"
-    WECOM = "wecom"
-    SANDBOX = "sandbox"
     SYSTEM = "system"
     AI = "ai"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Source | None:
+        if not isinstance(value, str) or not _PLATFORM_NAME.match(value):
+            return None
+        member = str.__new__(cls, value)
+        member._name_, member._value_ = value.upper(), value
+        return cls._value2member_map_.setdefault(value, member)  # type: ignore[return-value]
 
-PLATFORMS = ("sandbox", "slack", "lark", "dingtalk", "wecom")
+
+_PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")  # as warroom.im.plugins.NAME
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 

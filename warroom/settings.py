@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from warroom.models import PLATFORMS
+from warroom.im.plugin import PlatformSettings
+from warroom.im.plugins import NAME as PLATFORM_NAME
+from warroom.im.plugins import get_plugin, platform_names
 
 
 def _env(name: str, default: object = None, **kw: object) -> object:
@@ -20,7 +22,10 @@ def _env(name: str, default: object = None, **kw: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Extra keyword arguments are platform settings by their variable names (Settings(SLACK_BOT_TOKEN=…)):
+    # `platform()` hands them to the platform's own settings class, over what the environment says.
+    model_config = SettingsConfigDict(env_file=".env", extra="allow", populate_by_name=True)
+    _platforms: dict[str, PlatformSettings] = PrivateAttr(default_factory=dict)
 
     temporal_address: str = _env("WARROOM_TEMPORAL_ADDRESS", "localhost:7233")
     temporal_namespace: str = _env("WARROOM_TEMPORAL_NAMESPACE", "default")
@@ -30,35 +35,6 @@ class Settings(BaseSettings):
     im_platform: str = _env("WARROOM_IM_PLATFORM", "sandbox")
     api_token: SecretStr = _env("WARROOM_API_TOKEN", SecretStr(""))
     public_url: str = _env("WARROOM_PUBLIC_URL", "http://localhost:8000")
-
-    slack_bot_token: SecretStr = _env("SLACK_BOT_TOKEN", SecretStr(""))
-    slack_signing_secret: SecretStr = _env("SLACK_SIGNING_SECRET", SecretStr(""))
-    slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
-    slack_private_channels: bool = _env("SLACK_PRIVATE_CHANNELS", True)
-    slack_channel_template: str = _env("WARROOM_SLACK_CHANNEL_TEMPLATE", "inc-{date}-{id}-{slug}")
-    slack_rate_scale: float = _env("WARROOM_SLACK_RATE_SCALE", 1.0, gt=0)  # multiplies Slack's per-method tiers
-    slack_timeout_seconds: float = _env("WARROOM_SLACK_TIMEOUT", 10.0, gt=0)
-
-    lark_app_id: str = _env("LARK_APP_ID", "")
-    lark_app_secret: SecretStr = _env("LARK_APP_SECRET", SecretStr(""))
-    lark_verification_token: SecretStr = _env("LARK_VERIFICATION_TOKEN", SecretStr(""))
-    lark_encrypt_key: SecretStr = _env("LARK_ENCRYPT_KEY", SecretStr(""))
-    lark_domain: str = _env("LARK_DOMAIN", "https://open.feishu.cn")
-    # Beyond CONTRACT.md: seconds one Lark OpenAPI call may take before it counts as timed out.
-    lark_timeout_seconds: float = _env("LARK_TIMEOUT_SECONDS", 10.0, gt=0, le=25)
-
-    dingtalk_app_key: str = _env("DINGTALK_APP_KEY", "")
-    dingtalk_app_secret: SecretStr = _env("DINGTALK_APP_SECRET", SecretStr(""))
-    dingtalk_robot_code: str = _env("DINGTALK_ROBOT_CODE", "")
-    dingtalk_api_base_url: str = _env("DINGTALK_API_BASE_URL", "https://api.dingtalk.com")
-    dingtalk_oapi_base_url: str = _env("DINGTALK_OAPI_BASE_URL", "https://oapi.dingtalk.com")
-
-    wecom_corp_id: str = _env("WECOM_CORP_ID", "")
-    wecom_secret: SecretStr = _env("WECOM_SECRET", SecretStr(""))
-    wecom_agent_id: str = _env("WECOM_AGENT_ID", "")
-    wecom_token: SecretStr = _env("WECOM_TOKEN", SecretStr(""))
-    wecom_encoding_aes_key: SecretStr = _env("WECOM_ENCODING_AES_KEY", SecretStr(""))
-    wecom_api_base_url: str = _env("WECOM_API_BASE_URL", "https://qyapi.weixin.qq.com/cgi-bin/")
 
     openai_api_key: SecretStr = _env("OPENAI_API_KEY", SecretStr(""))
     openai_base_url: str = _env("OPENAI_BASE_URL", "")
@@ -86,11 +62,6 @@ class Settings(BaseSettings):
     log_format: str = _env("WARROOM_LOG_FORMAT", "text", pattern="^(text|json)$")
     otel_endpoint: str = _env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 
-    # Beyond CONTRACT.md: knobs of the built-in sandbox IM (tests and benchmarks use them).
-    sandbox_latency_ms: float = _env("WARROOM_SANDBOX_LATENCY_MS", 0.0, ge=0)
-    sandbox_fault_rate: float = _env("WARROOM_SANDBOX_FAULT_RATE", 0.0, ge=0, le=1)
-    sandbox_rate_limit: float = _env("WARROOM_SANDBOX_RATE_LIMIT", 0.0, ge=0)  # calls/s per process; 0: none
-    sandbox_signing_secret: SecretStr = _env("WARROOM_SANDBOX_SIGNING_SECRET", SecretStr(""))
     # Beyond CONTRACT.md: workflow tuning.
     snooze_choices_minutes: list[int] = _env("WARROOM_SNOOZE_CHOICES", [120, 240, 720])
     max_signals_per_run: int = _env("WARROOM_MAX_SIGNALS_PER_RUN", 1000, ge=10)
@@ -106,14 +77,33 @@ class Settings(BaseSettings):
     @field_validator("im_platform")
     @classmethod
     def _known_platform(cls, v: str) -> str:
-        if v not in PLATFORMS:
-            raise ValueError(f"WARROOM_IM_PLATFORM must be one of {', '.join(PLATFORMS)}, not {v!r}")
+        if v not in platform_names():
+            raise ValueError(f"WARROOM_IM_PLATFORM must be one of {', '.join(platform_names())}, not {v!r}")
         return v
 
     @field_validator("metrics_port", mode="before")
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if v == "" else v
+
+    def platform(self, name: str) -> PlatformSettings:
+        """The settings of platform `name`: its environment variables, with the values given to
+        this object by the same names taking precedence."""
+        if name not in self._platforms:
+            cls = get_plugin(name).settings_class
+            names = {f.validation_alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
+            given = {k: v for k, v in (self.model_extra or {}).items() if k in names}
+            self._platforms[name] = cls(**given)
+        return self._platforms[name]
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> Settings:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._platforms = {}  # an update may name platform settings: build them again
+        return copy
+
+    def configured_platforms(self) -> list[str]:
+        """Installed platforms whose credentials are set (the sandbox needs none)."""
+        return [p for p in platform_names() if self.platform(p).configured()]
 
     @property
     def is_sqlite(self) -> bool:
@@ -137,10 +127,10 @@ class Settings(BaseSettings):
     def _known_bindings(cls, v: str) -> str:
         for item in filter(None, v.replace(" ", "").split(",")):
             platform, sep, region = item.partition("=")
-            if not sep or platform not in PLATFORMS or not re.fullmatch(r"[A-Za-z0-9_.-]+", region):
+            if not sep or not PLATFORM_NAME.match(platform) or not re.fullmatch(r"[A-Za-z0-9_.-]+", region):
                 raise ValueError(
                     f"WARROOM_PLATFORM_REGIONS wants platform=region pairs like 'lark=cn,wecom=cn' "
-                    f"(platforms: {', '.join(PLATFORMS)}), not {item!r}"
+                    f"(installed platforms: {', '.join(platform_names())}), not {item!r}"
                 )
         return v
 

@@ -1263,7 +1263,10 @@ def _cause(e: BaseException) -> str:
 
 
 def _source(platform: str) -> Source:
-    return Source(platform) if platform in Source._value2member_map_ else Source.SYSTEM
+    try:
+        return Source(platform)  # a platform's name is a source of its own
+    except ValueError:
+        return Source.SYSTEM
 
 
 def _who(m: Member) -> str:

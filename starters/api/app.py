@@ -125,9 +125,10 @@ def create_app(
     """The API. `answer_within`: seconds a request waits for the workflow before answering 202."""
     settings = settings or get_settings()
     configure_logging(settings.log_format)
-    if not settings.sandbox_signing_secret.get_secret_value():
+    if not settings.platform("sandbox").signing_secret.get_secret_value():
         # The sandbox signs its own callbacks; without a configured secret, one per process.
-        settings = settings.model_copy(update={"sandbox_signing_secret": SecretStr(secrets.token_hex(16))})
+        secret = SecretStr(secrets.token_hex(16))
+        settings = settings.model_copy(update={"WARROOM_SANDBOX_SIGNING_SECRET": secret})
     own_store = store is None
     store = store or Store(settings.database_url)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import Response
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.api.app import AppState, app_state
@@ -59,7 +59,5 @@ async def im_callback(platform: str, kind: str, request: Request) -> Response:
         body=await request.body(),
     )
     peer = request.client.host if request.client else ""
-    result = await process_callback(app_state(request), platform, req, peer=peer)
-    if isinstance(result.response, dict) and "text/plain" in result.response:
-        return PlainTextResponse(result.response["text/plain"], status_code=result.status)
-    return JSONResponse(result.response or {"ok": True}, status_code=result.status)
+    reply = (await process_callback(app_state(request), platform, req, peer=peer)).reply
+    return Response(reply.body, status_code=reply.status, media_type=reply.content_type)

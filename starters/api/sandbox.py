@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from starters.api.app import AppState, app_state, require_token
 from starters.api.callbacks import process_callback
@@ -30,7 +29,6 @@ from warroom.im.sandbox.adapter import SandboxAdapter, sign
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
 from warroom.models import Action, Responder
-from warroom.store.tables import SandboxMessageRow
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"])
 # The page itself is open (it asks for the token); the sandbox's API, which can act on incidents,
@@ -110,17 +108,7 @@ async def page() -> HTMLResponse:
 def _rooms_with_cards(platform: SandboxPlatform) -> list[dict[str, Any]]:
     """Every room, newest first, with what its latest status card shows (as a chat list would)."""
     items = [r.model_dump(mode="json") for r in platform.rooms()]
-    latest = (
-        select(func.max(SandboxMessageRow.id))
-        .where(SandboxMessageRow.card_version.is_not(None))
-        .group_by(SandboxMessageRow.chat_id)
-    )
-    with platform.db.session() as s:
-        cards = {
-            row.chat_id: row.card
-            for row in s.scalars(select(SandboxMessageRow).where(SandboxMessageRow.id.in_(latest)))
-            if row.card
-        }
+    cards = platform.latest_cards()
     for item in items:
         card = cards.get(item["chat_id"])
         item["card"] = (
@@ -223,7 +211,7 @@ async def click(chat_id: str, body: ClickIn, request: Request) -> dict[str, Any]
 async def _forward(state: AppState, payload: dict[str, Any]) -> None:
     raw = json.dumps(payload).encode()
     ts = str(int(time.time()))
-    secret = state.settings.sandbox_signing_secret.get_secret_value()
+    secret = state.settings.platform("sandbox").signing_secret.get_secret_value()
     headers = {
         "x-sandbox-timestamp": ts,
         "x-sandbox-signature": sign(secret, ts, raw),

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from starters.api.app import app_state, service
 from starters.api.errors import ApiError
 from starters.service import WarRoomService
-from warroom.im.registry import available_platforms
+from warroom.im.plugins import platform_names
 
 router = APIRouter(tags=["users"])
 
@@ -33,7 +33,7 @@ async def link_users(
 ) -> dict[str, Any]:
     """One-click bulk linking: resolve every responder of every open incident."""
     platform = (body.platform if body else None) or app_state(request).settings.im_platform
-    if platform not in available_platforms():
-        raise ApiError(422, "invalid", f"platform {platform!r} is not available; use one of {available_platforms()}")
+    if platform not in platform_names():
+        raise ApiError(422, "invalid", f"platform {platform!r} is not available; use one of {platform_names()}")
     result = await svc.link_users(platform)
     return {"platform": platform, **result.model_dump(mode="json")}

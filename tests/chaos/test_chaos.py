@@ -50,11 +50,11 @@ from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
 from tests.fakes.slack_api import FakeSlack, running_fake_slack
 from tests.serving import free_port
 from warroom.im.sandbox.platform import SandboxPlatform
+from warroom.im.sandbox.tables import SandboxCallRow
 from warroom.im.slack.blocks import CARD_EVENT_TYPE
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
 from warroom.settings import Settings
 from warroom.store import Store
-from warroom.store.tables import SandboxCallRow
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 T = TypeVar("T")
@@ -117,17 +117,18 @@ class Chaos:
 
     def env(self) -> dict[str, object]:
         s = self.settings
+        sandbox, slack = s.platform("sandbox"), s.platform("slack")
         return {
             "WARROOM_TEMPORAL_ADDRESS": s.temporal_address,
             "WARROOM_DATABASE_URL": s.database_url,
             "WARROOM_TASK_QUEUE": s.task_queue,
-            "WARROOM_SANDBOX_FAULT_RATE": s.sandbox_fault_rate,
-            "WARROOM_SANDBOX_LATENCY_MS": s.sandbox_latency_ms,
-            "WARROOM_SANDBOX_SIGNING_SECRET": s.sandbox_signing_secret.get_secret_value(),
-            "SLACK_BOT_TOKEN": s.slack_bot_token.get_secret_value(),
-            "SLACK_SIGNING_SECRET": s.slack_signing_secret.get_secret_value(),
-            "SLACK_API_BASE_URL": s.slack_api_base_url,
-            "WARROOM_SLACK_TIMEOUT": s.slack_timeout_seconds,
+            "WARROOM_SANDBOX_FAULT_RATE": sandbox.fault_rate,
+            "WARROOM_SANDBOX_LATENCY_MS": sandbox.latency_ms,
+            "WARROOM_SANDBOX_SIGNING_SECRET": sandbox.signing_secret.get_secret_value(),
+            "SLACK_BOT_TOKEN": slack.bot_token.get_secret_value(),
+            "SLACK_SIGNING_SECRET": slack.signing_secret.get_secret_value(),
+            "SLACK_API_BASE_URL": slack.api_base_url,
+            "WARROOM_SLACK_TIMEOUT": slack.timeout_seconds,
         }
 
     async def stop(self) -> None:

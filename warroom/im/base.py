@@ -12,35 +12,55 @@ activity whose first attempt may have succeeded just before a timeout.
 from __future__ import annotations
 
 import abc
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Literal, NewType
 
 from pydantic import BaseModel, Field
 
 from warroom.models import Action, IncidentStatus, MemberState, Severity
 
 
-class Capabilities(BaseModel, frozen=True):
-    """What a platform can do; the workflow plans around these instead of platform names."""
+class Dismissal(StrEnum):
+    """How a platform ends a group chat."""
 
-    edit_card: bool = True
-    pin_card: bool = False
-    disband: bool = True
-    history: bool = False
-    join_link: bool = False
+    DISBAND = "disband"  # the group is deleted
+    ARCHIVE = "archive"  # the group stays, read-only, with its history (Slack)
+    NONE = "none"  # the platform cannot end a group: the core posts a closing message and renames it
+
+
+class Capabilities(BaseModel, frozen=True):
+    """What a platform can do; the core plans around these instead of platform names
+    (`activities/im.py` and the assistant's activities read them)."""
+
+    edit_card: bool = True  # False: each change of the card is posted as a new status message
+    pin_card: bool = False  # the core pins a new card (`pin_card`) right after posting it
+    dismissal: Dismissal = Dismissal.DISBAND
+    history: bool = False  # False: the assistant reads the transcript it captured from events alone
+    join_link: bool = False  # False: asking to join a room adds the asking person to it
     email_lookup: bool = True
     phone_lookup: bool = False
-    remove_members: bool = True
+    remove_members: bool = True  # False: people who leave the incident stay in the room
     max_invite_batch: int = 100
 
 
 class RoomSpec(BaseModel):
+    """Everything an adapter may know about the room it makes: adapters never read the store."""
+
     incident_id: str
     idempotency_key: str
     name: str
     topic: str = ""
     url: str = ""
-    generation: int = 1  # the incident's how-manieth room (our bookkeeping; platforms ignore it)
+    generation: int = 1  # the incident's how-manieth room (a reopened incident gets a new one)
+    incident_created_at: datetime | None = None  # for names with a date: the same on every retry
+
+
+# A status card as the adapter that posted it can find it again: a Slack message `ts`, a Lark
+# message id, a DingTalk `outTrackId`. The core stores it and hands it back, never looks inside.
+CardHandle = NewType("CardHandle", str)
 
 
 class RoomRef(BaseModel):
@@ -77,6 +97,13 @@ class StatusCard(BaseModel):
 
 class MessageRef(BaseModel):
     message_id: str
+
+
+class Mention(BaseModel):
+    """Someone a message addresses; each adapter renders it in its platform's own form (and
+    escapes the text around it, so text alone never pings anyone)."""
+
+    im_user_id: str
 
 
 class ChatMessage(BaseModel):
@@ -148,12 +175,38 @@ class SetupCheck(BaseModel):
     fix: str = ""  # what the operator should do when not ok
 
 
+class CallbackReply(BaseModel):
+    """The answer the platform gets, in its own format (JSON for most, plain text for WeCom's
+    URL check); a long-connection platform sends it back on the frame the callback came in."""
+
+    status: int = 200
+    content_type: str = "application/json"
+    body: bytes = b'{"ok":true}'
+
+
 class CallbackResult(BaseModel):
     """What a verified callback means (events) and what to answer the platform right away."""
 
     events: list[InboundEvent] = Field(default_factory=list)
-    status: int = 200
-    response: dict | None = None
+    reply: CallbackReply = Field(default_factory=CallbackReply)
+
+    @classmethod
+    def with_json(
+        cls, data: object = None, *, events: list[InboundEvent] | None = None, status: int = 200
+    ) -> CallbackResult:
+        body = json.dumps({"ok": True} if data is None else data, separators=(",", ":")).encode()
+        return cls(events=events or [], reply=CallbackReply(status=status, body=body))
+
+    @classmethod
+    def with_text(cls, text: str, *, status: int = 200) -> CallbackResult:
+        return cls(reply=CallbackReply(status=status, content_type="text/plain; charset=utf-8", body=text.encode()))
+
+    def answer(self) -> object:
+        """The reply's JSON, for tests and logs (None when it is not JSON)."""
+        return json.loads(self.reply.body) if self.reply.content_type == "application/json" else None
+
+
+Deliver = Callable[[list[InboundEvent]], Awaitable[None]]
 
 
 class ImAdapter(abc.ABC):
@@ -180,21 +233,35 @@ class ImAdapter(abc.ABC):
         """Remove people; someone already gone counts as success."""
 
     @abc.abstractmethod
-    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> MessageRef:
-        """Post the status card once per key (a retry returns the first message)."""
+    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> CardHandle:
+        """Post the status card once per key (a retry returns the first card's handle)."""
 
     @abc.abstractmethod
-    async def update_card(self, chat_id: str, message_id: str, card: StatusCard) -> None:
-        """Replace the card's content in place; an older `card.version` must never win."""
+    async def update_card(self, chat_id: str, handle: CardHandle, card: StatusCard) -> None:
+        """Replace the card's content in place; an older `card.version` must never win.
+        Called only when `capabilities.edit_card`; otherwise the core posts a new status."""
+
+    async def pin_card(self, chat_id: str, handle: CardHandle) -> None:
+        """Pin a card just posted; called only when `capabilities.pin_card`. A refusal that
+        leaves the card unpinned but visible is logged, not raised."""
+        raise NotImplementedError(f"{self.platform} says it pins cards but has no pin_card")
 
     @abc.abstractmethod
-    async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
-        """Post a plain message once per key."""
+    async def post_message(
+        self, chat_id: str, text: str, idempotency_key: str, *, mentions: Sequence[Mention] = ()
+    ) -> MessageRef:
+        """Post a message once per key: the mentioned people first, then `text` as plain text
+        (escaped: markup or mention syntax in it reaches the room as the characters typed)."""
 
     async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
         """Tell one person something (a refused click) once per key; platforms with ephemeral
         messages show it to that person only, the default posts it in the room, addressed to them."""
-        await self.post_message(chat_id, f"<{im_user_id}> {text}", idempotency_key)
+        await self.post_message(chat_id, text, idempotency_key, mentions=[Mention(im_user_id=im_user_id)])
+
+    async def rename_room(self, chat_id: str, name: str) -> None:
+        """Rename the group; the core calls it to mark a room closed where `capabilities.dismissal`
+        is `none` (a room that cannot be ended)."""
+        raise NotImplementedError(f"{self.platform} cannot end a room and has no rename_room")
 
     @abc.abstractmethod
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
@@ -206,12 +273,17 @@ class ImAdapter(abc.ABC):
 
     @abc.abstractmethod
     async def dismiss_room(self, chat_id: str) -> None:
-        """Disband or archive the room; a room that is already gone counts as success."""
+        """Disband or archive the room (`capabilities.dismissal`); a room already gone is success."""
 
     # -- inbound --
     @abc.abstractmethod
     def handle_callback(self, request: CallbackRequest) -> CallbackResult:
         """Verify (raise `CallbackRejected`) and parse a callback into domain events."""
+
+    async def listen(self, deliver: Deliver) -> None:  # noqa: B027 - optional hook
+        """Receive callbacks over a connection the platform keeps open (DingTalk's Stream mode)
+        until cancelled, handing each frame's events to `deliver` before acknowledging it.
+        Platforms that call an HTTP route instead (`handle_callback`) return at once."""
 
     # -- setup --
     async def setup_checks(self) -> list[SetupCheck]:

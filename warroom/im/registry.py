@@ -1,63 +1,28 @@
-"""Which adapter serves which platform. New platforms register a builder here."""
+"""Adapters from settings: the installed platform plugins (warroom.im.plugins), built on demand."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from warroom.errors import PermanentImError
 from warroom.im.base import ImAdapter
-from warroom.models import PLATFORMS
+from warroom.im.plugin import PlatformContext
+from warroom.im.plugins import get_plugin
 from warroom.settings import Settings
 from warroom.store.db import Database
 
-Builder = Callable[[Database, Settings], ImAdapter]
 
-
-# Each platform's SDK is imported when its adapter is first built, not at start-up: a worker that
-# serves only the sandbox starts (and restarts after a crash) without loading slack-sdk or lark-oapi.
-def _sandbox(db: Database, settings: Settings) -> ImAdapter:
-    from warroom.im.sandbox.adapter import build_sandbox_adapter
-
-    return build_sandbox_adapter(db, settings)
-
-
-def _slack(db: Database, settings: Settings) -> ImAdapter:
-    from warroom.im.slack.adapter import build_slack_adapter
-
-    return build_slack_adapter(db, settings)
-
-
-def _lark(db: Database, settings: Settings) -> ImAdapter:
-    from warroom.im.lark import build_lark_adapter
-
-    return build_lark_adapter(db, settings)
-
-
-BUILDERS: dict[str, Builder] = {"sandbox": _sandbox, "lark": _lark, "slack": _slack}
-
-
-def available_platforms() -> list[str]:
-    return [p for p in PLATFORMS if p in BUILDERS]
-
-
-def configured_platforms(settings: Settings) -> list[str]:
-    """Platforms this build has and whose credentials are set (the sandbox always)."""
-    wanted = {
-        "sandbox": True,
-        "slack": bool(settings.slack_bot_token.get_secret_value()),
-        "lark": bool(settings.lark_app_id),
-        "dingtalk": bool(settings.dingtalk_app_key),
-        "wecom": bool(settings.wecom_corp_id),
-    }
-    return [p for p in available_platforms() if wanted.get(p, False)]
-
-
-def build_adapter(platform: str, db: Database, settings: Settings) -> ImAdapter:
-    builder = BUILDERS.get(platform)
-    if builder is None:
+def build_adapter(platform: str, db: Database | None, settings: Settings) -> ImAdapter:
+    """A new adapter for `platform`; it refuses with what to set when credentials are missing."""
+    plugin = get_plugin(platform)
+    platform_settings = settings.platform(platform)
+    if not platform_settings.configured():
+        missing = ", ".join(platform_settings.missing()) or "its settings"
         raise PermanentImError(
-            f"platform {platform!r} is not available in this build; available: {', '.join(available_platforms())}",
-            platform=platform,
-            code="unsupported_platform",
+            f"{plugin.title} is not configured: set {missing}", platform=platform, code="not_configured"
         )
-    return builder(db, settings)
+    context = PlatformContext(settings=platform_settings, public_url=settings.public_url, database=db)
+    adapter = plugin.build(context)
+    if adapter.platform != platform:
+        raise PermanentImError(
+            f"the {platform} plugin built an adapter for {adapter.platform!r}", platform=platform, code="bad_plugin"
+        )
+    return adapter

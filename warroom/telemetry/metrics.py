@@ -18,7 +18,7 @@ from threading import Lock
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from sqlalchemy import func, select
 
-from warroom.models import PLATFORMS
+from warroom.im.plugins import platform_names
 from warroom.store.db import Database
 from warroom.store.tables import IncidentRow, RoomRow
 
@@ -30,7 +30,7 @@ ROOM_READY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
 
 def platform_label(platform: str | None) -> str:
     """Bounded label values: a known platform name, else `other`."""
-    return platform if platform in PLATFORMS else "other"
+    return platform if platform in platform_names() else "other"
 
 
 class WorkerMetrics:

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,10 +28,11 @@ from warroom.errors import PermanentImError
 from warroom.im.base import (
     CallbackRequest,
     CallbackResult,
-    Capabilities,
+    CardHandle,
     ChatMessage,
     ImAdapter,
     InviteResult,
+    Mention,
     MessageRef,
     RoomRef,
     RoomSpec,
@@ -40,17 +42,21 @@ from warroom.im.base import (
 from warroom.im.lark import card as cards
 from warroom.im.lark.api import LarkApi
 from warroom.im.lark.callbacks import LarkCallbacks, message_text
+from warroom.im.lark.capabilities import CAPABILITIES, MAX_INVITE_BATCH
+from warroom.im.lark.checks import LarkSetup, run_checks
 from warroom.im.lark.errors import CHAT_GONE, CHAT_UNKNOWN
 from warroom.im.lark.lookup import Found, LookupBatcher, lookup_many
+from warroom.im.lark.settings import LarkSettings
+from warroom.im.plugin import PlatformContext
 
 log = logging.getLogger("warroom.im.lark")
 
 MAX_NAME = 60  # Lark shows longer group names cut; keep the incident id and the start of the title
 MAX_DESCRIPTION = 100
-MAX_BATCH = 50  # chat_members.create takes at most 50 ids per call
 MAX_HISTORY_PAGES = 200  # 10,000 messages: a war room's history, not an archive crawl
 MIN_PATCH_INTERVAL = 0.25  # seconds between PATCHes of one card message (Lark: 5 QPS per message)
-_MENTION = re.compile(r"<(ou_[A-Za-z0-9_-]+)>")
+_OPEN_ID = re.compile(r"ou_[A-Za-z0-9_-]+")
+_AT_TAG = re.compile(r"<(/?at\b)", re.IGNORECASE)
 
 
 def lark_uuid(key: str) -> str:
@@ -76,9 +82,11 @@ def chat_description(spec: RoomSpec) -> str:
     return f"{head} — {url}"
 
 
-def lark_text(text: str) -> str:
-    """Plain text for a Lark text message: `<ou_…>` user references become real @mentions."""
-    return _MENTION.sub(lambda m: f'<at user_id="{m.group(1)}"></at>', text)
+def lark_text(text: str, mention_ids: Sequence[str] = ()) -> str:
+    """A Lark text message: the people addressed as real @mentions, then the text with any
+    `<at …>` tag in it defused (an incident title must not @all the chat)."""
+    mentions = [f'<at user_id="{u}"></at>' for u in mention_ids if _OPEN_ID.fullmatch(u)]
+    return " ".join([*mentions, _AT_TAG.sub("<\u200b\\1", text)])
 
 
 @dataclass
@@ -92,17 +100,7 @@ class _CardState:
 
 class LarkAdapter(ImAdapter):
     platform = "lark"
-    capabilities = Capabilities(
-        edit_card=True,
-        pin_card=True,
-        disband=True,
-        history=True,
-        join_link=True,
-        email_lookup=True,
-        phone_lookup=True,
-        remove_members=True,
-        max_invite_batch=MAX_BATCH,
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -185,8 +183,8 @@ class LarkAdapter(ImAdapter):
         results: list[InviteResult] = []
         ids = list(dict.fromkeys(im_user_ids))
         async with self._chat_lock(chat_id):  # Lark: concurrent member changes on one chat → 232019
-            for i in range(0, len(ids), MAX_BATCH):
-                chunk = ids[i : i + MAX_BATCH]
+            for i in range(0, len(ids), MAX_INVITE_BATCH):
+                chunk = ids[i : i + MAX_INVITE_BATCH]
                 invalid, missing, pending = await self.api.add_members(chat_id, chunk)
                 for u in chunk:
                     if u in missing:
@@ -211,8 +209,8 @@ class LarkAdapter(ImAdapter):
     async def remove_members(self, chat_id: str, im_user_ids: list[str]) -> None:
         ids = list(dict.fromkeys(im_user_ids))
         async with self._chat_lock(chat_id):
-            for i in range(0, len(ids), MAX_BATCH):
-                await self.api.remove_members(chat_id, ids[i : i + MAX_BATCH])
+            for i in range(0, len(ids), MAX_INVITE_BATCH):
+                await self.api.remove_members(chat_id, ids[i : i + MAX_INVITE_BATCH])
 
     # ------------------------------------------------------------------ card
     def _card_state(self, chat_id: str, message_id: str) -> _CardState:
@@ -221,28 +219,27 @@ class LarkAdapter(ImAdapter):
             state = self._cards[message_id] = _CardState(chat_id=chat_id)
         return state
 
-    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> MessageRef:
+    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> CardHandle:
         message_id = await self.api.send(
             chat_id, msg_type="interactive", content=cards.content(card), uuid=lark_uuid(idempotency_key)
         )
         state = self._card_state(chat_id, message_id)
         state.applied = max(state.applied, card.version)
         state.wanted = max(state.wanted, card.version)
-        await self._pin(chat_id, message_id)
-        return MessageRef(message_id=message_id)
+        return CardHandle(message_id)
 
-    async def _pin(self, chat_id: str, message_id: str) -> None:
+    async def pin_card(self, chat_id: str, handle: CardHandle) -> None:
         """Pin the card and make it the chat's top notice. Both are idempotent at Lark; a missing
         permission is logged, not fatal (the card is there, just not pinned); transient failures
         propagate so the (deduplicated) post is retried."""
         try:
-            await self.api.pin(message_id)
-            await self.api.top_notice(chat_id, message_id)
+            await self.api.pin(handle)
+            await self.api.top_notice(chat_id, handle)
         except PermanentImError as e:
-            log.warning("lark card %s in %s posted but not pinned: %s", message_id, chat_id, e)
+            log.warning("lark card %s in %s posted but not pinned: %s", handle, chat_id, e)
 
-    async def update_card(self, chat_id: str, message_id: str, card: StatusCard) -> None:
-        state = self._card_state(chat_id, message_id)
+    async def update_card(self, chat_id: str, handle: CardHandle, card: StatusCard) -> None:
+        state = self._card_state(chat_id, handle)
         state.wanted = max(state.wanted, card.version)
         async with state.lock:
             if card.version < state.wanted or card.version <= state.applied:
@@ -253,22 +250,18 @@ class LarkAdapter(ImAdapter):
             if card.version < state.wanted:
                 return
             try:
-                await self.api.patch(message_id, cards.content(card))
+                await self.api.patch(handle, cards.content(card))
             finally:
                 state.last_patch = time.monotonic()
             state.applied = card.version
 
     # ------------------------------------------------------------------ messages
-    async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
-        content = json.dumps({"text": lark_text(text)}, ensure_ascii=False)
+    async def post_message(
+        self, chat_id: str, text: str, idempotency_key: str, *, mentions: Sequence[Mention] = ()
+    ) -> MessageRef:
+        content = json.dumps({"text": lark_text(text, [m.im_user_id for m in mentions])}, ensure_ascii=False)
         message_id = await self.api.send(chat_id, msg_type="text", content=content, uuid=lark_uuid(idempotency_key))
         return MessageRef(message_id=message_id)
-
-    async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
-        """A message addressed to one person in the room: it @mentions them."""
-        mention = f'<at user_id="{im_user_id}"></at> ' if im_user_id.startswith("ou_") else ""
-        content = json.dumps({"text": mention + lark_text(text)}, ensure_ascii=False)
-        await self.api.send(chat_id, msg_type="text", content=content, uuid=lark_uuid(idempotency_key))
 
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         """The chat's messages, oldest first, without the bot's cards and system messages."""
@@ -310,33 +303,37 @@ class LarkAdapter(ImAdapter):
 
     # ------------------------------------------------------------------ setup
     async def setup_checks(self) -> list[SetupCheck]:
-        from warroom.im.lark.checks import run_checks
+        return await run_checks(
+            LarkSetup(
+                api=self.api,
+                public_url=self.public_url,
+                has_encrypt_key=bool(self.encrypt_key),
+                has_verification_token=bool(self.verification_token),
+                remember_bot=self._remember_bot,
+            )
+        )
 
-        return await run_checks(self)
+    def _remember_bot(self, open_id: str) -> None:
+        self.bot_open_id = open_id
 
     async def aclose(self) -> None:
         await self._lookups.aclose()
 
 
-def build_lark_adapter(db, settings) -> LarkAdapter:  # type: ignore[no-untyped-def]
-    """The Lark adapter configured from settings (`warroom.settings.Settings`); `db` is unused."""
-    secret = settings.lark_app_secret.get_secret_value()
-    if not settings.lark_app_id or not secret:
+def build_lark_adapter(context: PlatformContext) -> LarkAdapter:
+    settings: LarkSettings = context.settings
+    secret = settings.app_secret.get_secret_value()
+    if not settings.app_id or not secret:
         raise PermanentImError(
             "Feishu/Lark is not configured: set LARK_APP_ID and LARK_APP_SECRET (developer console → "
             "Credentials & Basic Info), plus LARK_VERIFICATION_TOKEN and LARK_ENCRYPT_KEY",
             platform="lark",
             code="not_configured",
         )
-    api = LarkApi(
-        app_id=settings.lark_app_id,
-        app_secret=secret,
-        domain=settings.lark_domain,
-        timeout=settings.lark_timeout_seconds,
-    )
+    api = LarkApi(app_id=settings.app_id, app_secret=secret, domain=settings.domain, timeout=settings.timeout_seconds)
     return LarkAdapter(
         api,
-        encrypt_key=settings.lark_encrypt_key.get_secret_value(),
-        verification_token=settings.lark_verification_token.get_secret_value(),
-        public_url=settings.public_url,
+        encrypt_key=settings.encrypt_key.get_secret_value(),
+        verification_token=settings.verification_token.get_secret_value(),
+        public_url=context.public_url,
     )

@@ -184,7 +184,7 @@ class LarkCallbacks:
 
     def _challenge(self, payload: dict[str, Any]) -> CallbackResult:
         self._check_token(payload.get("token"))
-        return CallbackResult(response={"challenge": str(payload.get("challenge", ""))})
+        return CallbackResult.with_json({"challenge": str(payload.get("challenge", ""))})
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, payload: dict[str, Any]) -> CallbackResult:
@@ -196,29 +196,29 @@ class LarkCallbacks:
             if event_type == "card.action.trigger":
                 return self._card_action(event_id, event)
             if event_type == "im.message.receive_v1":
-                return CallbackResult(events=self._message(event_id, event), response={})
+                return CallbackResult.with_json({}, events=self._message(event_id, event))
             if event_type == "im.chat.disbanded_v1":
                 gone = RoomGone(
                     event_id=event_id,
                     chat_id=str(event["chat_id"]),
                     im_user_id=str((event.get("operator_id") or {}).get("open_id") or ""),
                 )
-                return CallbackResult(events=[gone], response={})
+                return CallbackResult.with_json({}, events=[gone])
         except (KeyError, TypeError, AttributeError, ValidationError) as e:
             raise CallbackRejected(f"malformed {event_type} callback: {e}".splitlines()[0], status=400) from None
         # Verified, but nothing War Room acts on: acknowledge so Lark does not deliver it again.
-        return CallbackResult(events=[], response={})
+        return CallbackResult.with_json({}, events=[])
 
     def _card_action(self, event_id: str, event: dict[str, Any]) -> CallbackResult:
         value = parse_value((event.get("action") or {}).get("value"))
         if value is None:
-            return CallbackResult(response=_toast("info", "This button is not handled by War Room."))
+            return CallbackResult.with_json(_toast("info", "This button is not handled by War Room."))
         try:
             action = Action(value["action"])
         except (KeyError, ValueError):
-            return CallbackResult(response=_toast("error", f"Unknown action {value.get('action')!r}."))
+            return CallbackResult.with_json(_toast("error", f"Unknown action {value.get('action')!r}."))
         if action is Action.UNSNOOZE:
-            return CallbackResult(response=_toast("error", "That action is not available from the card."))
+            return CallbackResult.with_json(_toast("error", "That action is not available from the card."))
         context = event.get("context") or {}
         operator = event.get("operator") or {}
         minutes = value.get("minutes")
@@ -232,8 +232,8 @@ class LarkCallbacks:
         )
         what = _ACTION_WORDS.get(action, action.value.capitalize())
         suffix = f" for {clicked.minutes} min" if action is Action.SNOOZE and clicked.minutes else ""
-        return CallbackResult(
-            events=[clicked], response=_toast("info", f"{what} the incident{suffix}… the card updates when done.")
+        return CallbackResult.with_json(
+            _toast("info", f"{what} the incident{suffix}… the card updates when done."), events=[clicked]
         )
 
     def _message(self, event_id: str, event: dict[str, Any]) -> list[InboundEvent]:

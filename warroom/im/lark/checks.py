@@ -6,14 +6,13 @@ API are skipped (and say so) when no tenant access token can be obtained.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from warroom.errors import ImError
 from warroom.im.base import SetupCheck
-
-if TYPE_CHECKING:
-    from warroom.im.lark.adapter import LarkAdapter
+from warroom.im.lark.api import LarkApi
 
 PLATFORM = "lark"
 FEISHU, LARK = "https://open.feishu.cn", "https://open.larksuite.com"
@@ -63,8 +62,19 @@ def _domain_check(domain: str) -> SetupCheck:
     )
 
 
-def _callback_checks(adapter: LarkAdapter) -> list[SetupCheck]:
-    url = adapter.public_url + CALLBACK_PATH
+@dataclass(frozen=True)
+class LarkSetup:
+    """What the checks look at: the API client and which secrets are set, not the adapter."""
+
+    api: LarkApi
+    public_url: str
+    has_encrypt_key: bool
+    has_verification_token: bool
+    remember_bot: Callable[[str], None]  # the bot's open_id, once the checks learned it
+
+
+def _callback_checks(setup: LarkSetup) -> list[SetupCheck]:
+    url = setup.public_url.rstrip("/") + CALLBACK_PATH
     parts = urlsplit(url)
     public = parts.scheme == "https" and (parts.hostname or "") not in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
     subscribe = (
@@ -74,14 +84,14 @@ def _callback_checks(adapter: LarkAdapter) -> list[SetupCheck]:
     return [
         _check(
             "encrypt key",
-            bool(adapter.encrypt_key),
+            setup.has_encrypt_key,
             "set: callbacks are decrypted and their X-Lark-Signature checked",
             "set LARK_ENCRYPT_KEY to the Encrypt Key under Events & Callbacks → Encryption Strategy "
             "(War Room refuses callbacks it cannot verify)",
         ),
         _check(
             "verification token",
-            bool(adapter.verification_token),
+            setup.has_verification_token,
             "set",
             "set LARK_VERIFICATION_TOKEN to the Verification Token under Events & Callbacks → Encryption Strategy",
         ),
@@ -94,9 +104,9 @@ def _callback_checks(adapter: LarkAdapter) -> list[SetupCheck]:
     ]
 
 
-async def _scope_checks(adapter: LarkAdapter, console: str) -> list[SetupCheck]:
+async def _scope_checks(api: LarkApi, console: str) -> list[SetupCheck]:
     try:
-        scopes = await adapter.api.scopes()
+        scopes = await api.scopes()
     except ImError as e:
         return [
             _check(
@@ -130,8 +140,8 @@ async def _scope_checks(adapter: LarkAdapter, console: str) -> list[SetupCheck]:
     return out
 
 
-async def run_checks(adapter: LarkAdapter) -> list[SetupCheck]:
-    api = adapter.api
+async def run_checks(setup: LarkSetup) -> list[SetupCheck]:
+    api = setup.api
     console = console_url(api.domain, api.app_id)
     checks = [_domain_check(api.domain)]
     try:
@@ -146,14 +156,15 @@ async def run_checks(adapter: LarkAdapter) -> list[SetupCheck]:
             )
         )
         checks.append(_check("bot and scopes", False, "skipped: no tenant access token", "fix the token first"))
-        return checks + _callback_checks(adapter)
+        return checks + _callback_checks(setup)
     checks.append(_check("tenant access token", True, f"obtained for app {api.app_id}"))
     try:
         bot = await api.bot_info()
     except ImError as e:
         checks.append(_check("bot", False, str(e), f"enable the Bot capability at {console} and publish a version"))
     else:
-        adapter.bot_open_id = bot.get("open_id") or adapter.bot_open_id
+        if bot.get("open_id"):
+            setup.remember_bot(str(bot["open_id"]))
         active = bot.get("activate_status") in (None, 2)
         checks.append(
             _check(
@@ -164,5 +175,5 @@ async def run_checks(adapter: LarkAdapter) -> list[SetupCheck]:
                 f"enable the Bot capability at {console} (Features → Bot), then publish and install the app",
             )
         )
-    checks += await _scope_checks(adapter, console)
-    return checks + _callback_checks(adapter)
+    checks += await _scope_checks(api, console)
+    return checks + _callback_checks(setup)

@@ -14,7 +14,7 @@ import hmac
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -25,17 +25,21 @@ from warroom.im.base import (
     ActionClicked,
     CallbackRequest,
     CallbackResult,
-    Capabilities,
+    CardHandle,
     ChatMessage,
     ImAdapter,
     InviteResult,
+    Mention,
     MessageReceived,
     MessageRef,
     RoomRef,
     RoomSpec,
     StatusCard,
 )
+from warroom.im.plugin import PlatformContext
+from warroom.im.sandbox.capabilities import CAPABILITIES
 from warroom.im.sandbox.platform import BOT_USER_ID, SandboxPlatform
+from warroom.im.sandbox.settings import SandboxSettings
 
 T = TypeVar("T")
 FAULTS = ("rate_limited", "server_error", "timeout_after_effect")
@@ -71,17 +75,7 @@ class _RateLimit:
 
 class SandboxAdapter(ImAdapter):
     platform = "sandbox"
-    capabilities = Capabilities(
-        edit_card=True,
-        pin_card=True,
-        disband=True,
-        history=True,
-        join_link=True,
-        email_lookup=True,
-        phone_lookup=True,
-        remove_members=True,
-        max_invite_batch=50,
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -155,7 +149,7 @@ class SandboxAdapter(ImAdapter):
     async def remove_members(self, chat_id: str, im_user_ids: list[str]) -> None:
         await self._call("remove_members", chat_id, lambda _: self.sandbox.remove_members(chat_id, im_user_ids))
 
-    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> MessageRef:
+    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> CardHandle:
         body = card.model_dump(mode="json")
         msg_id = await self._call(
             "post_card",
@@ -164,17 +158,21 @@ class SandboxAdapter(ImAdapter):
                 chat_id, author=BOT_USER_ID, card=body, card_version=card.version, key=idempotency_key, now=now
             ),
         )
-        return MessageRef(message_id=str(msg_id))
+        return CardHandle(str(msg_id))
 
-    async def update_card(self, chat_id: str, message_id: str, card: StatusCard) -> None:
+    async def update_card(self, chat_id: str, handle: CardHandle, card: StatusCard) -> None:
         body = card.model_dump(mode="json")
         await self._call(
             "update_card",
             chat_id,
-            lambda now: self.sandbox.update_card(chat_id, int(message_id), body, card.version, now),
+            lambda now: self.sandbox.update_card(chat_id, int(handle), body, card.version, now),
         )
 
-    async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
+    async def post_message(
+        self, chat_id: str, text: str, idempotency_key: str, *, mentions: Sequence[Mention] = ()
+    ) -> MessageRef:
+        # The page shows <id> as @name: the people addressed become that, text alone never does.
+        text = " ".join([*(f"<{m.im_user_id}>" for m in mentions), text.replace("<", "<\u200b")])
         msg_id = await self._call(
             "post_message",
             chat_id,
@@ -230,20 +228,20 @@ class SandboxAdapter(ImAdapter):
                 raise CallbackRejected(f"unknown callback type {payload.get('type')!r}", status=400)
         except (ValueError, ValidationError, TypeError, AttributeError) as e:
             raise CallbackRejected(f"malformed callback: {e}".splitlines()[0], status=400) from None
-        return CallbackResult(events=[event], response={"ok": True})
+        return CallbackResult.with_json({"ok": True}, events=[event])
 
 
-def build_sandbox_adapter(db, settings) -> SandboxAdapter:  # type: ignore[no-untyped-def]
-    """The sandbox adapter configured from settings (`warroom.settings.Settings`)."""
-    if not db:
+def build_sandbox_adapter(context: PlatformContext) -> SandboxAdapter:
+    settings: SandboxSettings = context.settings
+    if context.database is None:
         raise PermanentImError("the sandbox needs the SQL store", platform="sandbox")
     return SandboxAdapter(
-        SandboxPlatform(db),
-        public_url=settings.public_url,
-        latency_ms=settings.sandbox_latency_ms,
-        fault_rate=settings.sandbox_fault_rate,
-        signing_secret=settings.sandbox_signing_secret.get_secret_value(),
-        rate_limit=settings.sandbox_rate_limit,
+        SandboxPlatform(context.database),
+        public_url=context.public_url,
+        latency_ms=settings.latency_ms,
+        fault_rate=settings.fault_rate,
+        signing_secret=settings.signing_secret.get_secret_value(),
+        rate_limit=settings.rate_limit,
     )
 
 

@@ -14,19 +14,19 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom.errors import PermanentImError
-from warroom.store.db import Database
-from warroom.store.tables import (
+from warroom.im.sandbox.tables import (
     SandboxCallRow,
     SandboxMemberRow,
     SandboxMessageRow,
     SandboxRoomRow,
     SandboxUserRow,
 )
+from warroom.store.db import Database
 
 BOT_USER_ID = "warroom-bot"
 
@@ -276,6 +276,17 @@ class SandboxPlatform:
         with self._tx() as s:
             rows = s.scalars(select(SandboxRoomRow).order_by(SandboxRoomRow.created_at.desc())).all()
             return [self._room_model(r) for r in rows]
+
+    def latest_cards(self) -> dict[str, dict]:
+        """Each room's newest status card, by chat id (the page's room list shows it)."""
+        latest = (
+            select(func.max(SandboxMessageRow.id))
+            .where(SandboxMessageRow.card_version.is_not(None))
+            .group_by(SandboxMessageRow.chat_id)
+        )
+        with self.db.session() as s:
+            rows = s.scalars(select(SandboxMessageRow).where(SandboxMessageRow.id.in_(latest)))
+            return {row.chat_id: row.card for row in rows if row.card}
 
     def room(self, chat_id: str) -> SandboxRoom:
         with self._tx() as s:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,24 +26,25 @@ from warroom.errors import CallbackRejected, ImError, PermanentImError
 from warroom.im.base import (
     CallbackRequest,
     CallbackResult,
-    Capabilities,
+    CardHandle,
     ChatMessage,
     ImAdapter,
     InviteResult,
+    Mention,
     MessageRef,
     RoomRef,
     RoomSpec,
     SetupCheck,
     StatusCard,
 )
-from warroom.im.slack import blocks, inbound, naming, signing
+from warroom.im.plugin import PlatformContext
+from warroom.im.slack import blocks, inbound, mrkdwn, naming, signing
+from warroom.im.slack.capabilities import CAPABILITIES
 from warroom.im.slack.client import SlackApi
 from warroom.im.slack.limits import Budget
-from warroom.im.slack.setup import run_setup_checks
+from warroom.im.slack.settings import SlackSettings
+from warroom.im.slack.setup import SlackSetup, run_setup_checks
 from warroom.im.slack.users import UserDirectory
-from warroom.models import RoomState
-from warroom.store.incidents import IncidentStore
-from warroom.store.rooms import RoomStore
 
 log = logging.getLogger("warroom.slack")
 
@@ -98,22 +100,11 @@ SYSTEM_SUBTYPES = {
 HISTORY_PAGE = 200
 HISTORY_MAX_PAGES = 50
 DEDUP_SCAN = 100  # recent messages searched for an earlier post with the same key
-_BARE_MENTION = re.compile(r"<([UW][A-Z0-9]{2,})>")
 
 
 class SlackAdapter(ImAdapter):
     platform = "slack"
-    capabilities = Capabilities(
-        edit_card=True,
-        pin_card=True,
-        disband=False,  # Slack archives (history is kept); bots cannot delete channels
-        history=True,
-        join_link=True,
-        email_lookup=True,
-        phone_lookup=False,  # Slack's Web API has no lookup by phone
-        remove_members=True,
-        max_invite_batch=100,
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -127,7 +118,6 @@ class SlackAdapter(ImAdapter):
         rate_scale: float = 1.0,
         timeout: float = 10.0,
         max_wait: float = 5.0,
-        db: Any = None,
     ) -> None:
         naming.check_template(name_template)
         self.token = token
@@ -135,7 +125,6 @@ class SlackAdapter(ImAdapter):
         self.public_url = public_url.rstrip("/")
         self.private = private
         self.name_template = name_template
-        self.db = db
         self.api = SlackApi(
             token, base_url=base_url, timeout=timeout, budget=Budget(scale=rate_scale, max_wait=max_wait)
         )
@@ -164,10 +153,7 @@ class SlackAdapter(ImAdapter):
 
     # ------------------------------------------------------------------ rooms
     async def create_room(self, spec: RoomSpec) -> RoomRef:
-        stored = await asyncio.to_thread(self._stored_room, spec)
-        if stored is not None:
-            return stored
-        name = await asyncio.to_thread(self.channel_name, spec)
+        name = self.channel_name(spec)
         for candidate in naming.candidates(name):
             data = await self.api.call(
                 "conversations.create", expected=("name_taken",), name=candidate, is_private=self.private
@@ -205,31 +191,9 @@ class SlackAdapter(ImAdapter):
         prefix = f"inc-{spec.incident_id}"
         if title.startswith(prefix):
             title = title[len(prefix) :]
-        created = None
-        if self.db is not None:
-            try:
-                created = IncidentStore(self.db).get(spec.incident_id).created_at  # never changes
-            except Exception:  # an external source's incident: no date in the name
-                log.debug("incident %s not in the store; channel name without date", spec.incident_id)
-        return naming.channel_name(self.name_template, incident_id=spec.incident_id, title=title, created=created)
-
-    def _stored_room(self, spec: RoomSpec) -> RoomRef | None:
-        """The channel already recorded for this very room generation, if any."""
-        if self.db is None:
-            return None
-        generation = spec.idempotency_key.rsplit(":", 1)[-1]
-        if not generation.isdigit():
-            return None
-        room = RoomStore(self.db).current(spec.incident_id)
-        if (
-            room is None
-            or room.platform != self.platform
-            or not room.chat_id
-            or room.generation != int(generation)
-            or room.state in (RoomState.DISMISSED, RoomState.FAILED)
-        ):
-            return None
-        return RoomRef(chat_id=room.chat_id, name=room.name, join_url=room.join_url)
+        return naming.channel_name(
+            self.name_template, incident_id=spec.incident_id, title=title, created=spec.incident_created_at
+        )
 
     async def _find_channel(self, name: str) -> dict[str, Any] | None:
         cursor = None
@@ -353,7 +317,7 @@ class SlackAdapter(ImAdapter):
                 return str(message["ts"])
         return None
 
-    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> MessageRef:
+    async def post_card(self, chat_id: str, card: StatusCard, idempotency_key: str) -> CardHandle:
         ts = await self._find_posted(chat_id, idempotency_key)
         if ts is None:
             data = await self.api.call(
@@ -368,16 +332,18 @@ class SlackAdapter(ImAdapter):
             ts = str(data["ts"])
             self._posted[idempotency_key] = ts
         self._card_versions[(chat_id, ts)] = max(self._card_versions.get((chat_id, ts), 0), card.version)
-        await self.api.call(
-            "pins.add", expected=("already_pinned", "too_many_pins", "not_pinnable"), channel=chat_id, timestamp=ts
-        )
         await self._sync_topic(chat_id, card)
-        return MessageRef(message_id=ts)
+        return CardHandle(ts)
 
-    async def update_card(self, chat_id: str, message_id: str, card: StatusCard) -> None:
+    async def pin_card(self, chat_id: str, handle: CardHandle) -> None:
+        await self.api.call(
+            "pins.add", expected=("already_pinned", "too_many_pins", "not_pinnable"), channel=chat_id, timestamp=handle
+        )
+
+    async def update_card(self, chat_id: str, handle: CardHandle, card: StatusCard) -> None:
         """`chat.update` of the pinned card; within this process an older version never
         overwrites a newer one (a late retry of an earlier update is skipped)."""
-        slot = (chat_id, message_id)
+        slot = (chat_id, handle)
         lock = self._card_locks.setdefault(slot, asyncio.Lock())
         async with lock:
             if card.version < self._card_versions.get(slot, 0):
@@ -386,7 +352,7 @@ class SlackAdapter(ImAdapter):
             await self.api.call(
                 "chat.update",
                 channel=chat_id,
-                ts=message_id,
+                ts=handle,
                 text=blocks.fallback_text(card),
                 blocks=blocks.render(card),
             )
@@ -404,13 +370,15 @@ class SlackAdapter(ImAdapter):
         await self.api.call("conversations.setTopic", channel=chat_id, topic=wanted)
         self._topics[chat_id] = wanted
 
-    async def post_message(self, chat_id: str, text: str, idempotency_key: str) -> MessageRef:
+    async def post_message(
+        self, chat_id: str, text: str, idempotency_key: str, *, mentions: Sequence[Mention] = ()
+    ) -> MessageRef:
         ts = await self._find_posted(chat_id, idempotency_key)
         if ts is None:
             data = await self.api.call(
                 "chat.postMessage",
                 channel=chat_id,
-                text=_BARE_MENTION.sub(r"<@\1>", text),
+                text=mrkdwn.message(text, [m.im_user_id for m in mentions]),
                 metadata=blocks.message_metadata(idempotency_key),
                 unfurl_links=False,
             )
@@ -430,13 +398,13 @@ class SlackAdapter(ImAdapter):
                 expected=("user_not_in_channel",),
                 channel=chat_id,
                 user=im_user_id,
-                text=text,
+                text=mrkdwn.escape(text),
             )
         except ImError:
             self._notices.forget(idempotency_key)
             raise
         if not data.get("ok"):
-            await self.post_message(chat_id, f"<@{im_user_id}> {text}", idempotency_key)
+            await self.post_message(chat_id, text, idempotency_key, mentions=[Mention(im_user_id=im_user_id)])
 
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         out: list[ChatMessage] = []
@@ -482,7 +450,7 @@ class SlackAdapter(ImAdapter):
         redelivery = bool(reason) and reason != "http_timeout"
         if self._replays.check_and_add(signature) and not redelivery:
             log.info("dropped a replayed Slack request (%s)", request.path)
-            return CallbackResult(response={"ok": True})
+            return CallbackResult.with_json({"ok": True})
         bot_user = str(self._identity.get("user_id") or "") if self._identity else None
         try:
             return inbound.parse(
@@ -498,22 +466,23 @@ class SlackAdapter(ImAdapter):
 
     # ------------------------------------------------------------------ setup
     async def setup_checks(self) -> list[SetupCheck]:
-        return await run_setup_checks(self)
+        return await run_setup_checks(
+            SlackSetup(self.token, self.signing_secret, self.private, self.public_url, self.api, self.identity)
+        )
 
     async def aclose(self) -> None:
         await self.api.aclose()
 
 
-def build_slack_adapter(db, settings) -> SlackAdapter:  # type: ignore[no-untyped-def]
-    """The Slack adapter configured from settings (`warroom.settings.Settings`)."""
+def build_slack_adapter(context: PlatformContext) -> SlackAdapter:
+    settings: SlackSettings = context.settings
     return SlackAdapter(
-        token=settings.slack_bot_token.get_secret_value(),
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        base_url=settings.slack_api_base_url,
-        public_url=settings.public_url,
-        private=settings.slack_private_channels,
-        name_template=settings.slack_channel_template,
-        rate_scale=settings.slack_rate_scale,
-        timeout=settings.slack_timeout_seconds,
-        db=db,
+        token=settings.bot_token.get_secret_value(),
+        signing_secret=settings.signing_secret.get_secret_value(),
+        base_url=settings.api_base_url,
+        public_url=context.public_url,
+        private=settings.private_channels,
+        name_template=settings.channel_template,
+        rate_scale=settings.rate_scale,
+        timeout=settings.timeout_seconds,
     )

@@ -83,12 +83,12 @@ def _parse(
         raise CallbackRejected("malformed Slack callback: not a JSON object", status=400)
     kind = payload.get("type")
     if kind == "url_verification":
-        return CallbackResult(response={"challenge": str(payload.get("challenge", ""))})
+        return CallbackResult.with_json({"challenge": str(payload.get("challenge", ""))})
     if kind == "event_callback":
         return _event(payload, bot_user_id, seen, redelivery)
     if kind == "app_rate_limited":
         log.warning("Slack is rate limiting event delivery to this app: %s", payload)
-        return CallbackResult(response={"ok": True})
+        return CallbackResult.with_json({"ok": True})
     raise CallbackRejected(f"unknown Slack callback type {kind!r}", status=400)
 
 
@@ -96,7 +96,7 @@ def _interaction(payload: Any, seen: SeenCache, redelivery: bool) -> CallbackRes
     if not isinstance(payload, dict):
         raise CallbackRejected("malformed Slack interaction payload", status=400)
     if payload.get("type") != "block_actions":
-        return CallbackResult(response={"ok": True})  # shortcuts, modals: not ours
+        return CallbackResult.with_json({"ok": True})  # shortcuts, modals: not ours
     user = (payload.get("user") or {}).get("id")
     container = payload.get("container") or {}
     chat_id = container.get("channel_id") or (payload.get("channel") or {}).get("id")
@@ -124,11 +124,11 @@ def _interaction(payload: Any, seen: SeenCache, redelivery: bool) -> CallbackRes
                 card_version=version,
             )
         )
-    return CallbackResult(events=events, response={"ok": True})
+    return CallbackResult.with_json({"ok": True}, events=events)
 
 
 def _event(envelope: dict[str, Any], bot_user_id: str | None, seen: SeenCache, redelivery: bool) -> CallbackResult:
-    ok = CallbackResult(response={"ok": True})
+    ok = CallbackResult.with_json({"ok": True})
     event = envelope.get("event") or {}
     envelope_id = str(envelope.get("event_id") or "")
     if envelope_id and seen.check_and_add(f"ev:{envelope_id}", recheck=redelivery):
@@ -151,21 +151,20 @@ def _event(envelope: dict[str, Any], bot_user_id: str | None, seen: SeenCache, r
         event_id = f"msg:{channel}:{ts}"
         if seen.check_and_add(event_id + (":m" if mentions else ""), recheck=redelivery):
             return ok
-        return CallbackResult(
+        return CallbackResult.with_json(
+            None,
             events=[
                 MessageReceived(
                     event_id=event_id, chat_id=channel, message_id=ts, im_user_id=user, text=text, mentions_bot=mentions
                 )
             ],
-            response={"ok": True},
         )
     if kind in ARCHIVE_EVENTS:
         who = event.get("user") or ""
         if not channel or (bot_user_id and who == bot_user_id):
             return ok  # we archived it ourselves (dismissal)
-        return CallbackResult(
-            events=[RoomGone(event_id=f"gone:{channel}:{envelope_id}", chat_id=channel, im_user_id=who)],
-            response={"ok": True},
+        return CallbackResult.with_json(
+            None, events=[RoomGone(event_id=f"gone:{channel}:{envelope_id}", chat_id=channel, im_user_id=who)]
         )
     if kind in MEMBER_EVENTS:
         log.info("slack %s: %s in %s", kind, event.get("user"), channel)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 from warroom.errors import ImError
 from warroom.im.base import SetupCheck
-
-if TYPE_CHECKING:
-    from warroom.im.slack.adapter import SlackAdapter
+from warroom.im.slack.client import SlackApi
 
 COMMON_SCOPES = ("chat:write", "pins:write", "users:read", "users:read.email", "app_mentions:read")
 PRIVATE_SCOPES = ("groups:write", "groups:read", "groups:history")
@@ -55,9 +55,22 @@ def _public(url: str) -> tuple[bool, str]:
     return True, ""
 
 
-async def run_setup_checks(adapter: SlackAdapter) -> list[SetupCheck]:
+@dataclass(frozen=True)
+class SlackSetup:
+    """What the checks look at: the configured values and the API client, not the adapter."""
+
+    token: str
+    signing_secret: str
+    private: bool  # channels are private
+    public_url: str
+    api: SlackApi
+    identity: Callable[[], Awaitable[dict[str, Any]]]  # auth.test, remembered by the adapter
+
+
+async def run_setup_checks(setup: SlackSetup) -> list[SetupCheck]:
     checks: list[SetupCheck] = []
-    token = adapter.token
+    token, signing_secret, private = setup.token, setup.signing_secret, setup.private
+    public_url = setup.public_url.rstrip("/")
     checks.append(
         _check(
             "bot token",
@@ -67,8 +80,7 @@ async def run_setup_checks(adapter: SlackAdapter) -> list[SetupCheck]:
         )
     )
     try:
-        ident = await adapter.api.call("auth.test")
-        adapter._identity = ident
+        ident = await setup.identity()
         checks.append(
             _check(
                 "auth.test",
@@ -80,19 +92,19 @@ async def run_setup_checks(adapter: SlackAdapter) -> list[SetupCheck]:
         checks.append(_check("auth.test", False, str(e), "fix the token (see above) and that the API is reachable"))
         ident = None
     if ident is not None:
-        granted = adapter.api.scopes
+        granted = setup.api.scopes
         if granted is None:
             checks.append(
                 _check(
                     "scopes",
                     False,
                     "Slack did not report the token's scopes (no X-OAuth-Scopes header)",
-                    "check the scopes by hand: " + ", ".join(required_scopes(adapter.private)),
+                    "check the scopes by hand: " + ", ".join(required_scopes(private)),
                 )
             )
         else:
-            kind = "private" if adapter.private else "public"
-            for scope in required_scopes(adapter.private):
+            kind = "private" if private else "public"
+            for scope in required_scopes(private):
                 checks.append(
                     _check(
                         f"scope {scope}",
@@ -106,14 +118,14 @@ async def run_setup_checks(adapter: SlackAdapter) -> list[SetupCheck]:
     checks.append(
         _check(
             "signing secret",
-            bool(adapter.signing_secret),
-            "SLACK_SIGNING_SECRET is set" if adapter.signing_secret else "SLACK_SIGNING_SECRET is empty",
+            bool(signing_secret),
+            "SLACK_SIGNING_SECRET is set" if signing_secret else "SLACK_SIGNING_SECRET is empty",
             "set SLACK_SIGNING_SECRET to the Signing Secret from the Slack app's Basic Information page",
         )
     )
-    reachable, why = _public(adapter.public_url)
-    events_url = f"{adapter.public_url}/im/slack/events"
-    interactions_url = f"{adapter.public_url}/im/slack/interactions"
+    reachable, why = _public(public_url)
+    events_url = f"{public_url}/im/slack/events"
+    interactions_url = f"{public_url}/im/slack/interactions"
     public_fix = (
         "set WARROOM_PUBLIC_URL to the https:// address where Slack reaches this API (a tunnel such as "
         "cloudflared or ngrok works for a trial)"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import context
 
+from warroom.im.plugins import get_plugin, platform_names
 from warroom.store.db import make_engine
 from warroom.store.tables import Base
 
 config = context.config
+for _name in platform_names():  # platforms' own tables belong to the schema too (autogenerate sees them)
+    if (_tables := get_plugin(_name).tables) is not None:
+        importlib.import_module(_tables)
 
 
 def run_migrations_online() -> None:
