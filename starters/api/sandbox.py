@@ -21,8 +21,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from starters.api.app import AppState, app_state, require_token
 from starters.api.callbacks import process_callback
+from starters.api.deps import AppState, app_state, require_token
 from starters.api.errors import ApiError
 from warroom.errors import PermanentImError
 from warroom.im.base import CallbackRequest
