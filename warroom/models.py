@@ -9,69 +9,19 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-class IncidentStatus(StrEnum):
-    TRIGGERED = "triggered"
-    ACKNOWLEDGED = "acknowledged"
-    SNOOZED = "snoozed"
-    CLOSED = "closed"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-
-class RoomState(StrEnum):
-    NONE = "none"
-    CREATING = "creating"
-    ACTIVE = "active"
-    DISMISSING = "dismissing"
-    DISMISSED = "dismissed"
-    FAILED = "failed"
-
-
-class MemberState(StrEnum):
-    PENDING = "pending"
-    INVITED = "invited"
-    UNLINKED = "unlinked"
-    FAILED = "failed"
-    REMOVED = "removed"
-
-
-class Action(StrEnum):
-    ACKNOWLEDGE = "acknowledge"
-    SNOOZE = "snooze"
-    CLOSE = "close"
-    REOPEN = "reopen"
-    # Applied by the workflow itself when a snooze timer fires; never offered to people.
-    UNSNOOZE = "unsnooze"
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    FAILED = "failed"
-    REFUSED = "refused"
-
-
-class Source(StrEnum):
-    API = "api"
-    CLI = "cli"
-    WEB = "web"
-    SLACK = "slack"
-    LARK = "lark"
-    DINGTALK = "dingtalk"
-    WECOM = "wecom"
-    SANDBOX = "sandbox"
-    SYSTEM = "system"
-    AI = "ai"
-
+# The vocabularies live in a module without pydantic, which the CLI imports; every layer has
+# always found them here, so they are re-exported.
+from warroom.enums import Action as Action
+from warroom.enums import IncidentStatus as IncidentStatus
+from warroom.enums import MemberState as MemberState
+from warroom.enums import Outcome as Outcome
+from warroom.enums import RoomState as RoomState
+from warroom.enums import Severity as Severity
+from warroom.enums import Source as Source
+from warroom.enums import TimelineKind as TimelineKind
 
 PLATFORMS = ("sandbox", "slack", "lark", "dingtalk", "wecom")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

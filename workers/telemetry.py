@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from warroom.enums import TimelineKind, action_of
 from warroom.settings import Settings
 from warroom.telemetry.logs import incident_of, logging_context
 from warroom.telemetry.metrics import WorkerMetrics, platform_label, worker_metrics
@@ -83,12 +84,13 @@ class _ActivityTelemetry(ActivityInboundInterceptor):
     def _count_actions(self, arg: object) -> None:
         for entry in getattr(arg, "entries", None) or []:
             kind = getattr(entry, "kind", "")
-            if not kind.startswith("action."):
-                continue
-            action = kind.removeprefix("action.")
-            outcome = str(getattr(entry, "outcome", "ok"))
-            if action == "refused":  # detail: "<action>: <reason>"
+            if kind == TimelineKind.ACTION_REFUSED:  # detail: "<action>: <reason>"
                 action = str(getattr(entry, "detail", "")).split(":", 1)[0] or "unknown"
+            elif (applied := action_of(kind)) is not None:
+                action = applied.value
+            else:
+                continue
+            outcome = str(getattr(entry, "outcome", "ok"))
             self.metrics.actions.labels(action, str(getattr(entry, "source", "system")), outcome).inc()
 
 
