@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from starters.api.app import create_app
-from starters.cli import app, parse_responders
+from starters.cli import app
+from starters.cli.people import parse_responders
 from tests.serving import free_port, serving
 
 from .conftest import eventually
