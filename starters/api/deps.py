@@ -74,7 +74,7 @@ class AppState:
         return self._adapters[platform]
 
     async def aclose(self) -> None:
-        """Close the adapters this app built (the store and the client belong to whoever passed them)."""
+        """Close the IM adapters built for requests (the store is closed by whoever opened it)."""
         for adapter in self._adapters.values():
             await adapter.aclose()
 
