@@ -8,6 +8,7 @@ RUN python -m venv /opt/warroom
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY warroom ./warroom
+COPY connection ./connection
 COPY workflows ./workflows
 COPY activities ./activities
 COPY workers ./workers

@@ -33,8 +33,9 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
+from connection.client import connect
 from warroom.settings import Settings
-from workers.main import connect, run_worker
+from workers.main import run_worker
 from workflows.incident import SEARCH_ATTRIBUTES
 
 log = logging.getLogger("warroom.dev")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +17,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from starters.api.app import create_app
-from starters.cli import app, parse_responders
+from starters.cli import app
+from starters.cli.people import parse_responders
 from tests.serving import free_port, serving
 
 from .conftest import eventually
@@ -184,3 +187,13 @@ async def test_token(client, worker, store, settings):
 def test_help(args):
     r = CliRunner().invoke(app, args, env=ENV)
     assert r.exit_code == 0, r.output
+
+
+def test_start_up_stays_light():
+    """`warroom --help` and every command's parsing load typer and rich only: the API client
+    (httpx), asyncio, pydantic and Temporal are imported by the commands that use them."""
+    probe = "import starters.cli, sys; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(run.stdout.split())
+    assert "typer" in loaded
+    assert not loaded & {"httpx", "asyncio", "pydantic", "temporalio", "fastapi", "sqlalchemy"}

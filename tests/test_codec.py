@@ -22,12 +22,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from connection.codec import EncryptionCodec, KeyRing, PayloadKeyError, data_converter
 from starters.api.app import create_app
 from starters.service import WarRoomService
 from warroom.models import Action, IncidentIn, Responder, RoomState, Source
 from warroom.settings import Settings
 from warroom.store import Store
-from workers.codec import EncryptionCodec, KeyRing, PayloadKeyError, data_converter
 from workers.main import build_worker
 
 from .conftest import binary

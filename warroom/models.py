@@ -9,79 +9,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# The vocabularies live in a module without pydantic, which the CLI imports; every layer has
+# always found them here, so they are re-exported.
+from warroom.enums import Action as Action
+from warroom.enums import IncidentStatus as IncidentStatus
+from warroom.enums import MemberState as MemberState
+from warroom.enums import Outcome as Outcome
+from warroom.enums import RoomState as RoomState
+from warroom.enums import Severity as Severity
+from warroom.enums import Source as Source
+from warroom.enums import TimelineKind as TimelineKind
 
-class IncidentStatus(StrEnum):
-    TRIGGERED = "triggered"
-    ACKNOWLEDGED = "acknowledged"
-    SNOOZED = "snoozed"
-    CLOSED = "closed"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-
-class RoomState(StrEnum):
-    NONE = "none"
-    CREATING = "creating"
-    ACTIVE = "active"
-    DISMISSING = "dismissing"
-    DISMISSED = "dismissed"
-    FAILED = "failed"
-
-
-class MemberState(StrEnum):
-    PENDING = "pending"
-    INVITED = "invited"
-    UNLINKED = "unlinked"
-    FAILED = "failed"
-    REMOVED = "removed"
-
-
-class Action(StrEnum):
-    ACKNOWLEDGE = "acknowledge"
-    SNOOZE = "snooze"
-    CLOSE = "close"
-    REOPEN = "reopen"
-    # Applied by the workflow itself when a snooze timer fires; never offered to people.
-    UNSNOOZE = "unsnooze"
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    FAILED = "failed"
-    REFUSED = "refused"
-
-
-class Source(StrEnum):
-    """Where something came from: one of these origins, or an IM platform by its name.
-
-    Platforms are plugins (warroom.im.plugins), so their names are not listed here: any
-    platform-shaped name is a source of its own kind, `Source("slack")`."""
-
-    API = "api"
-    CLI = "cli"
-    WEB = "web"
-    SYSTEM = "system"
-    AI = "ai"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Source | None:
-        if not isinstance(value, str) or not _PLATFORM_NAME.match(value):
-            return None
-        member = str.__new__(cls, value)
-        member._name_, member._value_ = value.upper(), value
-        return cls._value2member_map_.setdefault(value, member)  # type: ignore[return-value]
-
-
-_PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")  # as warroom.im.plugins.NAME
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 

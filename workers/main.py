@@ -14,38 +14,25 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.runtime import Runtime
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.ai import AiActivities
 from activities.im import ImActivities
 from activities.incidents import IncidentActivities
+from connection.client import connect
 from warroom.settings import Settings, get_settings
 from warroom.store import Store
 from warroom.telemetry.logs import configure_logging
 from warroom.telemetry.metrics import worker_metrics
-from workers.codec import data_converter
 from workers.heartbeat import HeartbeatInterceptor
-from workers.telemetry import TelemetryInterceptor, tracing_interceptors, worker_running, worker_runtime
+from workers.telemetry import TelemetryInterceptor, worker_running, worker_runtime
 from workflows.incident import IncidentWarRoom
 from workflows.link_users import LinkUsers
 
 log = logging.getLogger("warroom.worker")
 WORKFLOWS: Sequence[type] = (IncidentWarRoom, LinkUsers)
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
-
-
-async def connect(settings: Settings, *, runtime: Runtime | None = None, service: str = "warroom") -> Client:
-    """A Temporal client with the data converter every War Room process must share (pydantic JSON,
-    encrypted when WARROOM_PAYLOAD_KEY is set) and tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-        interceptors=tracing_interceptors(settings, service),
-        **({"runtime": runtime} if runtime is not None else {}),
-    )
 
 
 def build_worker(client: Client, store: Store, settings: Settings, **options: object) -> tuple[Worker, ImActivities]:

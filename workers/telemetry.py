@@ -1,5 +1,5 @@
 """Worker telemetry: one Prometheus endpoint with the Temporal SDK's metrics and War Room's own,
-an activity interceptor that feeds War Room's metrics and log context, and optional tracing.
+and an activity interceptor that feeds War Room's metrics and log context.
 
 With `WARROOM_METRICS_PORT` set, the process's Temporal runtime exports the SDK metrics
 (`temporal_…`: task latencies, poll results, activity and workflow outcomes, sticky cache…) on a
@@ -7,15 +7,13 @@ loopback port only, and `MetricsServer` serves them on the configured port after
 (`warroom_…`, see `warroom.telemetry.metrics`), so a scrape config needs one target per worker.
 The same port answers `GET /healthz` (200 while the worker polls), for container healthchecks.
 
-Tracing: with `OTEL_EXPORTER_OTLP_ENDPOINT` set (and `pip install 'warroom[otel]'`), clients and
-workers get temporalio's `TracingInterceptor`, exporting spans over OTLP/HTTP.
+Tracing is the client's business, and so lives in `connection.tracing`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import threading
 import time
@@ -30,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from warroom.enums import TimelineKind, action_of
 from warroom.settings import Settings
 from warroom.telemetry.logs import incident_of, logging_context
 from warroom.telemetry.metrics import WorkerMetrics, platform_label, worker_metrics
@@ -85,12 +84,13 @@ class _ActivityTelemetry(ActivityInboundInterceptor):
     def _count_actions(self, arg: object) -> None:
         for entry in getattr(arg, "entries", None) or []:
             kind = getattr(entry, "kind", "")
-            if not kind.startswith("action."):
-                continue
-            action = kind.removeprefix("action.")
-            outcome = str(getattr(entry, "outcome", "ok"))
-            if action == "refused":  # detail: "<action>: <reason>"
+            if kind == TimelineKind.ACTION_REFUSED:  # detail: "<action>: <reason>"
                 action = str(getattr(entry, "detail", "")).split(":", 1)[0] or "unknown"
+            elif (applied := action_of(kind)) is not None:
+                action = applied.value
+            else:
+                continue
+            outcome = str(getattr(entry, "outcome", "ok"))
             self.metrics.actions.labels(action, str(getattr(entry, "source", "system")), outcome).inc()
 
 
@@ -207,51 +207,3 @@ def _free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------- tracing
-
-
-_tracing: dict[str, bool] = {}
-
-
-def setup_tracing(settings: Settings, service: str = "warroom") -> bool:
-    """Install an OTLP/HTTP exporting tracer provider once per process, when
-    OTEL_EXPORTER_OTLP_ENDPOINT is set and OpenTelemetry is installed (`pip install 'warroom[otel]'`)."""
-    if not settings.otel_endpoint:
-        return False
-    with _Process.lock:
-        if "ready" not in _tracing:
-            try:
-                from opentelemetry import trace
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-                from opentelemetry.sdk.resources import Resource
-                from opentelemetry.sdk.trace import TracerProvider
-                from opentelemetry.sdk.trace.export import BatchSpanProcessor
-            except ImportError as e:
-                log.warning(
-                    "OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s): "
-                    "pip install 'warroom[otel]'. Tracing is off.",
-                    e,
-                )
-                _tracing["ready"] = False
-                return False
-            name = os.environ.get("OTEL_SERVICE_NAME") or service
-            provider = TracerProvider(resource=Resource.create({"service.name": name}))
-            endpoint = settings.otel_endpoint.rstrip("/") + "/v1/traces"
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-            trace.set_tracer_provider(provider)
-            _tracing["ready"] = True
-        return _tracing["ready"]
-
-
-def tracing_interceptors(settings: Settings, service: str = "warroom") -> list:
-    """`[TracingInterceptor()]` when tracing is on, else `[]`. Passed to `Client.connect`, it traces
-    client calls (start, signal, update: an IM callback's span reaches the workflow's signal
-    handler) and, on workers built from that client, workflows and activities, the context
-    travelling in Temporal headers."""
-    if not setup_tracing(settings, service):
-        return []
-    from temporalio.contrib.opentelemetry import TracingInterceptor
-
-    return [TracingInterceptor()]

@@ -6,8 +6,6 @@ the routers. Errors always come back as `{"error": {"code", "message"}}`.
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
 import re
 import secrets
@@ -23,96 +21,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from connection.tracing import setup_tracing
+from starters.api import assistant, callbacks, codec, incidents, ops, sandbox, users
+from starters.api.deps import AppState, require_token
 from starters.api.errors import ApiError
-from starters.coalesce import SnapshotCoalescer
-from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
 from warroom.errors import Conflict, NotFound
-from warroom.im.base import ImAdapter
-from warroom.im.registry import build_adapter
 from warroom.settings import Settings, get_settings
 from warroom.store import Store
 from warroom.telemetry.logs import configure_logging, logging_context
-from warroom.telemetry.metrics import ApiMetrics, platform_label
-from workers.main import connect
-from workers.telemetry import setup_tracing
+from warroom.telemetry.metrics import platform_label
 
 log = logging.getLogger("warroom.api")
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class AppState:
-    """What every request handler needs; one per app."""
-
-    def __init__(
-        self, settings: Settings, store: Store, client: Client | None, *, answer_within: float | None = None
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.answer_within = ANSWER_WITHIN_SECONDS if answer_within is None else answer_within
-        self._client = client
-        self.snapshots = SnapshotCoalescer()
-        self.shared = SharedRequests()  # create and dismiss requests share one unanswered update
-        self._lock = asyncio.Lock()
-        self._adapters: dict[str, ImAdapter] = {}
-        self.metrics = ApiMetrics(store.db)
-        # Incidents whose war room a request of this process is opening right now, set once that
-        # request has looked at the room: concurrent requests for the same room wait for that
-        # look, and are not the one that opened it (200, not 201).
-        self.opening_rooms: dict[str, asyncio.Event] = {}
-
-    async def client(self) -> Client:
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    try:
-                        self._client = await connect(self.settings, service="warroom-api")
-                    except Exception as e:
-                        raise ApiError(
-                            503,
-                            "temporal_unavailable",
-                            f"cannot reach Temporal at {self.settings.temporal_address}: {e}. "
-                            "Start the stack with `warroom dev` or set WARROOM_TEMPORAL_ADDRESS.",
-                        ) from e
-        return self._client
-
-    async def service(self) -> WarRoomService:
-        return WarRoomService(
-            await self.client(),
-            self.store,
-            self.settings,
-            wait=self.answer_within,
-            snapshots=self.snapshots,
-            shared=self.shared,
-        )
-
-    def adapter(self, platform: str) -> ImAdapter:
-        if platform not in self._adapters:
-            self._adapters[platform] = build_adapter(platform, self.store.db, self.settings)
-        return self._adapters[platform]
-
-
-def app_state(request: Request) -> AppState:
-    return request.app.state.warroom
-
-
-async def service(request: Request) -> WarRoomService:
-    return await app_state(request).service()
-
-
-def require_token(request: Request) -> None:
-    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`."""
-    token = app_state(request).settings.api_token.get_secret_value()
-    if not token:
-        return
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "missing or wrong API token: send `Authorization: Bearer <token>`",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 def create_app(
@@ -135,8 +55,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        for a in app.state.warroom._adapters.values():
-            await a.aclose()
+        await app.state.warroom.aclose()
         if own_store:
             store.close()
 
@@ -150,8 +69,6 @@ def create_app(
     _install_error_handlers(app)
     _install_body_limit(app)
     _install_telemetry(app)
-
-    from starters.api import assistant, callbacks, codec, incidents, ops, sandbox, users
 
     auth = [Depends(require_token)]
     app.include_router(incidents.router, prefix="/api/v1", dependencies=auth)

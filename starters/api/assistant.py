@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from starters.api.app import app_state, service
+from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
 from starters.service import WarRoomService
 from warroom.ai.runbooks import NAME, knowledge_base

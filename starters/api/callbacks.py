@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.api.app import AppState, app_state
+from starters.api.deps import AppState, app_state
 from starters.api.errors import ApiError
 from warroom.errors import CallbackRejected, ImError
 from warroom.im.base import CallbackRequest, CallbackResult

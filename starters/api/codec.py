@@ -25,9 +25,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 
-from starters.api.app import app_state
+from connection.codec import PayloadKeyError, payload_codec
+from starters.api.deps import app_state
 from warroom.settings import Settings
-from workers.codec import PayloadKeyError, payload_codec
 
 router = APIRouter(prefix="/codec", tags=["operations"])
 COOKIE = "warroom_codec"

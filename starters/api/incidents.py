@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from starters.api.app import app_state, service
+from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
 from starters.api.views import incident_json, room_json, timeline_json
 from starters.service import WarRoomService

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from starters.api.app import app_state
+from starters.api.deps import app_state
 from warroom.telemetry.metrics import worker_metrics
 
 router = APIRouter(tags=["operations"])

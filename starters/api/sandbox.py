@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from starters.api.app import AppState, app_state, require_token
 from starters.api.callbacks import process_callback
+from starters.api.deps import AppState, app_state, require_token
 from starters.api.errors import ApiError
 from warroom.errors import PermanentImError
 from warroom.im.base import CallbackRequest

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
-from starters.api.app import app_state, service
+from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
 from starters.service import WarRoomService
 from warroom.im.plugins import platform_names

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from warroom.ai import transcript
 from warroom.ai.retrieval import Doc
 from warroom.ai.runbooks import Runbook, knowledge_base, section_docs
-from warroom.models import Incident, TimelineEntry, WarRoom
+from warroom.models import Incident, TimelineEntry, TimelineKind, WarRoom
 from warroom.settings import Settings
 from warroom.store import Store
 from warroom.store.reviews import Citation
 from warroom.store.transcript import TranscriptMessage
 
 # Timeline kinds that are bookkeeping rather than events a person cares about.
-NOISE = frozenset({"card.posted", "card.updated", "member.invited"})
+NOISE = frozenset({TimelineKind.CARD_POSTED, TimelineKind.CARD_UPDATED, TimelineKind.MEMBER_INVITED})
 
 
 @dataclass

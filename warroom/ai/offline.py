@@ -5,6 +5,7 @@ the same output, so it is also the fallback when a model is down."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,7 +14,8 @@ from warroom.ai import transcript
 from warroom.ai.context import NOISE, IncidentContext
 from warroom.ai.retrieval import rank
 from warroom.ai.runbooks import first_steps, match
-from warroom.models import Action, IncidentStatus, TimelineEntry
+from warroom.enums import ACTION_KINDS, AI_KINDS, action_of
+from warroom.models import Action, IncidentStatus, TimelineEntry, TimelineKind
 
 HELP = (
     "I'm the War Room assistant. Mention me with a question, e.g. `@warroom what is the status?`, "
@@ -95,11 +97,11 @@ def _cite(cites: list[str], cid: str) -> str:
     return f"[{cid}]"
 
 
-def _first(ctx: IncidentContext, kinds: tuple[str, ...]) -> TimelineEntry | None:
+def _first(ctx: IncidentContext, kinds: Collection[str]) -> TimelineEntry | None:
     return next((e for e in ctx.timeline if e.kind in kinds), None)
 
 
-def _last(ctx: IncidentContext, kinds: tuple[str, ...]) -> TimelineEntry | None:
+def _last(ctx: IncidentContext, kinds: Collection[str]) -> TimelineEntry | None:
     return next((e for e in reversed(ctx.timeline) if e.kind in kinds), None)
 
 
@@ -107,15 +109,13 @@ def status_line(ctx: IncidentContext, now: datetime, cites: list[str]) -> str:
     i = ctx.incident
     line = f'Incident {i.id} "{i.title}" is {i.status.value} (severity {i.severity.value})'
     line += f", open for {age(i.created_at, now)}"
-    opened = _first(ctx, ("incident.created",))
+    opened = _first(ctx, (TimelineKind.INCIDENT_CREATED,))
     if opened:
         line += " " + _cite(cites, f"T:{opened.id}")
-    changed = _last(ctx, ("action.acknowledge", "action.snooze", "action.close", "action.reopen", "action.unsnooze"))
+    changed = _last(ctx, ACTION_KINDS)
     if changed:
-        line += (
-            f"; last change: {changed.kind.removeprefix('action.')} by {changed.actor} at {changed.at:%H:%M} UTC "
-            + _cite(cites, f"T:{changed.id}")
-        )
+        line += f"; last change: {action_of(changed.kind)} by {changed.actor} at {changed.at:%H:%M} UTC "
+        line += _cite(cites, f"T:{changed.id}")
     return line + "."
 
 
@@ -169,7 +169,8 @@ def _people(ctx: IncidentContext) -> str:
 
 def _recent(ctx: IncidentContext, cites: list[str], *, exclude: str) -> list[str]:
     out = []
-    entries = [e for e in ctx.timeline if e.kind not in NOISE and not e.kind.startswith(("ai.", "room.created"))][-4:]
+    quiet = NOISE | AI_KINDS | {TimelineKind.ROOM_CREATED}
+    entries = [e for e in ctx.timeline if e.kind not in quiet][-4:]
     if entries:
         out.append(
             "Recent events: "

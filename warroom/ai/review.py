@@ -14,7 +14,8 @@ from datetime import datetime
 from warroom.ai import transcript
 from warroom.ai.context import NOISE, IncidentContext
 from warroom.ai.impact import ImpactFacts
-from warroom.models import TimelineEntry
+from warroom.enums import action_of
+from warroom.models import Action, TimelineEntry, TimelineKind
 from warroom.store.reviews import Citation
 
 SECTIONS = ("Summary", "Impact", "Timeline", "Root cause", "Key decisions", "Action items", "Lessons learned")
@@ -57,9 +58,9 @@ def _first(entries: list[TimelineEntry], kind: str) -> TimelineEntry | None:
 def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
     i = ctx.incident
     tl = ctx.timeline
-    opened = _first(tl, "incident.created") or (tl[0] if tl else None)
-    acked = _first(tl, "action.acknowledge")
-    closed = next((e for e in reversed(tl) if e.kind == "action.close" and e.outcome.value == "ok"), None)
+    opened = _first(tl, TimelineKind.INCIDENT_CREATED) or (tl[0] if tl else None)
+    acked = _first(tl, TimelineKind.ACTION_ACKNOWLEDGE)
+    closed = next((e for e in reversed(tl) if e.kind == TimelineKind.ACTION_CLOSE and e.outcome.value == "ok"), None)
     msgs = [m for m in ctx.human_messages() if not re.search(r"@warroom", m.text, re.I)]
     t = lambda e: f"[T:{e.id}]"  # noqa: E731
     mref = lambda m: f"[M:{m.message_id}]"  # noqa: E731
@@ -101,7 +102,7 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
     out += ["", "## Timeline", ""]
     events: list[tuple[datetime, str]] = []
     for e in tl:
-        if e.kind in NOISE or e.kind in ("ai.answer",):
+        if e.kind in NOISE or e.kind == TimelineKind.AI_ANSWER:
             continue
         events.append((e.at, f"- {e.at:%H:%M} — {ctx.entry_text(e)} {t(e)}"))
     for m in msgs:
@@ -125,13 +126,9 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
 
     out += ["", "## Key decisions", ""]
     decisions = [
-        f"- {e.at:%H:%M} {e.actor} chose to {e.kind.removeprefix('action.')}"
-        + (f" ({e.detail})" if e.detail else "")
-        + f" {t(e)}"
+        f"- {e.at:%H:%M} {e.actor} chose to {action_of(e.kind)}" + (f" ({e.detail})" if e.detail else "") + f" {t(e)}"
         for e in tl
-        if e.kind.startswith("action.")
-        and e.kind not in ("action.refused", "action.unsnooze")
-        and e.outcome.value == "ok"
+        if action_of(e.kind) not in (None, Action.UNSNOOZE) and e.outcome.value == "ok"
     ]
     decisions += [
         f'- {m.at:%H:%M} {transcript.who(m, ctx.names)}: "{transcript.one_line(m.text, 200)}" {mref(m)}'
@@ -162,7 +159,7 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
         lessons.append(f"- Time to acknowledge: {_dur(opened.at, acked.at)} {t(opened)} {t(acked)}")
     if closed and opened:
         lessons.append(f"- Time to close: {_dur(opened.at, closed.at)} {t(opened)} {t(closed)}")
-    pushed = [e for e in tl if e.kind == "ai.knowledge"]
+    pushed = [e for e in tl if e.kind == TimelineKind.AI_KNOWLEDGE]
     if pushed:
         lessons.append("- Runbooks that matched: " + "; ".join(f"{e.detail} {t(e)}" for e in pushed))
     out += lessons or ["- None recorded yet."]

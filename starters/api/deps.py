@@ -1,0 +1,103 @@
+"""What the API's routers need from the app, and only that: its state and the dependencies built on it.
+
+The routers import this module and `app.py` imports the routers, so nothing imports `app.py`
+back (it used to hold these, and every router imported the app that imported the router).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from fastapi import Request
+from temporalio.client import Client
+
+from connection.client import connect
+from starters.api.errors import ApiError
+from starters.coalesce import SnapshotCoalescer
+from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
+from warroom.im.base import ImAdapter
+from warroom.im.registry import build_adapter
+from warroom.settings import Settings
+from warroom.store import Store
+from warroom.telemetry.metrics import ApiMetrics
+
+
+class AppState:
+    """What every request handler needs; one per app."""
+
+    def __init__(
+        self, settings: Settings, store: Store, client: Client | None, *, answer_within: float | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.answer_within = ANSWER_WITHIN_SECONDS if answer_within is None else answer_within
+        self._client = client
+        self.snapshots = SnapshotCoalescer()
+        self.shared = SharedRequests()  # create and dismiss requests share one unanswered update
+        self._lock = asyncio.Lock()
+        self._adapters: dict[str, ImAdapter] = {}
+        self.metrics = ApiMetrics(store.db)
+        # Incidents whose war room a request of this process is opening right now, set once that
+        # request has looked at the room: concurrent requests for the same room wait for that
+        # look, and are not the one that opened it (200, not 201).
+        self.opening_rooms: dict[str, asyncio.Event] = {}
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = await connect(self.settings, service="warroom-api")
+                    except Exception as e:
+                        raise ApiError(
+                            503,
+                            "temporal_unavailable",
+                            f"cannot reach Temporal at {self.settings.temporal_address}: {e}. "
+                            "Start the stack with `warroom dev` or set WARROOM_TEMPORAL_ADDRESS.",
+                        ) from e
+        return self._client
+
+    async def service(self) -> WarRoomService:
+        return WarRoomService(
+            await self.client(),
+            self.store,
+            self.settings,
+            wait=self.answer_within,
+            snapshots=self.snapshots,
+            shared=self.shared,
+        )
+
+    def adapter(self, platform: str) -> ImAdapter:
+        if platform not in self._adapters:
+            self._adapters[platform] = build_adapter(platform, self.store.db, self.settings)
+        return self._adapters[platform]
+
+    async def aclose(self) -> None:
+        """Close the IM adapters built for requests (the store is closed by whoever opened it)."""
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.warroom
+
+
+async def service(request: Request) -> WarRoomService:
+    return await app_state(request).service()
+
+
+def require_token(request: Request) -> None:
+    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`."""
+    token = app_state(request).settings.api_token.get_secret_value()
+    if not token:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or wrong API token: send `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,5 @@
+"""`python -m starters.cli`: the `warroom` command without its console script."""
+
+from starters.cli.main import app
+
+app()
