@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.errors import retry_decisions
+from warroom import names
 from warroom.directory import Contact, Found, Resolution, look_up_people, resolve_people
 from warroom.errors import PermanentImError
 from warroom.im.base import ImAdapter, RoomRef, RoomSpec
@@ -59,7 +60,7 @@ class ImActivities:
         for a in self._adapters.values():
             await a.aclose()
 
-    @activity.defn(name="im_create_room")
+    @activity.defn(name=names.IM_CREATE_ROOM)
     async def create_room(self, inp: CreateRoomInput) -> RoomRef:
         """Create the room (same key → same chat) and register chat → incident at once, so a
         click on the card can be routed even before the workflow records the room."""
@@ -79,7 +80,7 @@ class ImActivities:
         )
         await asyncio.to_thread(self.store.rooms.register, spec.incident_id, room, datetime.now(UTC))
 
-    @activity.defn(name="im_open_room")
+    @activity.defn(name=names.IM_OPEN_ROOM)
     async def open_room(self, inp: OpenRoomInput) -> OpenedRoom:
         """A new room in one activity, on the shortest path the platform allows: the room is
         created while the people are looked up, then the invites and the card go out together.
@@ -153,7 +154,7 @@ class ImActivities:
         done.card, done.card_refused = (card.message_id if card else ""), refused
         _report(done)
 
-    @activity.defn(name="im_invite_members")
+    @activity.defn(name=names.IM_INVITE_MEMBERS)
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:
         """Resolve everyone (in parallel) and invite the linked ones in platform-sized batches."""
         adapter = self.adapter(inp.platform)
@@ -186,37 +187,37 @@ class ImActivities:
             )
         return outcomes
 
-    @activity.defn(name="im_remove_members")
+    @activity.defn(name=names.IM_REMOVE_MEMBERS)
     async def remove_members(self, inp: RemoveMembersInput) -> None:
         with retry_decisions():
             await self.adapter(inp.platform).remove_members(inp.chat_id, inp.im_user_ids)
 
-    @activity.defn(name="im_post_card")
+    @activity.defn(name=names.IM_POST_CARD)
     async def post_card(self, inp: PostCardInput) -> str:
         with retry_decisions():
             return (await self.adapter(inp.platform).post_card(inp.chat_id, inp.card, inp.key)).message_id
 
-    @activity.defn(name="im_update_card")
+    @activity.defn(name=names.IM_UPDATE_CARD)
     async def update_card(self, inp: UpdateCardInput) -> None:
         with retry_decisions():
             await self.adapter(inp.platform).update_card(inp.chat_id, inp.message_id, inp.card)
 
-    @activity.defn(name="im_post_message")
+    @activity.defn(name=names.IM_POST_MESSAGE)
     async def post_message(self, inp: PostMessageInput) -> str:
         with retry_decisions():
             return (await self.adapter(inp.platform).post_message(inp.chat_id, inp.text, inp.key)).message_id
 
-    @activity.defn(name="im_post_notice")
+    @activity.defn(name=names.IM_POST_NOTICE)
     async def post_notice(self, inp: PostNoticeInput) -> None:
         with retry_decisions():
             await self.adapter(inp.platform).post_notice(inp.chat_id, inp.im_user_id, inp.text, inp.key)
 
-    @activity.defn(name="im_dismiss_room")
+    @activity.defn(name=names.IM_DISMISS_ROOM)
     async def dismiss_room(self, inp: DismissInput) -> None:
         with retry_decisions():
             await self.adapter(inp.platform).dismiss_room(inp.chat_id)
 
-    @activity.defn(name="im_link_users")
+    @activity.defn(name=names.IM_LINK_USERS)
     async def link_users(self, inp: LinkUsersInput) -> LinkUsersResult:
         """Bulk linking: resolve everyone at once and store the links found."""
         adapter = self.adapter(inp.platform)
