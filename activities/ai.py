@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import NOT_FOUND, retry_after, retry_decisions
+from activities.errors import retry_after, retry_decisions
 from activities.im import ImActivities
+from warroom import names
 from warroom.ai import transcript
 from warroom.ai.assistant import Assistant
 from warroom.ai.model import AiPermanent, AiRateLimited, AiTransient
@@ -43,9 +44,6 @@ from warroom.settings import Settings
 from warroom.store import Store
 from warroom.store.transcript import TranscriptMessage
 
-AI_TRANSIENT = "AiTransient"
-AI_PERMANENT = "AiPermanent"
-AI_RATE_LIMITED = "AiRateLimited"
 MAX_ATTEMPTS = 2  # the workflow's retry policy for AI activities: the last one falls back offline
 BOT = "warroom-bot"
 
@@ -55,13 +53,13 @@ def ai_retry_decisions() -> Iterator[None]:
     try:
         yield
     except AiRateLimited as e:
-        raise retry_after(e, e.retry_after, AI_RATE_LIMITED) from e
+        raise retry_after(e, e.retry_after, names.AI_RATE_LIMITED) from e
     except AiTransient as e:
-        raise ApplicationError(str(e), type=AI_TRANSIENT) from e
+        raise ApplicationError(str(e), type=names.AI_TRANSIENT) from e
     except AiPermanent as e:
-        raise ApplicationError(str(e), type=AI_PERMANENT, non_retryable=True) from e
+        raise ApplicationError(str(e), type=names.AI_PERMANENT, non_retryable=True) from e
     except NotFound as e:
-        raise ApplicationError(str(e), type=NOT_FOUND, non_retryable=True) from e
+        raise ApplicationError(str(e), type=names.NOT_FOUND, non_retryable=True) from e
 
 
 def _last_attempt() -> bool:
@@ -78,27 +76,27 @@ class AiActivities:
     async def aclose(self) -> None:
         await self.assistant.aclose()
 
-    @activity.defn(name="ai_answer")
+    @activity.defn(name=names.AI_ANSWER)
     async def answer(self, inp: AiAnswerInput) -> AiAnswer:
         with ai_retry_decisions():
             return await self.assistant.answer(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
 
-    @activity.defn(name="ai_impact")
+    @activity.defn(name=names.AI_IMPACT)
     async def impact(self, inp: AiImpactInput) -> AiImpact:
         with ai_retry_decisions():
             return await self.assistant.impact(inp, last_attempt=_last_attempt())
 
-    @activity.defn(name="ai_knowledge")
+    @activity.defn(name=names.AI_KNOWLEDGE)
     async def knowledge(self, inp: AiKnowledgeInput) -> list[AiKnowledgePush]:
         with ai_retry_decisions():
             return await self.assistant.knowledge(inp, last_attempt=_last_attempt())
 
-    @activity.defn(name="ai_review")
+    @activity.defn(name=names.AI_REVIEW)
     async def review(self, inp: AiReviewInput) -> AiReviewResult:
         with ai_retry_decisions():
             return await self.assistant.review(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
 
-    @activity.defn(name="ai_capture")
+    @activity.defn(name=names.AI_CAPTURE)
     async def capture(self, inp: AiCaptureInput) -> int:
         rows = [
             TranscriptMessage(
@@ -115,7 +113,7 @@ class AiActivities:
         ]
         return await asyncio.to_thread(self.store.transcript.add, rows)
 
-    @activity.defn(name="ai_sweep_transcript")
+    @activity.defn(name=names.AI_SWEEP_TRANSCRIPT)
     async def sweep(self, inp: SweepInput) -> int:
         """Backfill the transcript from the platform's history (where it has one); returns how many
         messages were new. Also forgets messages past the retention period."""

@@ -9,14 +9,7 @@ from datetime import timedelta
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from warroom.errors import Conflict, NotFound, PermanentImError, RateLimited, TransientImError
-
-# Error types the workflow's retry policies and handlers recognise.
-RATE_LIMITED = "RateLimited"
-IM_TRANSIENT = "ImTransient"
-IM_PERMANENT = "ImPermanent"
-CONFLICT = "Conflict"
-NOT_FOUND = "NotFound"
-NON_RETRYABLE = [IM_PERMANENT, CONFLICT, NOT_FOUND]
+from warroom.names import CONFLICT, IM_PERMANENT, IM_TRANSIENT, NOT_FOUND, RATE_LIMITED
 
 
 def retry_after(e: Exception, seconds: float, error_type: str) -> ApplicationError:

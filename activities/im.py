@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.errors import retry_decisions
+from warroom import names
 from warroom.card import CLOSING_TEXT, closed_name, status_text
 from warroom.directory import Contact, Found, Resolution, look_up_people, resolve_people
 from warroom.errors import PermanentImError
@@ -60,7 +61,7 @@ class ImActivities:
         for a in self._adapters.values():
             await a.aclose()
 
-    @activity.defn(name="im_create_room")
+    @activity.defn(name=names.IM_CREATE_ROOM)
     async def create_room(self, inp: CreateRoomInput) -> RoomRef:
         """Create the room (same key → same chat) and register chat → incident at once, so a
         click on the card can be routed even before the workflow records the room."""
@@ -99,7 +100,7 @@ class ImActivities:
         )
         await asyncio.to_thread(self.store.rooms.register, spec.incident_id, room, datetime.now(UTC))
 
-    @activity.defn(name="im_open_room")
+    @activity.defn(name=names.IM_OPEN_ROOM)
     async def open_room(self, inp: OpenRoomInput) -> OpenedRoom:
         """A new room in one activity, on the shortest path the platform allows: the room is
         created while the people are looked up, then the invites and the card go out together.
@@ -175,7 +176,7 @@ class ImActivities:
         done.card, done.card_refused = (handle or ""), refused
         _report(done)
 
-    @activity.defn(name="im_invite_members")
+    @activity.defn(name=names.IM_INVITE_MEMBERS)
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:
         """Resolve everyone (in parallel) and invite the linked ones in platform-sized batches."""
         adapter = self.adapter(inp.platform)
@@ -208,7 +209,7 @@ class ImActivities:
             )
         return outcomes
 
-    @activity.defn(name="im_remove_members")
+    @activity.defn(name=names.IM_REMOVE_MEMBERS)
     async def remove_members(self, inp: RemoveMembersInput) -> None:
         """Remove people who left the incident; where the platform cannot, they stay (logged)."""
         adapter = self.adapter(inp.platform)
@@ -220,12 +221,12 @@ class ImActivities:
         with retry_decisions():
             await adapter.remove_members(inp.chat_id, inp.im_user_ids)
 
-    @activity.defn(name="im_post_card")
+    @activity.defn(name=names.IM_POST_CARD)
     async def post_card(self, inp: PostCardInput) -> str:
         with retry_decisions():
             return await _post_card(self.adapter(inp.platform), inp.chat_id, inp.card, inp.key)
 
-    @activity.defn(name="im_update_card")
+    @activity.defn(name=names.IM_UPDATE_CARD)
     async def update_card(self, inp: UpdateCardInput) -> None:
         """Show the card's new content: edited in place, or where cards cannot be edited, posted
         as a new status message (once per card version; the workflow sends only the newest)."""
@@ -237,18 +238,18 @@ class ImActivities:
                 key = f"status:{inp.message_id}:v{inp.card.version}"
                 await adapter.post_message(inp.chat_id, status_text(inp.card), key)
 
-    @activity.defn(name="im_post_message")
+    @activity.defn(name=names.IM_POST_MESSAGE)
     async def post_message(self, inp: PostMessageInput) -> str:
         with retry_decisions():
             adapter = self.adapter(inp.platform)
             return (await adapter.post_message(inp.chat_id, inp.text, inp.key, mentions=inp.mentions)).message_id
 
-    @activity.defn(name="im_post_notice")
+    @activity.defn(name=names.IM_POST_NOTICE)
     async def post_notice(self, inp: PostNoticeInput) -> None:
         with retry_decisions():
             await self.adapter(inp.platform).post_notice(inp.chat_id, inp.im_user_id, inp.text, inp.key)
 
-    @activity.defn(name="im_dismiss_room")
+    @activity.defn(name=names.IM_DISMISS_ROOM)
     async def dismiss_room(self, inp: DismissInput) -> None:
         """Disband or archive the room; a platform that can do neither gets a closing message
         and the room renamed as closed (`Dismissal.NONE`), and nothing is posted there after."""
@@ -261,7 +262,7 @@ class ImActivities:
             if inp.name:
                 await adapter.rename_room(inp.chat_id, closed_name(inp.name))
 
-    @activity.defn(name="im_link_users")
+    @activity.defn(name=names.IM_LINK_USERS)
     async def link_users(self, inp: LinkUsersInput) -> LinkUsersResult:
         """Bulk linking: resolve everyone at once and store the links found."""
         adapter = self.adapter(inp.platform)

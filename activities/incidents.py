@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.errors import retry_decisions
+from warroom import names
 from warroom.messages import ApplyActionInput, RecordInput
 from warroom.models import Incident
 from warroom.store import Store
@@ -17,7 +18,7 @@ class IncidentActivities:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    @activity.defn(name="apply_action")
+    @activity.defn(name=names.APPLY_ACTION)
     async def apply_action(self, inp: ApplyActionInput) -> Incident:
         """Apply at the source once per key; the new snapshot flows back into the workflow."""
         with retry_decisions():
@@ -31,7 +32,7 @@ class IncidentActivities:
                 now=inp.at,
             )
 
-    @activity.defn(name="record")
+    @activity.defn(name=names.RECORD)
     async def record(self, inp: RecordInput) -> None:
         """Write timeline entries (stable ids: a retry adds nothing) and the room read model."""
 

@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from warroom import names
 from warroom.enums import TimelineKind, action_of
 from warroom.settings import Settings
 from warroom.telemetry.logs import incident_of, logging_context
@@ -63,7 +64,7 @@ class _ActivityTelemetry(ActivityInboundInterceptor):
         with logging_context(incident_id=incident_of(info.workflow_id), workflow_id=info.workflow_id):
             if not kind.startswith(IM_PREFIX):
                 result = await super().execute_activity(input)
-                if kind == "record":
+                if kind == names.RECORD:
                     self._count_actions(arg)
                 return result
             platform = platform_label(getattr(arg, "platform", None))
@@ -76,7 +77,7 @@ class _ActivityTelemetry(ActivityInboundInterceptor):
                 raise
             finally:
                 self.metrics.im_call_seconds.labels(platform, method).observe(time.monotonic() - started)
-            if kind in ("im_create_room", "im_open_room"):
+            if kind in (names.IM_CREATE_ROOM, names.IM_OPEN_ROOM):
                 waited = (datetime.now(UTC) - info.scheduled_time).total_seconds()
                 self.metrics.room_ready_seconds.labels(platform).observe(max(waited, 0.0))
             return result

@@ -8,7 +8,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from warroom.messages import LINK_USERS_WORKFLOW_TYPE, LinkUsersInput, LinkUsersResult, WarRoomConfig
-    from workflows.incident import IM_RETRY
+    from workflows.incident.options import IM_RETRY
 
 
 @workflow.defn(name=LINK_USERS_WORKFLOW_TYPE)

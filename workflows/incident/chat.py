@@ -1,0 +1,55 @@
+"""What the workflow says in the room: messages for everyone, notices for one person.
+
+Both are posted once per key (the key travels to the platform as its dedup key), and a failure
+is logged, not raised: nothing the workflow says is worth stopping the incident for.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows.incident import calls, options
+from workflows.incident.wording import cause
+
+with workflow.unsafe.imports_passed_through():
+    from warroom.messages import CarriedState, PostMessageInput, PostNoticeInput, WarRoomConfig
+
+
+class RoomChat:
+    def __init__(self, state: CarriedState, config: WarRoomConfig) -> None:
+        self._s, self._cfg = state, config
+
+    async def post(self, text: str, *, key: str) -> str | None:
+        """The message's id, or None when it could not be posted."""
+        room = self._s.room
+        try:
+            return await calls.POST_MESSAGE(
+                PostMessageInput(
+                    platform=room.platform,
+                    chat_id=room.chat_id or "",
+                    text=text,
+                    key=f"{workflow.info().workflow_id}:msg:{room.generation}:{key}",
+                ),
+                options.im(self._cfg, room.platform),
+            )
+        except ActivityError as e:
+            workflow.logger.warning("could not post to the room: %s", cause(e))
+            return None
+
+    async def notice(self, im_user_id: str, text: str, *, key: str) -> None:
+        """Tell one person (an ephemeral message, or a mention where the platform has none)."""
+        room = self._s.room
+        try:
+            await calls.POST_NOTICE(
+                PostNoticeInput(
+                    platform=room.platform,
+                    chat_id=room.chat_id or "",
+                    im_user_id=im_user_id,
+                    text=text,
+                    key=f"{workflow.info().workflow_id}:notice:{room.generation}:{key}",
+                ),
+                options.im(self._cfg, room.platform),
+            )
+        except ActivityError as e:
+            workflow.logger.warning("could not tell %s in the room: %s", im_user_id, cause(e))

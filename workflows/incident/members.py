@@ -1,0 +1,117 @@
+"""The room's members, kept equal to the incident's responders.
+
+A responder is invited when they are new, when their contact changed, or when an earlier invite
+is still pending; a responder taken off the incident is removed from the room (or only marked,
+when removing is off). A permanently failed invite is not retried until the contact changes.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows.incident import calls, options
+from workflows.incident.timeline import TimelineRecorder
+from workflows.incident.wording import cause, who
+
+with workflow.unsafe.imports_passed_through():
+    from warroom.messages import (
+        CarriedState,
+        InviteMembersInput,
+        MemberOutcome,
+        Person,
+        RemoveMembersInput,
+        WarRoomConfig,
+    )
+    from warroom.models import Member, MemberState, Outcome, Source
+
+
+class Members:
+    def __init__(self, state: CarriedState, config: WarRoomConfig, timeline: TimelineRecorder) -> None:
+        self._s, self._cfg, self._timeline = state, config, timeline
+        # Members whose invite failed permanently, by contact: (responder id, email, phone).
+        self._failed: set[tuple[str, str | None, str | None]] = set()
+
+    def _log(self, kind: str, detail: str, outcome: Outcome = Outcome.OK) -> None:
+        self._timeline.log(kind, "system", Source.SYSTEM, detail, outcome)
+
+    def work(self) -> tuple[list[Person], list[Member]]:
+        """(people to resolve and invite, members to mark removed)."""
+        room = self._s.room
+        invite = []
+        for r in self._s.incident.responders:
+            m = room.member(r.id)
+            changed = m is None or (m.email, m.phone) != (r.email, r.phone)
+            retry = m is not None and m.state in (MemberState.PENDING, MemberState.REMOVED)
+            if (changed or retry) and (r.id, r.email, r.phone) not in self._failed:
+                invite.append(Person(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
+        current = {r.id for r in self._s.incident.responders}
+        gone = [m for m in room.members if m.responder_id not in current and m.state is not MemberState.REMOVED]
+        return invite, gone
+
+    def mark_pending(self, invite: list[Person]) -> None:
+        """The people about to be invited, as pending members with their current contact."""
+        room = self._s.room
+        responders = {r.id: r for r in self._s.incident.responders}
+        for p in invite:
+            r = responders[p.responder_id]
+            m = room.member(p.responder_id)
+            if m is None:
+                room.members.append(Member(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
+            else:
+                m.name, m.email, m.phone, m.state = r.name, r.email, r.phone, MemberState.PENDING
+
+    async def sync(self) -> None:
+        invite, gone = self.work()
+        room = self._s.room
+        self.mark_pending(invite)
+        if invite:
+            await self._invite(invite)
+        for m in gone:
+            if self._cfg.remove_members and m.im_user_id and m.state is MemberState.INVITED:
+                try:
+                    await calls.REMOVE_MEMBERS(
+                        RemoveMembersInput(
+                            platform=room.platform, chat_id=room.chat_id or "", im_user_ids=[m.im_user_id]
+                        ),
+                        options.im(self._cfg, room.platform),
+                    )
+                except ActivityError as e:
+                    self._log("member.removed", f"{who(m)}: {cause(e)}", Outcome.FAILED)
+                    continue
+                detail = f"{who(m)} removed from the room"
+            else:
+                detail = f"{who(m)} is no longer a responder (kept in the room)"
+            m.state = MemberState.REMOVED
+            self._log("member.removed", detail)
+            self._timeline.room_changed()
+
+    async def _invite(self, people: list[Person]) -> None:
+        room = self._s.room
+        try:
+            outcomes = await calls.INVITE_MEMBERS(
+                InviteMembersInput(platform=room.platform, chat_id=room.chat_id or "", people=people),
+                options.im(self._cfg, room.platform),
+            )
+        except ActivityError as e:
+            outcomes = [
+                MemberOutcome(responder_id=p.responder_id, im_user_id=None, state=MemberState.FAILED, detail=cause(e))
+                for p in people
+            ]
+        self.take_outcomes(outcomes)
+
+    def take_outcomes(self, outcomes: list[MemberOutcome]) -> None:
+        room = self._s.room
+        for o in outcomes:
+            m = room.member(o.responder_id)
+            if m is None:  # the responder was removed while the call ran
+                continue
+            m.im_user_id, m.state, m.detail = o.im_user_id, o.state, o.detail
+            if o.state is MemberState.INVITED:
+                self._log("member.invited", f"{who(m)} as {o.im_user_id} ({o.detail})")
+            elif o.state is MemberState.UNLINKED:
+                self._log("member.unlinked", f"{who(m)}: {o.detail}", Outcome.FAILED)
+            else:
+                self._failed.add((m.responder_id, m.email, m.phone))
+                self._log("member.invited", f"{who(m)}: {o.detail}", Outcome.FAILED)
+        self._timeline.room_changed()

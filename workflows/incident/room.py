@@ -1,0 +1,199 @@
+"""The room reconciler: the room the incident should have, made to be the room it has.
+
+Wanted: a room (once asked for) whose members are the incident's responders and whose card shows
+its status; once the incident is closed and a dismissal asked for, no room. Each pass compares
+that with the room as it is and calls the platform for the difference only, so the handlers just
+say what is wanted and a burst of changes costs one more pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows.incident import calls, options
+from workflows.incident.card import CardKeeper
+from workflows.incident.chat import RoomChat
+from workflows.incident.members import Members
+from workflows.incident.search import SearchAttributes
+from workflows.incident.timeline import TimelineRecorder
+from workflows.incident.wording import cause, source_of
+
+with workflow.unsafe.imports_passed_through():
+    from warroom.im.base import RoomRef, RoomSpec
+    from warroom.messages import CarriedState, DismissInput, OpenRoomInput, RoomGoneSignal, WarRoomConfig
+    from warroom.models import IncidentStatus, Outcome, RoomState, Source, WarRoom
+
+
+class RoomReconciler:
+    def __init__(
+        self,
+        state: CarriedState,
+        config: WarRoomConfig,
+        timeline: TimelineRecorder,
+        search: SearchAttributes,
+        chat: RoomChat,
+    ) -> None:
+        self._s, self._cfg, self._timeline, self._search, self._chat = state, config, timeline, search, chat
+        self.members = Members(state, config, timeline)
+        self.card = CardKeeper(state, config, timeline)
+        self._dismiss_by: tuple[str, Source] = ("system", Source.SYSTEM)
+
+    # ---- what is wanted (from the handlers)
+    def ask_for(self, platform: str) -> None:
+        """A room is wanted: a new one (the next generation) unless one is there or on its way."""
+        room = self._s.room
+        if not self._s.room_wanted or room.state in (RoomState.FAILED, RoomState.DISMISSED):
+            self._s.room_wanted = True
+            if room.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED):
+                self._s.room = WarRoom(platform=platform, generation=room.generation + 1)
+                self._s.card_shown, self._s.card_failed = None, False
+                self._timeline.room_changed()
+
+    def ask_dismissal(self, actor: str, source: Source) -> None:
+        if self._s.room.state is not RoomState.DISMISSED:
+            self._s.dismiss_wanted = True
+            self._dismiss_by = (actor, source)
+
+    def is_current(self, platform: str, chat_id: str, *states: RoomState) -> bool:
+        """Whether (platform, chat) is this generation's room, in one of `states`."""
+        room = self._s.room
+        return (platform, chat_id) == (room.platform, room.chat_id) and room.state in states
+
+    def gone(self, sig: RoomGoneSignal) -> None:
+        """Someone disbanded or archived the room by hand: it is gone; a new one can be asked for."""
+        self._s.room.state = RoomState.DISMISSED
+        self._s.dismiss_wanted = self._s.room_wanted = False
+        by = sig.im_user_id or "someone"
+        detail = f"{by} removed the room on {sig.platform}"
+        self._timeline.log("room.dismissed", sig.im_user_id or "system", source_of(sig.platform), detail)
+        self._timeline.room_changed()
+
+    # ---- where it stands
+    def settled(self) -> bool:
+        """The room asked for is ready (its card posted or refused), or will not be."""
+        room = self._s.room
+        return room.state in (RoomState.FAILED, RoomState.DISMISSED) or (
+            room.state is RoomState.ACTIVE and (room.card_message_id is not None or self._s.card_failed)
+        )
+
+    def dismissal_settled(self) -> bool:
+        room = self._s.room
+        return room.state in (RoomState.DISMISSED, RoomState.FAILED) or not self._s.dismiss_wanted
+
+    def opening(self) -> bool:
+        return self._s.room_wanted and self._s.room.state in (RoomState.NONE, RoomState.CREATING)
+
+    def needs_work(self) -> bool:
+        room = self._s.room
+        if self._s.dismiss_wanted and room.state is RoomState.ACTIVE:
+            return True
+        if self.opening():
+            return True
+        if room.state is not RoomState.ACTIVE:
+            return False
+        invite, gone = self.members.work()
+        return bool(invite or gone or self.card.stale())
+
+    # ---- one pass
+    async def reconcile(self, *, hold_dismissal: Callable[[], bool]) -> None:
+        """Open the room if wanted, then dismiss it (unless `hold_dismissal()`: the assistant
+        links its review in the room first) or bring its members and card up to date."""
+        if self.opening():
+            await self._open()
+        if self._s.room.state is RoomState.ACTIVE:
+            closed = self._s.incident.status is IncidentStatus.CLOSED
+            if self._s.dismiss_wanted and closed and not hold_dismissal():
+                if self.card.stale():
+                    await self.card.sync()  # the archived room shows the final state
+                await self._dismiss()
+                return
+            if not closed:
+                self._s.dismiss_wanted = False
+            await asyncio.gather(self.members.sync(), self.card.sync())
+            if self.card.stale():  # members changed while the card was posted
+                await self.card.sync()
+
+    def _spec(self) -> RoomSpec:
+        room, i = self._s.room, self._s.incident
+        room.state, room.generation = RoomState.CREATING, max(room.generation, 1)
+        self._search.upsert()
+        return RoomSpec(
+            incident_id=i.id,
+            idempotency_key=f"{workflow.info().workflow_id}:room:{room.generation}",
+            name=f"inc-{i.id} {i.title}"[:80],
+            topic=f"[{i.severity.value}] {i.title} — {self._cfg.public_url}/api/v1/incidents/{i.id}",
+            url=f"{self._cfg.public_url}/api/v1/incidents/{i.id}",
+            generation=room.generation,
+            incident_created_at=i.created_at,
+        )
+
+    async def _open(self) -> None:
+        """Open a new room in one activity: the room is created while the responders are looked
+        up, then they are invited while the card is posted. The room is ready two platform round
+        trips after the request, with one activity dispatch and no workflow task in between. The
+        card shows the invites it goes out beside as done, and is edited in the next pass only if
+        one did not go through."""
+        room, spec = self._s.room, self._spec()
+        invite, _ = self.members.work()
+        self.members.mark_pending(invite)
+        card = self.card.render(room.card_version + 1, expecting=invite)
+        try:
+            opened = await calls.OPEN_ROOM(
+                OpenRoomInput(
+                    platform=room.platform,
+                    spec=spec,
+                    people=invite,
+                    card=card,
+                    card_key=f"{workflow.info().workflow_id}:card:{room.generation}",
+                ),
+                options.im(self._cfg, room.platform),
+            )
+        except ActivityError as e:
+            room.members = []
+            self._failed(cause(e))
+            return
+        self._created(opened.room)
+        self.members.take_outcomes(opened.members)
+        if opened.card_message_id is None:
+            self.card.refused(card, "card.posted", opened.card_error)
+        else:
+            room.card_message_id = opened.card_message_id
+            self.card.shown(card, "card.posted")
+
+    def _failed(self, why: str) -> None:
+        room = self._s.room
+        room.state, room.detail = RoomState.FAILED, why
+        self._timeline.log("room.failed", "system", Source.SYSTEM, why, Outcome.FAILED)
+        self._timeline.room_changed()
+
+    def _created(self, ref: RoomRef) -> None:
+        room = self._s.room
+        room.state, room.chat_id, room.name, room.join_url = RoomState.ACTIVE, ref.chat_id, ref.name, ref.join_url
+        detail = f"{room.platform} room {ref.name!r} ({ref.chat_id})"
+        self._timeline.log("room.created", "system", Source.SYSTEM, detail)
+        self._timeline.room_changed()
+
+    async def _dismiss(self) -> None:
+        room = self._s.room
+        actor, source = self._dismiss_by
+        room.state = RoomState.DISMISSING
+        await self._chat.post("The incident is closed; this war room is being dismissed.", key="dismiss")
+        try:
+            await calls.DISMISS_ROOM(
+                DismissInput(platform=room.platform, chat_id=room.chat_id or "", name=room.name),
+                options.im(self._cfg, room.platform),
+            )
+        except ActivityError as e:
+            room.state = RoomState.ACTIVE
+            self._s.dismiss_wanted = False
+            self._timeline.log("room.dismissed", actor, source, cause(e), Outcome.FAILED)
+            self._timeline.room_changed()
+            return
+        room.state = RoomState.DISMISSED
+        self._s.dismiss_wanted = self._s.room_wanted = False
+        self._timeline.log("room.dismissed", actor, source, f"{room.platform} room {room.chat_id}")
+        self._timeline.room_changed()

@@ -1,0 +1,59 @@
+"""The incident as its source last told us: only a newer version of the snapshot changes it."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from workflows.incident.timeline import TimelineRecorder
+
+with workflow.unsafe.imports_passed_through():
+    from warroom.messages import CarriedState
+    from warroom.models import Incident, IncidentStatus, Source
+
+
+def take_snapshot(
+    state: CarriedState,
+    timeline: TimelineRecorder,
+    incident: Incident,
+    actor: str,
+    source: Source,
+    *,
+    log: bool = True,
+) -> None:
+    """Keep `incident` if it is newer; with `log`, record what changed (an action we applied
+    records itself instead)."""
+    before = state.incident
+    if incident.id != before.id or incident.version <= before.version:
+        return
+    state.incident = incident
+    if before.status is not incident.status:
+        state.ai.suggested.clear()  # a suggestion is about the state it was made in
+        if incident.status is IncidentStatus.CLOSED:
+            state.ai.closes += 1
+    if log:
+        timeline.log("incident.updated", actor, source, describe_change(before, incident))
+
+
+def describe_change(before: Incident, after: Incident) -> str:
+    parts = []
+    for field in ("title", "severity", "status", "description"):
+        a, b = getattr(before, field), getattr(after, field)
+        if a != b:
+            parts.append(
+                f"{field}: {getattr(a, 'value', a)} → {getattr(b, 'value', b)}"
+                if field != "description"
+                else "description changed"
+            )
+    ra = {r.id: r for r in before.responders}
+    rb = {r.id: r for r in after.responders}
+    added = [r.contact for k, r in rb.items() if k not in ra]
+    removed = [r.contact for k, r in ra.items() if k not in rb]
+    if added:
+        parts.append("responders added: " + ", ".join(added))
+    if removed:
+        parts.append("responders removed: " + ", ".join(removed))
+    if before.labels != after.labels:
+        parts.append("labels changed")
+    if before.alerts != after.alerts:
+        parts.append(f"alerts: {len(after.alerts)}")
+    return "; ".join(parts) or f"version {after.version}"
