@@ -5,8 +5,13 @@ Run after a workflow change that is meant to be compatible, to add the new shape
     .venv/bin/python -m tests.histories.record
 
 Each scenario runs on the time-skipping test server (so snooze timers fire at once) with a real
-worker, the sandbox IM and a throwaway SQLite store, and writes `<scenario>.json` next to this file.
-Existing files are replaced only by name: keep old recordings, they prove old runs still replay.
+worker, the sandbox IM and a throwaway SQLite store, and writes `<scenario>.json` next to this file
+(`<scenario>-<n>.json` for the runs it continued as new into). Existing files are replaced only by
+name: record new shapes under new names and keep the old recordings, they prove old runs still
+replay. Together the scenarios take every path of the workflow: the room (opened, members,
+card), actions (applied, refused from the room and from the API), a snooze that expires, the
+assistant (answers, impact, runbooks, reviews), continue-as-new with work handed over, dismissal,
+and a room removed by hand and opened again.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starters.service import WarRoomService
-from warroom.im.base import MessageReceived
+from warroom.im.base import ActionClicked, MessageReceived, RoomGone
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import (
     ActRequest,
@@ -181,11 +186,96 @@ async def ai_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[Workflo
     return [svc.client.get_workflow_handle(handle.id, run_id=first.run_id), handle]
 
 
+async def room_gone(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """A room removed by hand on the platform (the workflow ends with it), then a second room for
+    the same incident (a new workflow, started with the update), an action the API asks for that
+    is refused, a responder taken off the incident, close, dismissal."""
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Search latency", responders=[Responder(email=ANN), Responder(email=BOB)]),
+        actor=ANN,
+        source=Source.API,
+    )
+    handle = svc.handle(incident.id)
+    first = await handle.describe()
+    room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor=ANN))
+    sandbox = SandboxPlatform(svc.store.db)
+    ann = sandbox.lookup_user(email=ANN, phone=None, now=datetime.now(UTC))
+    sandbox.dismiss_room(room.chat_id or "", datetime.now(UTC))
+    gone = RoomGone(event_id="gone-1", chat_id=room.chat_id or "", im_user_id=ann)
+    assert await svc.dispatch("sandbox", [gone]) == []
+    await handle.result()
+    again = await svc.create_room(incident.id, platform="sandbox", actor=ANN, source=Source.API)
+    assert again.done and again.value is not None and again.value.generation == 2
+    second = await handle.describe()
+    try:
+        await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.REOPEN, actor=ANN))
+        raise AssertionError("an open incident cannot be reopened")
+    except WorkflowUpdateFailedError:
+        pass
+    await svc.set_responders(incident.id, [Responder(email=ANN)], actor=ANN, source=Source.API)
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [svc.client.get_workflow_handle(handle.id, run_id=r.run_id) for r in (first, second)]
+
+
+async def handover(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """Continue-as-new in the middle of a burst of clicks and mentions: what is still waiting
+    (clicks, questions, timeline entries, our posts for the transcript) travels in the carried
+    state and is done by the next run; then close and dismissal."""
+    svc.settings.max_signals_per_run = 10
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Payments timeouts", responders=[Responder(email=ANN), Responder(email=BOB)]),
+        actor=ANN,
+        source=Source.API,
+    )
+    handle = svc.handle(incident.id)
+    first = await handle.describe()
+    room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor=ANN))
+    chat = room.chat_id or ""
+    sandbox = SandboxPlatform(svc.store.db)
+    ann = sandbox.lookup_user(email=ANN, phone=None, now=datetime.now(UTC))
+    bob = sandbox.lookup_user(email=BOB, phone=None, now=datetime.now(UTC))
+
+    def mention(n: int) -> MessageReceived:
+        text = f"@warroom what changed in payments? ({n})"
+        mid = str(sandbox.post(chat, author=bob, text=text, key=None, now=datetime.now(UTC)))
+        return MessageReceived(
+            event_id=f"msg-{mid}", chat_id=chat, message_id=mid, im_user_id=bob, text=text, mentions_bot=True
+        )
+
+    def click(n: int, action: Action) -> ActionClicked:
+        minutes = 30 if action is Action.SNOOZE else None
+        return ActionClicked(event_id=f"click-{n}", chat_id=chat, im_user_id=ann, action=action, minutes=minutes)
+
+    burst = [[click(n, Action.ACKNOWLEDGE if n % 2 else Action.SNOOZE), mention(n)] for n in range(12)]
+    await asyncio.gather(*(svc.dispatch("sandbox", events) for events in burst))
+    while (await handle.query(IncidentWarRoom.view)).runs < 2:
+        await asyncio.sleep(0.05)
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return await _runs(svc, handle.id, first.run_id or "")
+
+
+async def _runs(svc: WarRoomService, workflow_id: str, run_id: str) -> list[WorkflowHandle]:
+    """Every run of a workflow from `run_id` on, following its continue-as-new chain."""
+    handles = []
+    while run_id:
+        handle = svc.client.get_workflow_handle(workflow_id, run_id=run_id)
+        handles.append(handle)
+        last = (await handle.fetch_history()).events[-1]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return handles
+
+
 SCENARIOS: dict[str, Scenario] = {
     "full_life": full_life,
     "continue_as_new": continue_as_new,
     "link_users": link_users,
     "ai_life": ai_life,
+    "room_gone": room_gone,
+    "handover": handover,
 }
 
 
