@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, NewType
@@ -177,7 +177,7 @@ class SetupCheck(BaseModel):
 
 class CallbackReply(BaseModel):
     """The answer the platform gets, in its own format (JSON for most, plain text for WeCom's
-    URL check); a long-connection platform sends it back on the frame the callback came in."""
+    URL check), so the route never needs to know which platform it serves."""
 
     status: int = 200
     content_type: str = "application/json"
@@ -204,9 +204,6 @@ class CallbackResult(BaseModel):
     def answer(self) -> object:
         """The reply's JSON, for tests and logs (None when it is not JSON)."""
         return json.loads(self.reply.body) if self.reply.content_type == "application/json" else None
-
-
-Deliver = Callable[[list[InboundEvent]], Awaitable[None]]
 
 
 class ImAdapter(abc.ABC):
@@ -279,11 +276,6 @@ class ImAdapter(abc.ABC):
     @abc.abstractmethod
     def handle_callback(self, request: CallbackRequest) -> CallbackResult:
         """Verify (raise `CallbackRejected`) and parse a callback into domain events."""
-
-    async def listen(self, deliver: Deliver) -> None:  # noqa: B027 - optional hook
-        """Receive callbacks over a connection the platform keeps open (DingTalk's Stream mode)
-        until cancelled, handing each frame's events to `deliver` before acknowledging it.
-        Platforms that call an HTTP route instead (`handle_callback`) return at once."""
 
     # -- setup --
     async def setup_checks(self) -> list[SetupCheck]:

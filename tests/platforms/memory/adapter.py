@@ -47,7 +47,6 @@ class MemoryAdapter(ImAdapter):
         self.users = {"ann@example.com": "m-ann", "bob@example.com": "m-bob"}
         self.chats: dict[str, Chat] = {}
         self.faults: list[str] = []  # the next calls' faults: rate_limited, server_error, timeout_after, forbidden
-        self.permitted = True
 
     def _call(self, effect):  # type: ignore[no-untyped-def]
         fault = self.faults.pop(0) if self.faults else None
