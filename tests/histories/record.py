@@ -1,17 +1,17 @@
 """Record workflow histories for the replay test (tests/test_replay.py).
 
-Run after a workflow change that is meant to be compatible, to add the new shapes of history:
+Run after a workflow change (behind `workflow.patched`) to add the new shapes of history, under a
+new name so that the recordings of the older shapes stay:
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record --as <change-id> [scenario ...]
 
 Each scenario runs on the time-skipping test server (so snooze timers fire at once) with a real
-worker, the sandbox IM and a throwaway SQLite store, and writes `<scenario>.json` next to this file
-(`<scenario>-<n>.json` for the runs it continued as new into). Existing files are replaced only by
-name: record new shapes under new names and keep the old recordings, they prove old runs still
-replay. Together the scenarios take every path of the workflow: the room (opened, members,
-card), actions (applied, refused from the room and from the API), a snooze that expires, the
-assistant (answers, impact, runbooks, reviews), continue-as-new with work handed over, dismissal,
-and a room removed by hand and opened again.
+worker, the sandbox IM and a throwaway SQLite store, and writes `<scenario>[-<change-id>].json`
+next to this file (with `-<n>` for the runs it continued as new into). An existing recording is
+never replaced: it proves that runs of its shape still replay. Together the scenarios take every
+path of the workflow: the room (opened, members, card), actions (applied, refused from the room
+and from the API), a snooze that expires, the assistant (answers, impact, runbooks, reviews),
+continue-as-new with work handed over, dismissal, and a room removed by hand and opened again.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-async def record(names: list[str]) -> None:
+async def record(names: list[str], suffix: str = "") -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"), data_converter=pydantic_data_converter
     )
@@ -304,7 +304,10 @@ async def record(names: list[str]) -> None:
                     handles = await SCENARIOS[name](env, WarRoomService(env.client, store, settings))
                     for n, handle in enumerate(handles):
                         history = await handle.fetch_history()
-                        path = HERE / (f"{name}.json" if n == 0 else f"{name}-{n}.json")
+                        stem = f"{name}-{suffix}" if suffix else name
+                        path = HERE / (f"{stem}.json" if n == 0 else f"{stem}-{n}.json")
+                        if path.exists():
+                            raise SystemExit(f"{path.name} exists: record the new shape with --as <change-id>")
                         path.write_text(history.to_json())
                         print(f"{path.name}: {len(history.events)} events")
                 await im.aclose()
@@ -314,4 +317,9 @@ async def record(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(sys.argv[1:] or list(SCENARIOS)))
+    args = sys.argv[1:]
+    suffix = ""
+    if "--as" in args:
+        at = args.index("--as")
+        suffix, args = args[at + 1], args[:at] + args[at + 2 :]
+    asyncio.run(record(args or list(SCENARIOS), suffix))
