@@ -20,6 +20,7 @@ from workflows.incident.wording import cause, past, source_of
 
 with workflow.unsafe.imports_passed_through():
     from warroom import lifecycle
+    from warroom.enums import TimelineKind
     from warroom.messages import ActRequest, ApplyActionInput, CarriedState, RoomActionSignal
     from warroom.models import Action, Incident, MemberState, Outcome, RoomState, Source
 
@@ -130,13 +131,15 @@ class ActionQueue:
         detail = f"snoozed for {p.minutes} min" if p.action is Action.SNOOZE else ""
         if suggested:
             detail = (detail + "; " if detail else "") + f"suggested by AI ({suggested}), done by {actor}"
-        self._timeline.log(f"action.{p.action.value}", actor, source, detail)
+        self._timeline.log(TimelineKind.for_action(p.action), actor, source, detail)
         snoozed = p.action is Action.SNOOZE and p.minutes
         self._s.last_action = f"{actor} {past(p.action)}" + (f" for {p.minutes} min" if snoozed else "")
         p.done = True
 
     async def _refuse(self, p: Pending, actor: str, reason: str) -> None:
-        entry = self._timeline.log("action.refused", actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED)
+        entry = self._timeline.log(
+            TimelineKind.ACTION_REFUSED, actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED
+        )
         p.error, p.done = f"{p.action.value} refused: {reason}", True
         if p.im_user_id is not None and self._s.room.state is RoomState.ACTIVE:
             await self._chat.notice(p.im_user_id, f"{p.action.value} refused: {reason}.", key=entry.id)

@@ -21,6 +21,7 @@ from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, source_of
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.enums import TimelineKind
     from warroom.messages import (
         AiAnswerInput,
         AiCaptureInput,
@@ -134,7 +135,7 @@ class Assistant:
         m = next((m for m in self._s.room.members if m.im_user_id == im_user_id), None)
         return (m.email or m.phone or m.responder_id) if m else im_user_id
 
-    def _log(self, kind: str, detail: str, outcome: Outcome = Outcome.OK) -> TimelineEntry:
+    def _log(self, kind: TimelineKind, detail: str, outcome: Outcome = Outcome.OK) -> TimelineEntry:
         return self._timeline.log(kind, "ai", Source.AI, detail, outcome)
 
     async def _answer(self, q: RoomMessageSignal) -> None:
@@ -145,7 +146,7 @@ class Assistant:
         ai.answered_at = [t for t in ai.answered_at if now - t < timedelta(minutes=1)]
         if len(ai.answered_at) >= limit:
             self._log(
-                "ai.answer",
+                TimelineKind.AI_ANSWER,
                 f"not answered: message {q.message_id} from {asker} (limit {limit} answers a minute)",
                 Outcome.REFUSED,
             )
@@ -164,7 +165,9 @@ class Assistant:
                 options.ai(),
             )
         except ActivityError as e:
-            self._log("ai.answer", f"no answer to message {q.message_id} from {asker}: {cause(e)}", Outcome.FAILED)
+            self._log(
+                TimelineKind.AI_ANSWER, f"no answer to message {q.message_id} from {asker}: {cause(e)}", Outcome.FAILED
+            )
             return
         if ans.intent == "impact":
             await self._impact(requested_by=asker, key=q.message_id)
@@ -178,7 +181,7 @@ class Assistant:
         if ans.suggestion is not None:
             detail += f"; suggested {ans.suggestion.value} (a person must click it)"
         detail += ": " + ans.text[:600]
-        entry = self._log("ai.answer", detail, Outcome.OK if posted else Outcome.FAILED)
+        entry = self._log(TimelineKind.AI_ANSWER, detail, Outcome.OK if posted else Outcome.FAILED)
         if ans.suggestion is not None:
             ai.suggested[ans.suggestion.value] = entry.id
 
@@ -192,7 +195,7 @@ class Assistant:
             )
         except ActivityError as e:
             ai.impact_for = for_key
-            self._log("ai.impact", cause(e), Outcome.FAILED)
+            self._log(TimelineKind.AI_IMPACT, cause(e), Outcome.FAILED)
             return
         ai.impact_for = for_key
         if not requested_by and (imp.fingerprint == ai.impact_shown or not imp.known):
@@ -201,7 +204,7 @@ class Assistant:
         ai.impact_shown = imp.fingerprint
         why = f"asked by {requested_by}" if requested_by else f"severity/status {for_key}"
         self._log(
-            "ai.impact",
+            TimelineKind.AI_IMPACT,
             f"impact assessment ({why}, {imp.mode}, facts {imp.fingerprint}): {imp.text[:600]}",
             Outcome.OK if posted else Outcome.FAILED,
         )
@@ -215,7 +218,7 @@ class Assistant:
             )
         except ActivityError as e:
             pushes = []
-            self._log("ai.knowledge", cause(e), Outcome.FAILED)
+            self._log(TimelineKind.AI_KNOWLEDGE, cause(e), Outcome.FAILED)
         ai.knowledge_for, ai.chat_new = key, 0
         for push in pushes:
             if push.runbook in ai.pushed:
@@ -223,7 +226,7 @@ class Assistant:
             ai.pushed.append(push.runbook)
             posted = await self._post(push.text, key=f"ai-runbook-{push.runbook}")
             detail = f"runbook R:{push.runbook} ({push.title}) pushed; matched: {', '.join(push.terms) or '-'}"
-            self._log("ai.knowledge", detail, Outcome.OK if posted else Outcome.FAILED)
+            self._log(TimelineKind.AI_KNOWLEDGE, detail, Outcome.OK if posted else Outcome.FAILED)
 
     async def _review(self) -> None:
         asks, self._review_asks = self._review_asks, []
@@ -256,13 +259,13 @@ class Assistant:
                 options.ai(300),
             )
         except ActivityError as e:
-            self._log("ai.review", f"the review could not be generated: {cause(e)}", Outcome.FAILED)
+            self._log(TimelineKind.AI_REVIEW, f"the review could not be generated: {cause(e)}", Outcome.FAILED)
             for a in asks:
                 a.error, a.done = f"the review could not be generated: {cause(e)}", True
             return
         why = "on close" if on_close and not asks else f"requested by {requested_by}"
         self._log(
-            "ai.review",
+            TimelineKind.AI_REVIEW,
             f"review v{result.version} ({why}, {result.generator}): {result.url}; "
             f"{result.citations} sources cited, {result.uncited} claims without a source",
         )

@@ -17,6 +17,7 @@ from workflows.incident.wording import cause
 
 with workflow.unsafe.imports_passed_through():
     from warroom.card import card_content, render_card
+    from warroom.enums import TimelineKind
     from warroom.im.base import StatusCard
     from warroom.messages import CarriedState, Person, PostCardInput, UpdateCardInput, WarRoomConfig
     from warroom.models import MemberState, Outcome, RoomState, Source
@@ -69,7 +70,7 @@ class CardKeeper:
                     ),
                     profile,
                 )
-                kind = "card.posted"
+                kind = TimelineKind.CARD_POSTED
             else:
                 await calls.UPDATE_CARD(
                     UpdateCardInput(
@@ -77,13 +78,15 @@ class CardKeeper:
                     ),
                     profile,
                 )
-                kind = "card.updated"
+                kind = TimelineKind.CARD_UPDATED
         except ActivityError as e:
-            self.refused(card, "card.posted" if room.card_message_id is None else "card.updated", cause(e))
+            self.refused(
+                card, TimelineKind.CARD_POSTED if room.card_message_id is None else TimelineKind.CARD_UPDATED, cause(e)
+            )
             return
         self.shown(card, kind)
 
-    def shown(self, card: StatusCard, kind: str) -> None:
+    def shown(self, card: StatusCard, kind: TimelineKind) -> None:
         """The room shows `card` now: a click on an older card with another status is refused."""
         if (self._s.card_shown or {}).get("status") != card.status.value:
             self._s.status_card_version = card.version
@@ -92,7 +95,7 @@ class CardKeeper:
         self._timeline.log(kind, "system", Source.SYSTEM, f"v{card.version}: {card.status.value}")
         self._timeline.room_changed()
 
-    def refused(self, card: StatusCard, kind: str, why: str) -> None:
+    def refused(self, card: StatusCard, kind: TimelineKind, why: str) -> None:
         self._s.card_failed = True
         self._s.card_shown = card_content(card)  # do not retry the same content forever
         self._timeline.log(kind, "system", Source.SYSTEM, why, Outcome.FAILED)

@@ -15,6 +15,7 @@ from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, who
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.enums import TimelineKind
     from warroom.messages import (
         CarriedState,
         InviteMembersInput,
@@ -32,7 +33,7 @@ class Members:
         # Members whose invite failed permanently, by contact: (responder id, email, phone).
         self._failed: set[tuple[str, str | None, str | None]] = set()
 
-    def _log(self, kind: str, detail: str, outcome: Outcome = Outcome.OK) -> None:
+    def _log(self, kind: TimelineKind, detail: str, outcome: Outcome = Outcome.OK) -> None:
         self._timeline.log(kind, "system", Source.SYSTEM, detail, outcome)
 
     def work(self) -> tuple[list[Person], list[Member]]:
@@ -77,13 +78,13 @@ class Members:
                         options.im(self._cfg, room.platform),
                     )
                 except ActivityError as e:
-                    self._log("member.removed", f"{who(m)}: {cause(e)}", Outcome.FAILED)
+                    self._log(TimelineKind.MEMBER_REMOVED, f"{who(m)}: {cause(e)}", Outcome.FAILED)
                     continue
                 detail = f"{who(m)} removed from the room"
             else:
                 detail = f"{who(m)} is no longer a responder (kept in the room)"
             m.state = MemberState.REMOVED
-            self._log("member.removed", detail)
+            self._log(TimelineKind.MEMBER_REMOVED, detail)
             self._timeline.room_changed()
 
     async def _invite(self, people: list[Person]) -> None:
@@ -108,10 +109,10 @@ class Members:
                 continue
             m.im_user_id, m.state, m.detail = o.im_user_id, o.state, o.detail
             if o.state is MemberState.INVITED:
-                self._log("member.invited", f"{who(m)} as {o.im_user_id} ({o.detail})")
+                self._log(TimelineKind.MEMBER_INVITED, f"{who(m)} as {o.im_user_id} ({o.detail})")
             elif o.state is MemberState.UNLINKED:
-                self._log("member.unlinked", f"{who(m)}: {o.detail}", Outcome.FAILED)
+                self._log(TimelineKind.MEMBER_UNLINKED, f"{who(m)}: {o.detail}", Outcome.FAILED)
             else:
                 self._failed.add((m.responder_id, m.email, m.phone))
-                self._log("member.invited", f"{who(m)}: {o.detail}", Outcome.FAILED)
+                self._log(TimelineKind.MEMBER_INVITED, f"{who(m)}: {o.detail}", Outcome.FAILED)
         self._timeline.room_changed()

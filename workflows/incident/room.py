@@ -23,6 +23,7 @@ from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, source_of
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.enums import TimelineKind
     from warroom.im.base import RoomRef, RoomSpec
     from warroom.messages import CarriedState, DismissInput, OpenRoomInput, RoomGoneSignal, WarRoomConfig
     from warroom.models import IncidentStatus, Outcome, RoomState, Source, WarRoom
@@ -69,7 +70,7 @@ class RoomReconciler:
         self._s.dismiss_wanted = self._s.room_wanted = False
         by = sig.im_user_id or "someone"
         detail = f"{by} removed the room on {sig.platform}"
-        self._timeline.log("room.dismissed", sig.im_user_id or "system", source_of(sig.platform), detail)
+        self._timeline.log(TimelineKind.ROOM_DISMISSED, sig.im_user_id or "system", source_of(sig.platform), detail)
         self._timeline.room_changed()
 
     # ---- where it stands
@@ -159,22 +160,22 @@ class RoomReconciler:
         self._created(opened.room)
         self.members.take_outcomes(opened.members)
         if opened.card_message_id is None:
-            self.card.refused(card, "card.posted", opened.card_error)
+            self.card.refused(card, TimelineKind.CARD_POSTED, opened.card_error)
         else:
             room.card_message_id = opened.card_message_id
-            self.card.shown(card, "card.posted")
+            self.card.shown(card, TimelineKind.CARD_POSTED)
 
     def _failed(self, why: str) -> None:
         room = self._s.room
         room.state, room.detail = RoomState.FAILED, why
-        self._timeline.log("room.failed", "system", Source.SYSTEM, why, Outcome.FAILED)
+        self._timeline.log(TimelineKind.ROOM_FAILED, "system", Source.SYSTEM, why, Outcome.FAILED)
         self._timeline.room_changed()
 
     def _created(self, ref: RoomRef) -> None:
         room = self._s.room
         room.state, room.chat_id, room.name, room.join_url = RoomState.ACTIVE, ref.chat_id, ref.name, ref.join_url
         detail = f"{room.platform} room {ref.name!r} ({ref.chat_id})"
-        self._timeline.log("room.created", "system", Source.SYSTEM, detail)
+        self._timeline.log(TimelineKind.ROOM_CREATED, "system", Source.SYSTEM, detail)
         self._timeline.room_changed()
 
     async def _dismiss(self) -> None:
@@ -190,10 +191,10 @@ class RoomReconciler:
         except ActivityError as e:
             room.state = RoomState.ACTIVE
             self._s.dismiss_wanted = False
-            self._timeline.log("room.dismissed", actor, source, cause(e), Outcome.FAILED)
+            self._timeline.log(TimelineKind.ROOM_DISMISSED, actor, source, cause(e), Outcome.FAILED)
             self._timeline.room_changed()
             return
         room.state = RoomState.DISMISSED
         self._s.dismiss_wanted = self._s.room_wanted = False
-        self._timeline.log("room.dismissed", actor, source, f"{room.platform} room {room.chat_id}")
+        self._timeline.log(TimelineKind.ROOM_DISMISSED, actor, source, f"{room.platform} room {room.chat_id}")
         self._timeline.room_changed()

@@ -7,6 +7,7 @@ from temporalio import workflow
 from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.enums import TimelineKind
     from warroom.messages import CarriedState
     from warroom.models import Incident, IncidentStatus, Source
 
@@ -31,7 +32,7 @@ def take_snapshot(
         if incident.status is IncidentStatus.CLOSED:
             state.ai.closes += 1
     if log:
-        timeline.log("incident.updated", actor, source, describe_change(before, incident))
+        timeline.log(TimelineKind.INCIDENT_UPDATED, actor, source, describe_change(before, incident))
 
 
 def describe_change(before: Incident, after: Incident) -> str:

@@ -20,6 +20,7 @@ from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.enums import TimelineKind
     from warroom.messages import ApplyActionInput, CarriedState
     from warroom.models import Action, IncidentStatus, Outcome, Source
 
@@ -53,12 +54,12 @@ class SnoozeTimer:
             )
         except ActivityError as e:
             # The source moved on (someone acknowledged meanwhile); its next snapshot tells us.
-            self._timeline.log("action.unsnooze", "system", Source.SYSTEM, cause(e), Outcome.FAILED)
+            self._timeline.log(TimelineKind.ACTION_UNSNOOZE, "system", Source.SYSTEM, cause(e), Outcome.FAILED)
             self._s.incident = self._s.incident.model_copy(update={"snoozed_until": None})
             return
         take_snapshot(self._s, self._timeline, incident, "system", Source.SYSTEM, log=False)
         detail = f"snooze ended; back to {incident.status.value}"
-        self._timeline.log("action.unsnooze", "system", Source.SYSTEM, detail)
+        self._timeline.log(TimelineKind.ACTION_UNSNOOZE, "system", Source.SYSTEM, detail)
         self._s.last_action = f"snooze ended, back to {incident.status.value}"
 
     def _remaining(self) -> timedelta | None:

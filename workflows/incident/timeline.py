@@ -16,7 +16,7 @@ from workflows.incident import calls, options
 
 with workflow.unsafe.imports_passed_through():
     from warroom.messages import CarriedState, RecordInput
-    from warroom.models import Outcome, RoomState, Source, TimelineEntry
+    from warroom.models import Outcome, RoomState, Source, TimelineEntry, TimelineKind
 
 
 class TimelineRecorder:
@@ -33,7 +33,7 @@ class TimelineRecorder:
         self._handing_over = False  # continue-as-new is near: no new write begins
 
     def log(
-        self, kind: str, actor: str, source: Source, detail: str = "", outcome: Outcome = Outcome.OK
+        self, kind: TimelineKind, actor: str, source: Source, detail: str = "", outcome: Outcome = Outcome.OK
     ) -> TimelineEntry:
         self._s.seq += 1
         entry = TimelineEntry(

@@ -30,6 +30,7 @@ from workflows.incident.snooze import SnoozeTimer
 from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.enums import TimelineKind
     from warroom.messages import (
         WORKFLOW_TYPE,
         ActRequest,
@@ -79,7 +80,7 @@ class IncidentWarRoom:
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
             detail = f"opened: [{i.severity.value}] {i.title} ({i.status.value})"
-            self.timeline.log("incident.created", inp.opened_by, inp.opened_source, detail)
+            self.timeline.log(TimelineKind.INCIDENT_CREATED, inp.opened_by, inp.opened_source, detail)
 
     # ---------------------------------------------------------------- the story
     @workflow.run
