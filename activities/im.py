@@ -140,7 +140,7 @@ class ImActivities:
             _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
         assert done.members is not None and done.card is not None
         return OpenedRoom(
-            room=done.room, members=done.members, card_message_id=done.card or None, card_error=done.card_refused
+            room=done.room, members=done.members, card_handle=done.card or None, card_error=done.card_refused
         )
 
     async def _invite_step(
@@ -233,9 +233,9 @@ class ImActivities:
         adapter = self.adapter(inp.platform)
         with retry_decisions():
             if adapter.capabilities.edit_card:
-                await adapter.update_card(inp.chat_id, CardHandle(inp.message_id), inp.card)
+                await adapter.update_card(inp.chat_id, CardHandle(inp.handle), inp.card)
             else:
-                key = f"status:{inp.message_id}:v{inp.card.version}"
+                key = f"status:{inp.handle}:v{inp.card.version}"
                 await adapter.post_message(inp.chat_id, status_text(inp.card), key)
 
     @activity.defn(name=names.IM_POST_MESSAGE)

@@ -296,7 +296,7 @@ async def test_card_posted_once_then_shown_newer(harness: Harness) -> None:
     assert await harness.run(harness.activities.post_card, post) == handle  # a retry finds the first card
     assert harness.card_version(chat, handle) == 1
     update = UpdateCardInput(
-        platform=harness.name, chat_id=chat, message_id=handle, card=card(2, IncidentStatus.ACKNOWLEDGED)
+        platform=harness.name, chat_id=chat, handle=handle, card=card(2, IncidentStatus.ACKNOWLEDGED)
     )
     before = len(harness.texts(chat))
     await harness.run(harness.activities.update_card, update)

@@ -148,7 +148,7 @@ async def test_room_completes_when_the_regional_worker_starts_late(client, store
 
         async with running(client, store, regional(bound, "cn"), CN):
             room = await eventually(lambda: _active(svc, incident.id), timeout=30)
-            assert room.chat_id and room.card_message_id
+            assert room.chat_id and room.card_handle
             await eventually(lambda: (store.rooms.current(incident.id) or room).state is RoomState.ACTIVE)
 
     runs = await ran(client, f"incident-{incident.id}")
@@ -160,4 +160,4 @@ async def test_room_completes_when_the_regional_worker_starts_late(client, store
 
 async def _active(svc: WarRoomService, incident_id: str):
     view = await svc.handle(incident_id).query(IncidentWarRoom.view)
-    return view.room if view.room.state is RoomState.ACTIVE and view.room.card_message_id else None
+    return view.room if view.room.state is RoomState.ACTIVE and view.room.card_handle else None

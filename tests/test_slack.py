@@ -103,7 +103,7 @@ async def ready_room(http: httpx.AsyncClient, iid: str, *, timeout: float = 30) 
 
     async def check() -> dict[str, Any] | None:
         room = (await incident(http, iid))["war_room"]
-        done = room["state"] == "active" and room.get("card_message_id")
+        done = room["state"] == "active" and room.get("card_handle")
         return room if done and all(m["state"] != "pending" for m in room["members"]) else None
 
     return await eventually(check, timeout=timeout)

@@ -460,7 +460,7 @@ def test_room_save_and_current(store: Store) -> None:
         Member(responder_id="alice@example.com", email="alice@example.com", im_user_id="UA", state=MemberState.INVITED),
         Member(responder_id="bob", state=MemberState.UNLINKED, detail="no email or phone"),
     ]
-    r1 = room(join_url="http://x/sandbox#room=C1", card_message_id="7", members=members)
+    r1 = room(join_url="http://x/sandbox#room=C1", card_handle="7", members=members)
     store.rooms.save("inc-1", r1, T0)
     got = store.rooms.current("inc-1")
     assert got is not None

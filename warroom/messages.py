@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from warroom.im.base import Mention, RoomRef, RoomSpec, StatusCard
 from warroom.models import Action, Incident, MemberState, Source, TimelineEntry, WarRoom
@@ -186,7 +186,8 @@ class OpenRoomInput(BaseModel):
 class OpenedRoom(BaseModel):
     room: RoomRef
     members: list[MemberOutcome]
-    card_message_id: str | None  # None: the platform refused the card (`card_error` says why)
+    # None: the platform refused the card (`card_error` says why). Recorded as `card_message_id` before.
+    card_handle: str | None = Field(validation_alias=AliasChoices("card_handle", "card_message_id"))
     card_error: str = ""
 
 
@@ -206,7 +207,7 @@ class PostCardInput(BaseModel):
 class UpdateCardInput(BaseModel):
     platform: str
     chat_id: str
-    message_id: str
+    handle: str = Field(validation_alias=AliasChoices("handle", "message_id"))  # from the card's post
     card: StatusCard
 
 

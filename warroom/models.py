@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The vocabularies live in a module without pydantic, which the CLI imports; every layer has
 # always found them here, so they are re-exported.
@@ -129,7 +129,9 @@ class WarRoom(BaseModel):
     name: str | None = None
     join_url: str | None = None
     generation: int = 0
-    card_message_id: str | None = None
+    # The status card as its adapter finds it again (warroom.im.base.CardHandle); histories from
+    # before the name was a handle carry it as `card_message_id`.
+    card_handle: str | None = Field(None, validation_alias=AliasChoices("card_handle", "card_message_id"))
     card_version: int = 0
     members: list[Member] = Field(default_factory=list)
     detail: str = ""

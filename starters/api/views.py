@@ -19,7 +19,7 @@ def room_json(room: WarRoom | None, default_platform: str) -> dict[str, Any]:
         "chat_id": room.chat_id,
         "name": room.name,
         "join_url": room.join_url,
-        "card_message_id": room.card_message_id,
+        "card_handle": room.card_handle,
         "card_version": room.card_version,
         "detail": room.detail,
         "members": [

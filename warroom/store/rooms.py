@@ -51,7 +51,7 @@ class RoomStore:
             row.state = room.state.value
             row.name = room.name or ""
             row.join_url = room.join_url
-            row.card_message_id = room.card_message_id
+            row.card_handle = room.card_handle
             row.members = [m.model_dump(mode="json") for m in room.members]
             row.detail = room.detail
             row.updated_at = now
@@ -80,7 +80,7 @@ class RoomStore:
                 name=row.name,
                 join_url=row.join_url,
                 generation=row.generation,
-                card_message_id=row.card_message_id,
+                card_handle=row.card_handle,
                 members=[Member.model_validate(m) for m in row.members or []],
                 detail=row.detail or "",
             )

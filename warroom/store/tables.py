@@ -104,7 +104,7 @@ class RoomRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(300), default="")
     join_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
-    card_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    card_handle: Mapped[str | None] = mapped_column("card_message_id", String(200), nullable=True)
     members: Mapped[list] = mapped_column(JSON, default=list)
     detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -48,7 +48,7 @@ class CardKeeper:
     def stale(self) -> bool:
         if self._s.room.state is not RoomState.ACTIVE:
             return False
-        if self._s.card_failed and self._s.room.card_message_id is None:
+        if self._s.card_failed and self._s.room.card_handle is None:
             return False
         return card_content(self.render(0)) != self._s.card_shown
 
@@ -60,8 +60,8 @@ class CardKeeper:
         card = self.render(room.card_version + 1)
         profile = options.im(self._cfg, room.platform)
         try:
-            if room.card_message_id is None:
-                room.card_message_id = await calls.POST_CARD(
+            if room.card_handle is None:
+                room.card_handle = await calls.POST_CARD(
                     PostCardInput(
                         platform=room.platform,
                         chat_id=room.chat_id or "",
@@ -74,14 +74,14 @@ class CardKeeper:
             else:
                 await calls.UPDATE_CARD(
                     UpdateCardInput(
-                        platform=room.platform, chat_id=room.chat_id or "", message_id=room.card_message_id, card=card
+                        platform=room.platform, chat_id=room.chat_id or "", handle=room.card_handle, card=card
                     ),
                     profile,
                 )
                 kind = TimelineKind.CARD_UPDATED
         except ActivityError as e:
             self.refused(
-                card, TimelineKind.CARD_POSTED if room.card_message_id is None else TimelineKind.CARD_UPDATED, cause(e)
+                card, TimelineKind.CARD_POSTED if room.card_handle is None else TimelineKind.CARD_UPDATED, cause(e)
             )
             return
         self.shown(card, kind)

@@ -78,7 +78,7 @@ class RoomReconciler:
         """The room asked for is ready (its card posted or refused), or will not be."""
         room = self._s.room
         return room.state in (RoomState.FAILED, RoomState.DISMISSED) or (
-            room.state is RoomState.ACTIVE and (room.card_message_id is not None or self._s.card_failed)
+            room.state is RoomState.ACTIVE and (room.card_handle is not None or self._s.card_failed)
         )
 
     def dismissal_settled(self) -> bool:
@@ -159,10 +159,10 @@ class RoomReconciler:
             return
         self._created(opened.room)
         self.members.take_outcomes(opened.members)
-        if opened.card_message_id is None:
+        if opened.card_handle is None:
             self.card.refused(card, TimelineKind.CARD_POSTED, opened.card_error)
         else:
-            room.card_message_id = opened.card_message_id
+            room.card_handle = opened.card_handle
             self.card.shown(card, TimelineKind.CARD_POSTED)
 
     def _failed(self, why: str) -> None:
