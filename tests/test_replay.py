@@ -55,27 +55,6 @@ async def test_history_replays_with_current_code(path: Path, runner: str) -> Non
     assert result.replay_failure is None
 
 
-# A history from the chaos suite (a fresh-clone CI run, 2026-12-01) that the SDK cannot replay:
-# a worker was SIGKILLed in a workflow task (event 145, timed out) that carried an activity's
-# result; its retry on a new worker also brought a dismiss update, and that worker answered with
-# the next activity scheduled before the update's acceptance (events 149, 150). Replaying the
-# same task, the SDK accepts the update first: "[TMPRL1100] Nondeterminism error: Update machine
-# does not handle this event: HistoryEvent(id: 149, ActivityTaskScheduled)", so the workflow task
-# fails for good on every worker without it in cache. Which of the two comes first within one
-# task is the SDK's doing, not the workflow's; temporalio 1.35.0 is the newest release. The API
-# now shares one update between repeated create/dismiss requests (starters.service.SharedRequests),
-# which narrows the window; it cannot close it. Strict: this test fails once the SDK replays it.
-SDK_BUG = Path(__file__).parent / "histories" / "sdk" / "update-after-lost-workflow-task.json"
-
-
-@pytest.mark.xfail(strict=True, reason="temporalio 1.35: update accepted after a retried task's commands")
-async def test_sdk_replays_an_update_accepted_after_a_lost_workflow_task() -> None:
-    history = WorkflowHistory.from_json("replay-sdk-bug", SDK_BUG.read_text())
-    replayer = Replayer(workflows=[IncidentWarRoom, LinkUsers], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, str(result.replay_failure)
-
-
 def test_workers_run_without_the_sandbox_by_default_and_the_tests_with_it() -> None:
     assert Settings.model_fields["workflow_sandbox"].default is False
     assert Settings(_env_file=None).workflow_sandbox  # tests/conftest.py turns it on for every worker
