@@ -33,6 +33,7 @@ from warroom.messages import (
     AiReviewResult,
     CreateRoomRequest,
     DismissRoomRequest,
+    JoinRoomRequest,
     LinkUsersInput,
     LinkUsersResult,
     Person,
@@ -264,6 +265,14 @@ class WarRoomService:
     async def dismiss_room(self, incident_id: str, *, actor: str, source: Source) -> Answer[WarRoom]:
         req = DismissRoomRequest(actor=actor, source=source)
         out = await self._update(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None, share=True)
+        if not out.done:
+            out.value = await self.room_now(incident_id)
+        return out
+
+    async def join_room(self, incident_id: str, person: Responder, *, actor: str, source: Source) -> Answer[WarRoom]:
+        """Add `person` to the room through the incident's workflow (platforms without a join link)."""
+        req = JoinRoomRequest(person=person, actor=actor, source=source)
+        out = await self._update(incident_id, IncidentWarRoom.join_room, req, request_id=None)
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out

@@ -133,6 +133,8 @@ async def test_create_with_room_and_link_users(api_url):
     )  # fmt: skip
     assert "Incident created" in result.stdout and "cli-room-1" in result.stdout
     assert "War room open" in result.stdout and "/sandbox#room=" in result.stdout
+    view = await cli("room", "join", "cli-room-1")  # the sandbox has a link: that is all it takes
+    assert "Open the war room: http" in view.stdout and "/sandbox#room=" in view.stdout
 
     both = await cli.json("incident", "create", "--id", "cli-room-2", "-t", "Search down", "-r", "eve@x.io", "--room")
     assert both["id"] == "cli-room-2" and both["war_room"]["state"] == "active"

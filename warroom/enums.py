@@ -97,6 +97,7 @@ class TimelineKind(StrEnum):
     MEMBER_INVITED = "member.invited"
     MEMBER_UNLINKED = "member.unlinked"
     MEMBER_REMOVED = "member.removed"
+    MEMBER_JOINED = "member.joined"  # someone asked to be added to the room (no join link)
     CARD_POSTED = "card.posted"
     CARD_UPDATED = "card.updated"
     # One per Action: the incident's status changed because someone (or the snooze timer) acted.

@@ -11,7 +11,7 @@ from datetime import datetime
 from pydantic import AliasChoices, BaseModel, Field
 
 from warroom.im.base import Mention, RoomRef, RoomSpec, StatusCard
-from warroom.models import Action, Incident, MemberState, Source, TimelineEntry, WarRoom
+from warroom.models import Action, Incident, MemberState, Responder, Source, TimelineEntry, WarRoom
 
 WORKFLOW_TYPE = "IncidentWarRoom"
 LINK_USERS_WORKFLOW_TYPE = "LinkUsers"
@@ -73,6 +73,9 @@ class CarriedState(BaseModel):
     clicks: list[RoomActionSignal] = Field(default_factory=list)
     questions: list[RoomMessageSignal] = Field(default_factory=list)
     captured: list[CapturedMessage] = Field(default_factory=list)
+    # People who asked to be added to the room (platforms without a join link): members beside the
+    # responders, until the room is dismissed.
+    guests: list[Responder] = Field(default_factory=list)
 
 
 class WarRoomInput(BaseModel):
@@ -114,6 +117,14 @@ class CreateRoomRequest(BaseModel):
 
 class DismissRoomRequest(BaseModel):
     actor: str = "system"
+    source: Source = Source.API
+
+
+class JoinRoomRequest(BaseModel):
+    """Someone asks to be added to the room (where the platform has no link to join it)."""
+
+    person: Responder
+    actor: str
     source: Source = Source.API
 
 

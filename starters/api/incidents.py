@@ -97,6 +97,16 @@ class DismissIn(BaseModel):
     actor: Actor = None
 
 
+class JoinIn(BaseModel):
+    """Who wants to be in the room: found on the platform by email or phone."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=32)
+    name: str = Field("", max_length=200)
+    actor: Actor = None
+
+
 @router.post("/incidents", status_code=201)
 async def upsert_incident(body: IncidentBody, request: Request, response: Response, svc: Svc) -> dict[str, Any]:
     incident, created = await svc.upsert_incident(
@@ -243,6 +253,30 @@ async def dismiss_room(
         raise ApiError(502, "dismiss_failed", "the platform did not dismiss the room; see the timeline", extra=room)
     response.status_code = 200 if out.done else 202
     return room
+
+
+@router.post("/incidents/{incident_id}/war-room/join")
+async def join_room(incident_id: str, body: JoinIn, request: Request, response: Response, svc: Svc) -> dict[str, Any]:
+    """View War Room: where the platform has a link to join the room, the room with its
+    `join_url` (nothing changes); elsewhere the person is added to the room: 200 once invited (or
+    refused, see their member state), 202 while inviting, 409 without an active room."""
+    state = app_state(request)
+    room = await asyncio.to_thread(state.store.rooms.current, incident_id)
+    if room is None or room.state is not RoomState.ACTIVE:
+        await asyncio.to_thread(state.store.incidents.get, incident_id)  # an unknown incident: 404
+        raise ApiError(409, "conflict", "the incident has no active war room; create one first")
+    if room.join_url:
+        return room_json(room, state.settings.im_platform) | {"added": False}
+    try:
+        person = Responder(email=body.email, phone=body.phone, name=body.name)
+    except ValueError as e:
+        raise ApiError(422, "invalid", str(e).splitlines()[-1]) from None
+    if not (person.email or person.phone):
+        raise ApiError(422, "invalid", "give the email or phone the person has on the platform")
+    actor = _actor(request, body.actor)
+    out = await svc.join_room(incident_id, person, actor=actor, source=_source(request))
+    response.status_code = 200 if out.done else 202
+    return room_json(out.value, state.settings.im_platform) | {"added": True}
 
 
 @router.get("/incidents/{incident_id}/timeline")

@@ -1,17 +1,17 @@
-"""`warroom room create | dismiss | show`: an incident's war room (and how to open one and wait for it,
+"""`warroom room create | join | dismiss | show`: an incident's war room (and how to open one and wait for it,
 which `incident create --room` shares)."""
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from starters.cli.client import Api, incident_path
-from starters.cli.errors import EXIT_API_ERROR, CliError, handled
+from starters.cli.errors import EXIT_API_ERROR, EXIT_USAGE, CliError, handled
 from starters.cli.options import Actor, ApiUrl, IncidentId, JsonOut, Platform, Wait
 from starters.cli.output import err, out, print_json
 from starters.cli.people import default_actor
@@ -81,6 +81,38 @@ def room_create(
         print_room_outcome(out(), room, incident_id)
     if room.get("state") == RoomState.FAILED:
         raise typer.Exit(EXIT_API_ERROR)
+
+
+@app.command("join")
+@handled
+def room_join(
+    incident_id: IncidentId,
+    email: Annotated[str | None, typer.Option("--email", help="Who joins (default: the actor, when an email).")] = None,
+    actor: Actor = None,
+    api_url: ApiUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """View War Room: the room's link, or where the platform has none, be added to the room."""
+    actor = actor or default_actor()
+    email = email or (actor if "@" in actor else None)
+    if not email:
+        raise CliError("say who joins: --email you@example.com", code=EXIT_USAGE)
+    with Api(api_url, actor=actor) as api:
+        r = api.call("POST", f"{incident_path(incident_id)}/war-room/join", json_body={"email": email, "actor": actor})
+        room = r.json()
+    if as_json:
+        print_json(room)
+        return
+    if not room.get("added"):
+        out().print(f"Open the war room: {room.get('join_url')}")
+        return
+    member = next((m for m in room.get("members") or [] if m.get("email") == email), {})
+    state = member.get("state", "pending")
+    if state == "invited":
+        out().print(f"[green]✔[/] {email} was added to the war room of {incident_id}.")
+    else:
+        detail = member.get("detail") or "see `warroom room show`"
+        out().print(f"[yellow]…[/] {email} is {state} in the war room of {incident_id}: {detail}")
 
 
 @app.command("dismiss")

@@ -1,4 +1,4 @@
-"""The room's members, kept equal to the incident's responders.
+"""The room's members, kept equal to the incident's responders (and the people who asked to join).
 
 A responder is invited when they are new, when their contact changed, or when an earlier invite
 is still pending; a responder taken off the incident is removed from the room (or only marked,
@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveMembersInput,
         WarRoomConfig,
     )
-    from warroom.models import Member, MemberState, Outcome, Source
+    from warroom.models import Member, MemberState, Outcome, Responder, RoomState, Source
 
 
 class Members:
@@ -36,24 +36,46 @@ class Members:
     def _log(self, kind: TimelineKind, detail: str, outcome: Outcome = Outcome.OK) -> None:
         self._timeline.log(kind, "system", Source.SYSTEM, detail, outcome)
 
+    def wanted(self) -> list[Responder]:
+        """Who belongs in the room: the responders, then the people who asked to join it."""
+        responders = self._s.incident.responders
+        emails = {r.email for r in responders if r.email}
+        return [*responders, *(g for g in self._s.guests if g.email not in emails)]
+
+    def add_guest(self, person: Responder) -> str:
+        """Someone who asked to join the room; returns their member id (the same on a repeat)."""
+        for r in self.wanted():
+            if person.email and r.email == person.email:
+                return r.id
+        guest = person.model_copy(update={"id": f"guest-{len(self._s.guests) + 1}"})
+        self._s.guests.append(guest)
+        return guest.id
+
+    def settled(self, member_id: str) -> bool:
+        """The member was invited, or will not be (unlinked, failed), or the room is no more."""
+        m = self._s.room.member(member_id)
+        active = self._s.room.state is RoomState.ACTIVE
+        return not active or (m is not None and m.state is not MemberState.PENDING)
+
     def work(self) -> tuple[list[Person], list[Member]]:
         """(people to resolve and invite, members to mark removed)."""
         room = self._s.room
         invite = []
-        for r in self._s.incident.responders:
+        wanted = self.wanted()
+        for r in wanted:
             m = room.member(r.id)
             changed = m is None or (m.email, m.phone) != (r.email, r.phone)
             retry = m is not None and m.state in (MemberState.PENDING, MemberState.REMOVED)
             if (changed or retry) and (r.id, r.email, r.phone) not in self._failed:
                 invite.append(Person(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
-        current = {r.id for r in self._s.incident.responders}
+        current = {r.id for r in wanted}
         gone = [m for m in room.members if m.responder_id not in current and m.state is not MemberState.REMOVED]
         return invite, gone
 
     def mark_pending(self, invite: list[Person]) -> None:
         """The people about to be invited, as pending members with their current contact."""
         room = self._s.room
-        responders = {r.id: r for r in self._s.incident.responders}
+        responders = {r.id: r for r in self.wanted()}
         for p in invite:
             r = responders[p.responder_id]
             m = room.member(p.responder_id)

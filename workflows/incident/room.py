@@ -68,6 +68,7 @@ class RoomReconciler:
         """Someone disbanded or archived the room by hand: it is gone; a new one can be asked for."""
         self._s.room.state = RoomState.DISMISSED
         self._s.dismiss_wanted = self._s.room_wanted = False
+        self._s.guests = []
         by = sig.im_user_id or "someone"
         detail = f"{by} removed the room on {sig.platform}"
         self._timeline.log(TimelineKind.ROOM_DISMISSED, sig.im_user_id or "system", source_of(sig.platform), detail)
@@ -196,5 +197,6 @@ class RoomReconciler:
             return
         room.state = RoomState.DISMISSED
         self._s.dismiss_wanted = self._s.room_wanted = False
+        self._s.guests = []  # they asked to join this room, not the incident's next one
         self._timeline.log(TimelineKind.ROOM_DISMISSED, actor, source, f"{room.platform} room {room.chat_id}")
         self._timeline.room_changed()

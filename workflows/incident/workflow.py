@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         CarriedState,
         CreateRoomRequest,
         DismissRoomRequest,
+        JoinRoomRequest,
         ReviewRequest,
         RoomActionSignal,
         RoomGoneSignal,
@@ -221,6 +222,25 @@ class IncidentWarRoom:
             raise ValueError("the incident is closed; reopen it before opening a war room")
         if self.s.room.state in (RoomState.ACTIVE, RoomState.CREATING) and self.s.room.platform != req.platform:
             raise ValueError(f"the incident already has a {self.s.room.platform} war room")
+
+    @workflow.update
+    async def join_room(self, req: JoinRoomRequest) -> WarRoom:
+        """Add someone to the room (where the platform has no link to join it); answered once
+        their invite went out or was refused, with the room as it then is."""
+        self._messages_this_run += 1
+        who = req.person.email or req.person.name
+        member_id = self.room.members.add_guest(req.person)
+        self.timeline.log(TimelineKind.MEMBER_JOINED, req.actor, req.source, f"{who} asked to be added to the room")
+        await workflow.wait_condition(lambda: self.room.members.settled(member_id))
+        await self.timeline.recorded(room=True)
+        return self.s.room
+
+    @join_room.validator
+    def _validate_join(self, req: JoinRoomRequest) -> None:
+        if self.s.room.state is not RoomState.ACTIVE:
+            raise ValueError(f"the war room is {self.s.room.state.value}: there is no room to join")
+        if not (req.person.email or req.person.phone):
+            raise ValueError("an email or phone is needed to find the person on the platform")
 
     @workflow.update
     async def dismiss_room(self, req: DismissRoomRequest) -> WarRoom:
