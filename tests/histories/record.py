@@ -219,6 +219,23 @@ async def room_gone(env: WorkflowEnvironment, svc: WarRoomService) -> list[Workf
     return [svc.client.get_workflow_handle(handle.id, run_id=r.run_id) for r in (first, second)]
 
 
+async def join(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """Someone asks to be added to the room (View War Room where the platform has no link), once
+    more (the same member), someone the platform does not know; then close and dismissal."""
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Queue backlog", responders=[Responder(email=ANN)]), actor=ANN, source=Source.API
+    )
+    await svc.create_room(incident.id, platform="sandbox", actor=ANN, source=Source.API)
+    for email in (BOB, BOB, "nobody@unknown.invalid"):
+        out = await svc.join_room(incident.id, Responder(email=email), actor=email, source=Source.API)
+        assert out.done, out
+    handle = svc.handle(incident.id)
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
+
+
 async def handover(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
     """Continue-as-new in the middle of a burst of clicks and mentions: what is still waiting
     (clicks, questions, timeline entries, our posts for the transcript) travels in the carried
@@ -276,6 +293,7 @@ SCENARIOS: dict[str, Scenario] = {
     "ai_life": ai_life,
     "room_gone": room_gone,
     "handover": handover,
+    "join": join,
 }
 
 
