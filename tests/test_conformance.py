@@ -10,6 +10,7 @@ third-party package and can do least: the core must degrade on its capabilities.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -52,7 +53,9 @@ class Harness:
     texts: Callable[[str], list[str]]  # plain messages of a room, oldest first
     ended: Callable[[str], bool]  # the room is disbanded, archived or marked closed
     pings: Callable[[str], set[str]]  # whom a posted text notifies, as the platform reads it
-    fault: Callable[[str], None]  # the next post_message meets: rate_limited, server_error, timeout_after
+    fault: Callable[
+        ..., None
+    ]  # (kind, op="post"|"create"): the next such call meets rate_limited, server_error, timeout_after
     refuse: Callable[[], None]  # the next post_message is refused for good (a missing permission)
 
     @property
@@ -130,7 +133,7 @@ def _sandbox(tmp_path: Path, settings: Settings, store: Store) -> Harness:
         texts=lambda chat: [m.text for m in platform.messages(chat) if m.card is None],
         ended=lambda chat: platform.room(chat).state == "dismissed",
         pings=lambda text: set(re.findall(r"<(U[A-Z0-9]+|warroom-bot)>", text)),
-        fault=lambda kind: setattr(forced, "next", kinds[kind]),
+        fault=lambda kind, op="post": setattr(forced, "next", kinds[kind]),
         refuse=refuse,
     )
 
@@ -148,9 +151,10 @@ def _slack(fake: FakeSlack, settings: Settings, store: Store) -> Harness:
     kinds = {"rate_limited": ("ratelimited", {"retry_after": 30}), "server_error": ("server_error", {}),
              "timeout_after": ("timeout_after", {"delay": 2.0})}  # fmt: skip
 
-    def fault(kind: str) -> None:
+    def fault(kind: str, op: str = "post") -> None:
         name, kw = kinds[kind]
-        fake.inject("chat.postMessage", name, times=1 if kind != "server_error" else 3, **kw)
+        method = {"post": "chat.postMessage", "create": "conversations.create"}[op]
+        fake.inject(method, name, times=1 if kind != "server_error" else 3, **kw)
 
     def shown(chat: str, handle: str) -> int:
         blocks = json.dumps((fake.channels[chat].message(handle) or {}).get("blocks"))
@@ -199,7 +203,7 @@ def _lark(fake: lark_api.FakeLark, settings: Settings, store: Store) -> Harness:
         texts=lambda chat: [json.loads(m.content)["text"] for m in fake.chat_messages(chat) if m.msg_type == "text"],
         ended=lambda chat: fake.chats[chat].deleted,
         pings=lambda text: set(re.findall(r'<at user_id="([^"]+)"', text, re.IGNORECASE)),
-        fault=lambda kind: fake.fail("message.create", *kinds[kind]),
+        fault=lambda kind, op="post": fake.fail({"post": "message.create", "create": "chat.create"}[op], *kinds[kind]),
         refuse=lambda: fake.fail("message.create", "99991672"),
     )
 
@@ -218,7 +222,7 @@ def _memory(settings: Settings, store: Store) -> Harness:
         texts=lambda chat: list(chats[chat].messages.values()),
         ended=lambda chat: chats[chat].name.startswith("[closed] "),
         pings=lambda text: set(re.findall(r"@(\S+)", text)),
-        fault=lambda kind: adapter.faults.append(kind),
+        fault=lambda kind, op="post": adapter.faults.append(kind),
         refuse=lambda: adapter.faults.append("forbidden"),
     )
 
@@ -275,10 +279,18 @@ async def opened(h: Harness, incident_id: str = "c1") -> str:
 
 
 async def test_a_retried_or_concurrent_create_makes_one_room(harness: Harness) -> None:
-    first = await harness.adapter.create_room(spec("c1"))
+    first, concurrent = await asyncio.gather(*(retried(lambda: harness.adapter.create_room(spec("c1"))) for _ in "ab"))
     again = await harness.adapter.create_room(spec("c1"))  # a retry after a lost answer
-    assert again.chat_id == first.chat_id
+    assert again.chat_id == first.chat_id == concurrent.chat_id
     assert harness.rooms("c1") == 1
+
+
+async def test_a_create_that_timed_out_after_creating_is_retried_into_the_same_room(harness: Harness) -> None:
+    harness.fault("timeout_after", "create")
+    with pytest.raises(TransientImError):
+        await harness.adapter.create_room(spec("c2"))
+    ref = await retried(lambda: harness.adapter.create_room(spec("c2")))
+    assert ref.chat_id and harness.rooms("c2") == 1
 
 
 async def test_inviting_someone_already_present_is_success(harness: Harness) -> None:
