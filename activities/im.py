@@ -66,9 +66,9 @@ class ImActivities:
         """Create the room (same key → same chat) and register chat → incident at once, so a
         click on the card can be routed even before the workflow records the room."""
         with retry_decisions():
-            ref = await self._registered(inp.platform, inp.spec) or await self.adapter(inp.platform).create_room(
-                inp.spec
-            )
+            ref = await self._registered(inp.platform, inp.spec)
+            if ref is None:
+                ref = await self.adapter(inp.platform).create_room(inp.spec)
         await self._register(inp.platform, inp.spec, ref)
         return ref
 

@@ -21,8 +21,11 @@ def build_adapter(platform: str, db: Database | None, settings: Settings) -> ImA
         )
     context = PlatformContext(settings=platform_settings, public_url=settings.public_url, database=db)
     adapter = plugin.build(context)
-    if adapter.platform != platform:
+    if adapter.platform != platform or adapter.capabilities != plugin.capabilities:
         raise PermanentImError(
-            f"the {platform} plugin built an adapter for {adapter.platform!r}", platform=platform, code="bad_plugin"
+            f"the {platform} plugin built an adapter for {adapter.platform!r} whose capabilities differ from the "
+            "plugin's: they must be one declaration",
+            platform=platform,
+            code="bad_plugin",
         )
     return adapter

@@ -14,7 +14,13 @@ from warroom.im.base import Capabilities, Dismissal, ImAdapter
 from warroom.im.plugin import PlatformContext, PlatformPlugin, PlatformSettings
 
 CAPABILITIES = Capabilities(
-    edit_card=False, pin_card=False, dismissal=Dismissal.NONE, history=False, join_link=False, max_invite_batch=2
+    edit_card=False,
+    pin_card=False,
+    dismissal=Dismissal.NONE,
+    history=False,
+    join_link=False,
+    remove_members=False,
+    max_invite_batch=2,
 )
 
 
