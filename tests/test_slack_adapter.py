@@ -470,3 +470,14 @@ async def test_doctor_names_missing_scopes_and_settings(fake, tmp_path):
     code, report = await asyncio.to_thread(_doctor, env | {"SLACK_BOT_TOKEN": "xoxb-wrong"})
     failed = {c["name"]: c for c in report["checks"] if not c["ok"]}
     assert code == 1 and "invalid_auth" in failed["auth.test"]["detail"]
+
+
+async def test_a_hostile_title_reaches_slack_as_text_in_the_card_fallback_and_the_topic(fake, slack):
+    ref = await slack.create_room(spec())
+    hostile = card(1).model_copy(update={"title": "<!channel> <https://evil.example|Re-login> & co"})
+    handle = await slack.post_card(ref.chat_id, hostile, "hostile-card")
+    text = fake.channels[ref.chat_id].message(handle)["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt; &lt;https://evil.example|Re-login&gt; &amp; co" in text
+    assert (
+        "<!channel>" not in fake.channels[ref.chat_id].topic and "&lt;!channel&gt;" in fake.channels[ref.chat_id].topic
+    )

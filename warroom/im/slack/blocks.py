@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from warroom.im.base import StatusCard
+from warroom.im.slack import mrkdwn
 from warroom.models import Action, MemberState
 
 ACTION_PREFIX = "wr:"  # action_id of our buttons; clicks on anything else are not ours
@@ -36,8 +37,7 @@ def _text(s: str, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def _mrkdwn_escape(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+_mrkdwn_escape = mrkdwn.escape
 
 
 def button_value(card: StatusCard, action: Action, minutes: int | None) -> str:
@@ -62,11 +62,12 @@ def parse_button_value(value: str) -> tuple[Action, int | None, int | None]:
 
 def fallback_text(card: StatusCard) -> str:
     """What notifications and screen readers show instead of the blocks."""
-    return f"[{card.severity.value}] {card.title} — {card.status.value}"
+    return f"[{card.severity.value}] {_mrkdwn_escape(card.title)} — {card.status.value}"
 
 
 def topic(card: StatusCard) -> str:
-    return _text(f"{card.severity.value.upper()} · {card.status.value} · {card.title} · {card.url}".strip(" ·"), 250)
+    title = _mrkdwn_escape(card.title)
+    return _text(f"{card.severity.value.upper()} · {card.status.value} · {title} · {card.url}".strip(" ·"), 250)
 
 
 def render(card: StatusCard) -> list[dict[str, Any]]:
