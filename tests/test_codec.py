@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -250,3 +251,13 @@ def _texts(node: object) -> list[str]:
     elif isinstance(node, str):
         out.append(node)
     return out
+
+
+async def test_codec_endpoint_is_off_with_a_key_and_no_token(encrypted_client, store, keyed, caplog):
+    open_api = keyed.model_copy(update={"api_token": SecretStr("")})
+    with caplog.at_level(logging.WARNING, logger="warroom.api"):
+        app = create_app(open_api, client=encrypted_client, store=store)
+    assert any("WARROOM_API_TOKEN" in r.getMessage() for r in caplog.records)  # said at start
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        r = await http.post("/codec/decode", json={"payloads": []})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "codec_disabled"

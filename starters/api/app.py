@@ -45,6 +45,8 @@ def create_app(
     """The API. `answer_within`: seconds a request waits for the workflow before answering 202."""
     settings = settings or get_settings()
     configure_logging(settings.log_format)
+    if settings.payload_key.get_secret_value() and not settings.api_token.get_secret_value():
+        log.warning("%s", codec.OPEN_CODEC)
     if not settings.platform("sandbox").signing_secret.get_secret_value():
         # The sandbox signs its own callbacks; without a configured secret, one per process.
         secret = SecretStr(secrets.token_hex(16))

@@ -34,6 +34,13 @@ COOKIE = "warroom_codec"
 COOKIE_MAX_AGE = 12 * 3600
 
 
+# Decrypting payloads for whoever asks would undo the encryption: with a key, only for a token.
+OPEN_CODEC = (
+    "the codec endpoint is off: WARROOM_PAYLOAD_KEY is set but WARROOM_API_TOKEN is not, so it would "
+    "decrypt workflow payloads for anyone who can reach the API; set WARROOM_API_TOKEN"
+)
+
+
 def _origins(settings: Settings) -> set[str]:
     return {o.strip().rstrip("/") for o in settings.codec_cors_origins.split(",") if o.strip()}
 
@@ -109,6 +116,9 @@ async def codec(path: str, request: Request) -> Response:
     op = path.rstrip("/").rsplit("/", 1)[-1]
     if op not in ("decode", "encode"):
         return _error(request, 404, "not_found", "POST …/codec/decode or …/codec/encode")
+    settings = app_state(request).settings
+    if settings.payload_key.get_secret_value() and not settings.api_token.get_secret_value():
+        return _error(request, 403, "codec_disabled", OPEN_CODEC)
     if not _authorized(request):
         return _error(
             request, 401, "unauthorized", "send `Authorization: Bearer <API token>` or sign in at /codec/session"
