@@ -932,3 +932,23 @@ async def test_healthz_without_temporal(store, settings):
         assert r.status_code == 503, r.text
         assert r.json()["checks"]["database"] == "ok" and r.json()["checks"]["temporal"] != "ok"
         error_of(await http.post(f"{API}/incidents", json={"title": "x"}), 503, "temporal_unavailable")
+
+
+async def test_unstorable_or_unbounded_input_is_a_422_not_a_500(http):
+    """NUL characters (PostgreSQL refuses them in text), NaN and Infinity (JSON has neither; they
+    used to become null), and labels or names without bounds are refused with what is wrong."""
+    bodies = [
+        b'{"title": "checkout \\u0000 down"}',
+        b'{"title": "t", "responders": [{"name": "Ann\\u0000", "email": "ann@example.com"}]}',
+        b'{"title": "t", "alerts": [{"title": "p99", "value": NaN}]}',
+        b'{"title": "t", "alerts": [{"title": "p99", "value": Infinity}]}',
+        json.dumps({"title": "t", "labels": {f"k{i}": "v" for i in range(65)}}).encode(),
+        json.dumps({"title": "t", "labels": {"k": "v" * 501}}).encode(),
+        json.dumps({"title": "t", "responders": [{"name": "n" * 201}]}).encode(),
+    ]
+    for body in bodies:
+        r = await http.post(f"{API}/incidents", content=body, headers={"content-type": "application/json"})
+        error_of(r, 422)
+    iid = (await create_incident(http, id=new_id()))["id"]
+    r = await http.put(f"{API}/incidents/{iid}/responders", json={"responders": [{"name": "B\u0000b"}]})
+    error_of(r, 422)

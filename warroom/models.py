@@ -7,10 +7,12 @@ Temporal payloads unchanged.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # The vocabularies live in a module without pydantic, which the CLI imports; every layer has
 # always found them here, so they are re-exported.
@@ -27,15 +29,49 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 
 
+def _plain(value: Any) -> Any:
+    """Refuse what a client can send but no store keeps: NUL characters (PostgreSQL rejects them in
+    text) and NaN or infinite numbers (JSON has no such values), anywhere in the input."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _plain(k)
+            _plain(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _plain(v)
+    return value
+
+
+# Labels: a few short key/value pairs (a source's labels, the rules file's matches).
+Labels = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=100)],
+        Annotated[str, StringConstraints(max_length=500)],
+    ],
+    Field(max_length=64),
+]
+
+
 class Responder(BaseModel):
     """A person who should be in the war room. `id` is stable; email/phone drive IM lookup."""
 
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    id: str = ""
-    name: str = ""
-    email: str | None = None
-    phone: str | None = None
+    id: str = Field("", max_length=200)
+    name: str = Field("", max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_input(cls, data: Any) -> Any:
+        return _plain(data)
 
     @field_validator("email")
     @classmethod
@@ -84,8 +120,8 @@ class Alert(BaseModel):
     severity: str = Field("", max_length=32)
     description: str = Field("", max_length=5000)
     metric: str = Field("", max_length=200)
-    value: float | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    value: float | None = Field(None, allow_inf_nan=False)
+    labels: Labels = Field(default_factory=dict)
     url: str = Field("", max_length=1000)
     started_at: datetime | None = None
 
@@ -168,8 +204,13 @@ class IncidentIn(BaseModel):
     severity: Severity = Severity.MEDIUM
     status: IncidentStatus = IncidentStatus.TRIGGERED
     responders: list[Responder] = Field(default_factory=list, max_length=500)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     alerts: list[Alert] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_input(cls, data: Any) -> Any:
+        return _plain(data)
 
     @field_validator("id")
     @classmethod
