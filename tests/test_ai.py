@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from starters.api.app import create_app
+from warroom.ai import context, impact
 from warroom.ai.review import SECTIONS
+from warroom.models import Alert, IncidentIn
 from warroom.settings import Settings
 from warroom.store import Store
 
@@ -382,3 +385,27 @@ async def test_answers_are_rate_limited_per_incident(http: httpx.AsyncClient, se
     answers = await eventually(lambda: _with(kinds(http, iid, "ai.answer"), lambda es: es if len(es) == 3 else None))
     assert [e["outcome"] for e in answers] == ["ok", "ok", "refused"]
     assert len(await bot_messages(http, chat, "🤖")) == 2
+
+
+def test_a_rooms_impact_shows_only_its_own_incident_unless_similar_incidents_are_on(tmp_path) -> None:
+    """Another incident's title never reaches a room (a Slack incident's showed in a Lark room);
+    with WARROOM_AI_SIMILAR_INCIDENTS on, similar incidents are console links, not quotes."""
+    store = Store(f"sqlite:///{tmp_path / 'ai.db'}")
+    try:
+        secret = IncidentIn(id="other-1", title="Acme merger leak: payments db disk full", labels={"service": "db"})
+        mine = IncidentIn(
+            id="mine-1",
+            title="payments db disk full",
+            labels={"service": "db"},
+            alerts=[Alert(title="disk full", service="db")],
+        )
+        store.incidents.upsert(secret, datetime(2026, 1, 1, tzinfo=UTC))
+        incident, _ = store.incidents.upsert(mine, datetime(2026, 1, 2, tzinfo=UTC))
+        for on in (False, True):
+            settings = Settings(WARROOM_AI_SIMILAR_INCIDENTS=on, _env_file=None)
+            ctx = context.load(store, settings, incident, None, with_others=True)
+            text = impact.render(impact.facts(ctx), ctx)
+            assert "Acme merger" not in text
+            assert ("/api/v1/incidents/other-1" in text) is on, text
+    finally:
+        store.close()

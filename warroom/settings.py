@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     ai_redact: bool = _env("WARROOM_AI_REDACT", True)
     ai_answers_per_minute: int = _env("WARROOM_AI_ANSWERS_PER_MINUTE", 6, ge=1)
     ai_knowledge_min_terms: int = _env("WARROOM_AI_KNOWLEDGE_MIN_TERMS", 2, ge=1)
+    # Other incidents a room's impact assessment may point to (as console links, never their titles):
+    # off, what a room shows stays within its own incident.
+    ai_similar_incidents: bool = _env("WARROOM_AI_SIMILAR_INCIDENTS", False)
     runbooks_dir: str = _env("WARROOM_RUNBOOKS_DIR", "runbooks")
     transcript_retention_days: int = _env("WARROOM_TRANSCRIPT_RETENTION_DAYS", 90, ge=0)  # 0: keep forever
 

@@ -103,7 +103,7 @@ def load(
 ) -> IncidentContext:
     """Read what the assistant needs (synchronous SQL: call it in a thread from async code)."""
     others: list[Incident] = []
-    if with_others:
+    if with_others and settings.ai_similar_incidents:
         others = [i for i in store.incidents.recent(limit=200) if i.id != incident.id]
     return IncidentContext(
         incident=incident,

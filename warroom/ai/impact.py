@@ -137,12 +137,9 @@ def render(f: ImpactFacts, ctx: IncidentContext) -> str:
     )
     lines.append(f"• Regions: {fmt(f.regions)}" if f.regions else "• Regions: not known yet")
     lines.append(f"• Users: {fmt(f.users)}" if f.users else "• Users: not known yet (no user-facing metric attached)")
-    if f.similar:
+    if f.similar:  # links, not titles: another incident's words stay in its own room
         base = ctx.public_url.rstrip("/")
-        sims = "; ".join(
-            f'{s.id} "{s.title}" ({s.status}, {s.severity}) {base}/api/v1/incidents/{s.id}/review' for s in f.similar
-        )
-        lines.append(f"• Similar past incidents: {sims}")
+        lines.append("• Similar past incidents: " + ", ".join(f"{base}/api/v1/incidents/{s.id}" for s in f.similar))
     lines.append("Sources: the incident's labels, alerts and description; refreshed when severity or status changes.")
     return "\n".join(lines)
 

@@ -93,7 +93,7 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
     if facts.similar:
         out.append(
             "- Similar past incidents: "
-            + "; ".join(f'{s.id} "{s.title}" ({s.status})' for s in facts.similar)
+            + "; ".join(f"[{s.id}]({ctx.public_url.rstrip('/')}/api/v1/incidents/{s.id})" for s in facts.similar)
             + f" {src}"
         )
     if facts.empty:
