@@ -24,8 +24,8 @@ from workflows.incident import SEARCH_ATTRIBUTES
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.temporal.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-OURS = ("api", "worker", "worker-cn")
-ONE_SHOT = ("temporal-schema", "temporal-setup")
+OURS = ("warroom-migrate", "api", "worker", "worker-cn")
+ONE_SHOT = ("temporal-schema", "temporal-setup", "warroom-migrate")
 SETTING_NAMES = {f.validation_alias for f in Settings.model_fields.values()} | {
     f.validation_alias for name in platform_names() for f in get_plugin(name).settings_class.model_fields.values()
 }
@@ -58,6 +58,7 @@ def seconds(duration: str) -> float:
 
 def test_the_file_parses_and_has_the_whole_shape(compose):
     assert set(services(compose)) == {"postgresql", "temporal", "temporal-ui", *ONE_SHOT, *OURS}
+    assert services(compose)["warroom-migrate"]["restart"] == "no"  # one-shot: done means done
     assert "postgres-data" in compose["volumes"]
     assert "postgres-data:/var/lib/postgresql/data" in services(compose)["postgresql"]["volumes"]
     temporal = services(compose)["temporal"]
@@ -122,11 +123,13 @@ def test_healthchecks_dependencies_and_graceful_stop(compose):
             assert "healthcheck" in svc, f"{name} has no healthcheck"
     for w in ("worker", "worker-cn"):
         assert seconds(s[w]["stop_grace_period"]) > GRACEFUL_SHUTDOWN.total_seconds()
-        assert s[w]["depends_on"]["api"]["condition"] == "service_healthy"
+        # The schema is migrated once, before any of War Room's processes starts.
+        assert s[w]["depends_on"]["warroom-migrate"]["condition"] == "service_completed_successfully"
         port = env(s[w])["WARROOM_METRICS_PORT"]
         assert f"127.0.0.1:{port}/healthz" in " ".join(s[w]["healthcheck"]["test"])
     assert "127.0.0.1:8000/healthz" in " ".join(s["api"]["healthcheck"]["test"])
     assert s["api"]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
+    assert s["api"]["depends_on"]["warroom-migrate"]["condition"] == "service_completed_successfully"
     assert s["temporal"]["depends_on"]["temporal-schema"]["condition"] == "service_completed_successfully"
     assert timedelta(seconds=20) == GRACEFUL_SHUTDOWN
 
@@ -159,7 +162,11 @@ def test_the_images_commands_are_real_warroom_commands(compose):
         assert command[0] == "warroom", command
         result = runner.invoke(cli, [*command[1:], "--help"])
         assert result.exit_code == 0, f"{shlex.join(command)}: {result.output}"
-    assert {tuple(c[:2]) for c in _commands(compose)} == {("warroom", "api"), ("warroom", "worker")}
+    assert {tuple(c[:2]) for c in _commands(compose)} == {
+        ("warroom", "api"),
+        ("warroom", "worker"),
+        ("warroom", "migrate"),
+    }
 
 
 def test_readme_deploying_section_uses_the_same_commands(compose):

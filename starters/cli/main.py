@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from starters.cli import doctor, incident, processes, repair, room, users
+from starters.cli import doctor, incident, migrate, processes, repair, room, users
 
 app = typer.Typer(
     name="warroom",
@@ -20,6 +20,7 @@ app.add_typer(room.app, name="room")
 app.add_typer(users.app, name="users")
 app.command("doctor")(doctor.doctor)
 app.command("repair")(repair.repair)
+app.command("migrate")(migrate.migrate)
 app.command("dev")(processes.dev)
 app.command("worker")(processes.worker)
 app.command("api")(processes.api)

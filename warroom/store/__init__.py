@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from warroom.store.db import Database, migrate
+from warroom.store.db import Database
 from warroom.store.incidents import IncidentStore
 from warroom.store.links import LinkStore, UserLink
+from warroom.store.migrate import migrate
 from warroom.store.reviews import ReviewStore, RunbookStore
 from warroom.store.rooms import RoomStore
 from warroom.store.timeline import TimelineStore

@@ -53,17 +53,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def migrate(url: str) -> None:
-    """Bring the database to the newest schema (idempotent; safe from several processes)."""
-    from alembic import command  # imported here: half a second that processes which do not
-    from alembic.config import Config  # migrate (a restarted worker) need not pay
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
-    command.upgrade(cfg, "head")
-
-
 class Database:
     """An engine plus a session factory; one per process and database URL."""
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations for the URL given by `warroom.store.db.migrate`."""
+"""Alembic environment: runs migrations for the URL given by `warroom.store.migrate.migrate`."""
 
 from __future__ import annotations
 
