@@ -144,7 +144,7 @@ async def test_api_metrics_count_refused_callbacks(client, worker, store, settin
             assert r.status_code == 401, r.text
         text = (await http.get("/metrics")).text
     found = samples(text)
-    assert value(found, "warroom_callbacks_refused_total", platform="sandbox") == 2
+    assert value(found, "warroom_callbacks_refused_total", platform="sandbox", reason="unsigned") == 2
     assert ("warroom_incidents", frozenset()) not in found  # labelled gauges only
     assert all(line.startswith(("# HELP warroom_", "# TYPE warroom_", "warroom_")) for line in text.splitlines())
 

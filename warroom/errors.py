@@ -36,12 +36,18 @@ class PermanentImError(ImError):
 
 
 class CallbackRejected(WarRoomError):
-    """An inbound callback failed verification (bad signature, stale, replayed, malformed)."""
+    """An inbound callback failed verification (bad signature, stale, replayed, malformed).
 
-    def __init__(self, reason: str, *, status: int = 401) -> None:
+    `reason` says it to a person; `code` is a short, bounded label for metrics
+    (`warroom_callbacks_refused_total{reason=…}`), by default what the status means."""
+
+    CODES = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "unknown_platform", 503: "not_configured"}
+
+    def __init__(self, reason: str, *, status: int = 401, code: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.code = code or self.CODES.get(status, "refused")
 
 
 class NotFound(WarRoomError):

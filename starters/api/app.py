@@ -6,6 +6,7 @@ the routers. Errors always come back as `{"error": {"code", "message"}}`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -29,7 +30,6 @@ from warroom.errors import Conflict, NotFound
 from warroom.settings import Settings, get_settings
 from warroom.store import Store
 from warroom.telemetry.logs import configure_logging, logging_context
-from warroom.telemetry.metrics import platform_label
 
 log = logging.getLogger("warroom.api")
 MAX_BODY_BYTES = 1024 * 1024
@@ -131,7 +131,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, e: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=e)
+        # Rendering a traceback takes long (seconds with rich's): not on the loop that serves everyone.
+        await asyncio.to_thread(log.error, "unhandled error", exc_info=e)
         return _error(500, "internal", "internal error; see the API server's log")
 
 
@@ -157,8 +158,8 @@ _INCIDENT_PATH = re.compile(r"^/api/v1/incidents/([^/]+)")
 
 
 def _install_telemetry(app: FastAPI) -> None:
-    """Refused IM callbacks are counted and incident requests log with their incident and workflow
-    id. With tracing on, FastAPI traces each request itself (server spans) once a provider is set."""
+    """Incident requests log with their incident and workflow id (refused callbacks are counted
+    where they are refused). With tracing on, FastAPI traces each request itself once a provider is set."""
     state: AppState = app.state.warroom
     setup_tracing(state.settings, "warroom-api")
 
@@ -169,6 +170,4 @@ def _install_telemetry(app: FastAPI) -> None:
         incident_id = m.group(1) if m else None
         with logging_context(incident_id=incident_id, workflow_id=f"incident-{incident_id}" if incident_id else None):
             response = await call_next(request)
-        if path.startswith("/im/") and response.status_code in (401, 403):
-            state.metrics.callbacks_refused.labels(platform_label(path.split("/")[2])).inc()
         return response

@@ -16,21 +16,32 @@ from starters.api.deps import AppState, app_state
 from starters.api.errors import ApiError
 from warroom.errors import CallbackRejected, ImError
 from warroom.im.base import CallbackRequest, CallbackResult
+from warroom.telemetry.metrics import platform_label
 
 router = APIRouter(tags=["im callbacks"])
 audit = logging.getLogger("warroom.audit")
 
 
+def _refused(state: AppState, platform: str, req: CallbackRequest, peer: str, e: CallbackRejected) -> ApiError:
+    state.metrics.callbacks_refused.labels(platform_label(platform), e.code).inc()
+    audit.warning("rejected %s callback %s from %s (%s): %s", platform, req.path, peer or "?", e.code, e.reason)
+    return ApiError(e.status, "rejected" if e.status < 404 else e.code, e.reason)
+
+
 async def process_callback(state: AppState, platform: str, req: CallbackRequest, *, peer: str = "") -> CallbackResult:
+    """Verify and parse (the adapter, on the raw bytes), then deliver. Anything refused is one log
+    line and one count by reason, never a traceback: callbacks come from the internet."""
     try:
         adapter = state.adapter(platform)
     except ImError as e:
-        raise ApiError(404, "unknown_platform", str(e)) from e
+        raise _refused(state, platform, req, peer, CallbackRejected(str(e), status=404)) from None
     try:
         result = adapter.handle_callback(req)
     except CallbackRejected as e:
-        audit.warning("rejected %s callback %s from %s: %s", platform, req.path, peer or "?", e.reason)
-        raise ApiError(e.status, "rejected", e.reason) from e
+        raise _refused(state, platform, req, peer, e) from None
+    except Exception as e:  # a parser's blind spot (a list where a string belongs, an overflow…)
+        why = f"malformed callback ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else '-'})"
+        raise _refused(state, platform, req, peer, CallbackRejected(why[:300], status=400, code="unparsable")) from None
     if not result.events:  # URL verification, or nothing to act on: answer without Temporal
         return result
     svc = await state.service()

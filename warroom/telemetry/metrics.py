@@ -77,8 +77,8 @@ class ApiMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.callbacks_refused = Counter(
             "warroom_callbacks_refused",
-            "IM callbacks refused because their signature or token did not verify, by platform.",
-            ["platform"],
+            "IM callbacks refused (not verified, malformed, for an unknown platform), by platform and reason.",
+            ["platform", "reason"],
             registry=self.registry,
         )
 

@@ -146,7 +146,7 @@ class LarkCallbacks:
             payload = self._open(outer, on_error=_UNSIGNED, status=401)
             if payload.get("type") == "url_verification":
                 return self._challenge(payload)
-            raise CallbackRejected(_UNSIGNED)
+            raise CallbackRejected(_UNSIGNED, code="unsigned")
 
         now = self.clock()
         try:
@@ -154,7 +154,7 @@ class LarkCallbacks:
         except ValueError:
             raise CallbackRejected("X-Lark-Request-Timestamp is not a unix time") from None
         if age > self.window:
-            raise CallbackRejected(f"stale request: its timestamp is {int(age)} s away from now")
+            raise CallbackRejected(f"stale request: its timestamp is {int(age)} s away from now", code="stale")
         payload = self._open(outer, on_error="the signed body cannot be decrypted with LARK_ENCRYPT_KEY", status=400)
         if payload.get("type") == "url_verification":
             return self._challenge(payload)
@@ -162,7 +162,7 @@ class LarkCallbacks:
         token = header.get("token") if payload.get("schema") else payload.get("token")
         self._check_token(token)
         if not self._replays.first_time(given.lower(), now):
-            raise CallbackRejected("replayed request: this signed request was already received")
+            raise CallbackRejected("replayed request: this signed request was already received", code="replayed")
         return self._parse(payload)
 
     def _open(self, outer: dict[str, Any], *, on_error: str, status: int) -> dict[str, Any]:
@@ -180,7 +180,7 @@ class LarkCallbacks:
 
     def _check_token(self, token: Any) -> None:
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.verification_token.encode()):
-            raise CallbackRejected("wrong verification token (LARK_VERIFICATION_TOKEN)")
+            raise CallbackRejected("wrong verification token (LARK_VERIFICATION_TOKEN)", code="bad_token")
 
     def _challenge(self, payload: dict[str, Any]) -> CallbackResult:
         self._check_token(payload.get("token"))

@@ -205,15 +205,15 @@ class SandboxAdapter(ImAdapter):
         ts = request.headers.get("x-sandbox-timestamp", "")
         given = request.headers.get("x-sandbox-signature", "")
         if not ts or not given:
-            raise CallbackRejected("missing X-Sandbox-Timestamp or X-Sandbox-Signature header")
+            raise CallbackRejected("missing X-Sandbox-Timestamp or X-Sandbox-Signature header", code="unsigned")
         try:
             age = abs(time.time() - int(ts))
         except ValueError:
             raise CallbackRejected("X-Sandbox-Timestamp is not a unix time") from None
         if age > SIGNATURE_WINDOW_SECONDS:
-            raise CallbackRejected(f"stale request: timestamp is {int(age)} s away from now")
+            raise CallbackRejected(f"stale request: timestamp is {int(age)} s away from now", code="stale")
         if not hmac.compare_digest(sign(self.signing_secret, ts, request.body), given):
-            raise CallbackRejected("bad signature")
+            raise CallbackRejected("bad signature", code="bad_signature")
         try:
             payload = json.loads(request.body)
             if payload.get("type") == "action":
