@@ -125,6 +125,9 @@ def test_healthchecks_dependencies_and_graceful_stop(compose):
         assert seconds(s[w]["stop_grace_period"]) > GRACEFUL_SHUTDOWN.total_seconds()
         # The schema is migrated once, before any of War Room's processes starts.
         assert s[w]["depends_on"]["warroom-migrate"]["condition"] == "service_completed_successfully"
+        # and Temporal is up with its namespace and search attributes: `warroom worker` exits 3
+        # when it cannot connect, so without this it crash-loops until Temporal is ready.
+        assert s[w]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
         port = env(s[w])["WARROOM_METRICS_PORT"]
         assert f"127.0.0.1:{port}/healthz" in " ".join(s[w]["healthcheck"]["test"])
     assert "127.0.0.1:8000/healthz" in " ".join(s["api"]["healthcheck"]["test"])
