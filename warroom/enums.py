@@ -72,14 +72,15 @@ class Source(StrEnum):
 
     @classmethod
     def _missing_(cls, value: object) -> Source | None:
-        if not isinstance(value, str) or not _PLATFORM_NAME.match(value):
+        if not isinstance(value, str) or not PLATFORM_NAME.match(value):
             return None
         member = str.__new__(cls, value)
         member._name_, member._value_ = value.upper(), value
         return cls._value2member_map_.setdefault(value, member)  # type: ignore[return-value]
 
 
-_PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")  # as warroom.im.plugins.NAME
+# A platform's id (the plugin registry refuses others): also a timeline source and a route part.
+PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 
 class TimelineKind(StrEnum):

@@ -12,8 +12,8 @@ from functools import lru_cache
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warroom.enums import PLATFORM_NAME
 from warroom.im.plugin import PlatformSettings
-from warroom.im.plugins import NAME as PLATFORM_NAME
 from warroom.im.plugins import get_plugin, platform_names
 
 

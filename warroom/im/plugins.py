@@ -11,15 +11,14 @@ plugin objects they name are imported on first use of that platform.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
+from warroom.enums import PLATFORM_NAME
 from warroom.errors import PermanentImError
 from warroom.im.plugin import PlatformPlugin
 
 GROUP = "warroom.platforms"
-NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")  # a platform's id: also a timeline source and a route part
 # Listed first where platforms are listed; the rest follow by name.
 BUILT_IN_ORDER = ("sandbox", "slack", "lark", "dingtalk", "wecom")
 
@@ -28,7 +27,7 @@ BUILT_IN_ORDER = ("sandbox", "slack", "lark", "dingtalk", "wecom")
 def _entry_points() -> dict[str, EntryPoint]:
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=GROUP):
-        if NAME.match(ep.name) and ep.name not in found:
+        if PLATFORM_NAME.match(ep.name) and ep.name not in found:
             found[ep.name] = ep
     return found
 
