@@ -935,11 +935,14 @@ async def test_healthz_without_temporal(store, settings):
 
 
 async def test_unstorable_or_unbounded_input_is_a_422_not_a_500(http):
-    """NUL characters (PostgreSQL refuses them in text), NaN and Infinity (JSON has neither; they
-    used to become null), and labels or names without bounds are refused with what is wrong."""
+    """NUL characters (PostgreSQL refuses them in text), lone surrogates (UTF-8 cannot hold them),
+    NaN and Infinity (JSON has neither; they used to become null), and labels or names without
+    bounds are refused with what is wrong."""
     bodies = [
         b'{"title": "checkout \\u0000 down"}',
         b'{"title": "t", "responders": [{"name": "Ann\\u0000", "email": "ann@example.com"}]}',
+        b'{"title": "checkout \\ud800 down"}',
+        b'{"title": "t", "labels": {"\\udfff": "v"}}',
         b'{"title": "t", "alerts": [{"title": "p99", "value": NaN}]}',
         b'{"title": "t", "alerts": [{"title": "p99", "value": Infinity}]}',
         json.dumps({"title": "t", "labels": {f"k{i}": "v" for i in range(65)}}).encode(),

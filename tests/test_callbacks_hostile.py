@@ -98,7 +98,7 @@ def _hostile_values(rng: random.Random) -> list[Any]:
         deep = [deep] if rng.random() < 0.5 else {"a": deep}
     return [
         None, True, 0, -1, 10**40, 1e308, float("inf"), float("nan"), "", "x" * rng.randint(1, 5000),
-        "\x00", "\udcff"[:0] + "é𝄞", [], {}, [1, "a", None], {"": {"": []}}, deep,
+        "\x00", "é𝄞", "\ud800", "a\udfffb", [], {}, [1, "a", None], {"": {"": []}}, deep,
     ]  # fmt: skip
 
 
@@ -190,6 +190,26 @@ async def test_the_reported_bodies_are_4xx_not_500(api) -> None:
         r = await _post(http, "/im/lark/events", h, b)
         assert 400 <= r.status_code < 500 or r.json().get("toast"), r.text  # refused, or a toast saying so
         assert r.status_code != 500
+
+
+async def test_signed_bodies_that_are_not_plain_json_are_400(api) -> None:
+    """Python's json accepts NaN and lone surrogate escapes; signed, they used to pass as a message
+    id ("nan", a 200) or fail later, in the workflow signal's encoding (a 500)."""
+    http, sign = api
+    nan_ts = {"type": "event_callback", "event_id": "E", "event": {"type": "message", "channel": "C1",
+              "user": "U1", "text": "hi", "ts": float("nan")}}  # fmt: skip
+    h, b = _slack(json.dumps(nan_ts).encode())
+    r = await _post(http, "/im/slack/events", h, b)
+    assert r.status_code == 400 and "NaN" in r.json()["error"]["message"], r.text
+    for platform, shape in (("sandbox", SHAPES["sandbox"][0]), ("slack", SHAPES["slack"][0])):
+        h, b = sign[platform](json.dumps(shape).replace('"C1"', '"\\ud800"').encode())
+        r = await _post(http, f"/im/{platform}/events", h, b)
+        assert r.status_code == 400 and "surrogate" in r.text, (platform, r.status_code, r.text)
+    for encrypted in (True, False):
+        surrogate = json.loads(json.dumps(SHAPES["lark"][1]).replace('"oc_1"', '"\\ud800"'))
+        h, b = lark_api.callback(surrogate, encrypt_key=LARK_KEY, encrypted=encrypted)
+        r = await _post(http, "/im/lark/events", h, b)
+        assert r.status_code == 400 and "surrogate" in r.text, r.text
 
 
 @pytest.mark.parametrize("platform", (*platform_names(), "memory"))

@@ -259,15 +259,25 @@ async def test_duplicate_deliveries_are_applied_once(http, fake, store, client, 
         "x-slack-retry-reason": "http_timeout",
     }
     assert (await http.post("/im/slack/interactions", content=body, headers=retry)).status_code == 200
-    # another API process (no shared memory) gets it too: the workflow drops it by event id
+    # Another API replica (no shared memory): Slack's retry is new to it and goes on to the
+    # workflow, which drops it by event id; the first request replayed there with forged retry
+    # headers (they are not signed) is dropped before it, by the signature in the shared store.
+    spoofed = headers | {"x-slack-retry-num": "1", "x-slack-retry-reason": "http_error"}
     async with _api(create_app(settings, client=client, store=store)) as other:
-        assert (await other.post("/im/slack/interactions", content=body, headers=retry)).status_code == 200
+        for h in (retry, spoofed):
+            assert (await other.post("/im/slack/interactions", content=body, headers=h)).status_code == 200
+        assert _replayed(await other.get("/metrics")) == 1
     await eventually(lambda: "Last: ann@example.com acknowledged" in card_text(fake, ch.id))
     await click(http, fake, ch.id, ann, "wr:close:")  # processed after all of the above
     await eventually(lambda: "closed" in card_text(fake, ch.id))
     assert kinds(store, iid).count("action.acknowledge") == 1
     assert "action.refused" not in kinds(store, iid)
     assert fake.ephemerals == []
+
+
+def _replayed(metrics: httpx.Response) -> float:
+    line = 'warroom_callbacks_refused_total{platform="slack",reason="replayed"} '
+    return sum(float(x.removeprefix(line)) for x in metrics.text.splitlines() if x.startswith(line))
 
 
 async def test_rate_limited_burst_loses_and_duplicates_nothing(http, fake, store):

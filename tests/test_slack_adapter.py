@@ -353,7 +353,9 @@ async def test_callbacks_are_verified_then_parsed(fake, slack):
         120,
         5,
     )
-    assert slack.handle_callback(request(fake, body)).events == []  # a replay (same signature): dropped
+    again = request(fake, body)
+    replay = slack.handle_callback(again)  # the API drops it by its key; the event id cache too
+    assert replay.events == [] and replay.replay_key == again.headers["x-slack-signature"]
     assert slack.handle_callback(request(fake, body, timestamp=int(time.time()) - 5)).events == []  # same event id
 
     for bad, reason in (

@@ -38,6 +38,7 @@ from warroom.models import (
 from warroom.store import Store, migrate
 from warroom.store.db import make_engine
 from warroom.store.incidents import IncidentStore
+from warroom.store.migrate import head_revision
 from warroom.store.tables import Base, RoomRow
 
 PG_ADMIN_USERS = ("postgres", "root")
@@ -140,7 +141,7 @@ def test_migrate_twice_is_a_noop(store: Store, db_url: str) -> None:
     after = _schema(db_url)
     assert after == before
     tables, _, versions = after
-    assert versions == ["0002"]
+    assert versions == [head_revision()]
     assert set(tables) == {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
     assert store.incidents.get("keep-me").title == "checkout is down"
 
@@ -606,3 +607,29 @@ def test_timeline_concurrent_appends_store_each_entry_once(store: Store) -> None
     assert not errors, errors
     assert sum(results) == 5  # type: ignore[arg-type]
     assert [e.seq for e in store.timeline.list("inc-1")] == [1, 2, 3, 4, 5]
+
+
+def test_a_callback_claim_is_taken_once_across_replicas_until_it_expires(store: Store, db_url: str) -> None:
+    other = Store(db_url, create_schema=False)  # another API replica on the same database
+    try:
+        barrier = threading.Barrier(8)
+        won: list[bool] = []
+
+        def take(s: Store) -> None:
+            barrier.wait()
+            won.append(s.callback_claims.claim("slack", "v0=abc", now=T0))
+
+        threads = [threading.Thread(target=take, args=(store if i % 2 else other,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won) == [False] * 7 + [True]
+        assert store.callback_claims.claim("lark", "v0=abc", now=T0)  # keys are per platform
+        store.callback_claims.release("slack", "v0=abc")  # its events could not be delivered
+        assert other.callback_claims.claim("slack", "v0=abc", now=T0)  # the platform's retry goes through
+        assert not store.callback_claims.claim("slack", "v0=abc", now=T0 + timedelta(minutes=10))
+        assert store.callback_claims.claim("slack", "v0=abc", now=T0 + timedelta(minutes=12))  # expired
+        assert store.callback_claims.claim("slack", "\udcff" + "x" * 5000, now=T0)  # any key fits
+    finally:
+        other.close()

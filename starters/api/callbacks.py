@@ -6,6 +6,7 @@ no worker running), well within the platforms' 3-second windows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starters.api.deps import AppState, app_state
 from starters.api.errors import ApiError
 from warroom.errors import CallbackRejected, ImError
+from warroom.im import values
 from warroom.im.base import CallbackRequest, CallbackResult
 from warroom.telemetry.metrics import platform_label
 
@@ -37,6 +39,7 @@ async def process_callback(state: AppState, platform: str, req: CallbackRequest,
         raise _refused(state, platform, req, peer, CallbackRejected(str(e), status=404)) from None
     try:
         result = adapter.handle_callback(req)
+        values.check_strings([event.model_dump() for event in result.events])  # whatever the plugin's parser
     except CallbackRejected as e:
         raise _refused(state, platform, req, peer, e) from None
     except Exception as e:  # a parser's blind spot (a list where a string belongs, an overflow…)
@@ -44,12 +47,19 @@ async def process_callback(state: AppState, platform: str, req: CallbackRequest,
         raise _refused(state, platform, req, peer, CallbackRejected(why[:300], status=400, code="unparsable")) from None
     if not result.events:  # URL verification, or nothing to act on: answer without Temporal
         return result
+    claims = state.store.callback_claims
+    if result.replay_key and not await asyncio.to_thread(claims.claim, platform, result.replay_key):
+        state.metrics.callbacks_refused.labels(platform_label(platform), "replayed").inc()
+        audit.warning("dropped %s callback %s from %s (replayed): already taken", platform, req.path, peer or "?")
+        return result.model_copy(update={"events": []})  # the same answer, and nothing done again
     svc = await state.service()
     for event in result.events:  # one at a time: one undeliverable event must not drop the rest
         try:
             problems = await svc.dispatch(platform, [event])
         except RPCError as e:
             if e.status is not RPCStatusCode.NOT_FOUND:
+                if result.replay_key:  # the platform's retry of this very request must go through
+                    await asyncio.to_thread(claims.release, platform, result.replay_key)
                 raise  # Temporal is unreachable: 503, and the platform delivers it again later
             # the incident's workflow has finished (its room was dismissed): a late or replayed
             # click has nothing left to act on, and a 5xx would only make the platform retry

@@ -771,8 +771,13 @@ def callback(
     timestamp: int | None = None,
     nonce: str | None = None,
 ) -> tuple[dict[str, str], bytes]:
-    """(headers, body) of one callback POST as Lark would make it."""
+    """(headers, body) of one callback POST as Lark would make it (a string that UTF-8 cannot hold,
+    a lone surrogate, goes as its `\\u` escape, as a hostile sender would write it)."""
     text = json.dumps(payload, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = json.dumps(payload)
     body = json.dumps({"encrypt": encrypt(encrypt_key, text)}).encode() if encrypted else text.encode()
     headers = {"content-type": "application/json"}
     if signed:

@@ -189,6 +189,9 @@ class CallbackResult(BaseModel):
 
     events: list[InboundEvent] = Field(default_factory=list)
     reply: CallbackReply = Field(default_factory=CallbackReply)
+    # What makes this signed request unique (its signature): the API takes it once across all
+    # replicas (`warroom.store.callbacks`), so a replayed request is answered but acts no more.
+    replay_key: str | None = None
 
     @classmethod
     def with_json(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from warroom.store.callbacks import CallbackClaims
 from warroom.store.db import Database
 from warroom.store.incidents import IncidentStore
 from warroom.store.links import LinkStore, UserLink
@@ -26,6 +27,7 @@ class Store:
         self.transcript = TranscriptStore(self.db)
         self.reviews = ReviewStore(self.db)
         self.runbooks = RunbookStore(self.db)
+        self.callback_claims = CallbackClaims(self.db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -194,3 +194,14 @@ class RunbookRow(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     markdown: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallbackClaimRow(Base):
+    """Signed callback requests taken in the last minutes, shared by every API replica: a signed
+    request replayed to another replica (or again to this one) is answered but acts no more."""
+
+    __tablename__ = "callback_claims"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -14,7 +14,7 @@ failure with HTTP 500 (which makes Lark retry). Here:
    `X-Lark-Signature = hex(sha256(timestamp + nonce + encrypt_key + raw body))`, compared in
    constant time, *before* anything is decrypted (no decryption oracle for unsigned bodies).
 3. The timestamp must be within `window` seconds of now (our own freshness window).
-4. The same signed request is accepted once (replay cache over the window).
+4. The signature is the request's replay key: the API takes it once, across replicas.
 5. The body is decrypted (AES-256-CBC, key = sha256(encrypt key), IV = first 16 bytes; the same
    scheme as lark-oapi's `AESCipher`) and the verification token in `header.token` must match.
 
@@ -27,11 +27,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -39,12 +36,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import ValidationError
 
 from warroom.errors import CallbackRejected
+from warroom.im import values
 from warroom.im.base import ActionClicked, CallbackRequest, CallbackResult, InboundEvent, MessageReceived, RoomGone
 from warroom.im.lark.card import parse_value
 from warroom.models import Action
 
 FRESHNESS_WINDOW_SECONDS = 300
-REPLAY_CACHE_MAX = 50_000
 TIMESTAMP, NONCE, SIGNATURE = "x-lark-request-timestamp", "x-lark-request-nonce", "x-lark-signature"
 _UNSIGNED = "missing or bad X-Lark-Signature"
 _AT_TAG = re.compile(r'<at user_id="([^"]*)">([^<]*)</at>')
@@ -77,27 +74,6 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
     return hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
 
 
-class _ReplayCache:
-    """Signatures seen within the freshness window; thread-safe, bounded."""
-
-    def __init__(self, ttl: float, max_size: int = REPLAY_CACHE_MAX) -> None:
-        self.ttl, self.max_size = ttl, max_size
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first_time(self, key: str, now: float) -> bool:
-        with self._lock:
-            while self._seen:
-                oldest, at = next(iter(self._seen.items()))
-                if at > now - self.ttl and len(self._seen) < self.max_size:
-                    break
-                del self._seen[oldest]
-            if key in self._seen:
-                return False
-            self._seen[key] = now
-            return True
-
-
 class LarkCallbacks:
     """Verifies and parses Lark callbacks. `clock` is injectable for tests."""
 
@@ -115,8 +91,6 @@ class LarkCallbacks:
         self.bot_open_id = bot_open_id
         self.window = window
         self.clock = clock
-        # A request stays replayable for `window` on either side of its timestamp.
-        self._replays = _ReplayCache(ttl=2 * window + 60)
         self._aes_key = hashlib.sha256(encrypt_key.encode()).digest()
 
     # ------------------------------------------------------------------ verification
@@ -130,9 +104,9 @@ class LarkCallbacks:
         if request.method.upper() != "POST":
             raise CallbackRejected("Lark callbacks are POST requests", status=405)
         try:
-            outer = json.loads(request.body or b"{}")
-        except ValueError:
-            raise CallbackRejected("the body is not JSON", status=400) from None
+            outer = values.loads(request.body or b"{}")
+        except ValueError as e:
+            raise CallbackRejected(f"the body is not plain JSON: {e}", status=400) from None
         if not isinstance(outer, dict):
             raise CallbackRejected("the body is not a JSON object", status=400)
 
@@ -161,9 +135,7 @@ class LarkCallbacks:
         header = payload.get("header") if isinstance(payload.get("header"), dict) else {}
         token = header.get("token") if payload.get("schema") else payload.get("token")
         self._check_token(token)
-        if not self._replays.first_time(given.lower(), now):
-            raise CallbackRejected("replayed request: this signed request was already received", code="replayed")
-        return self._parse(payload)
+        return self._parse(payload).model_copy(update={"replay_key": given.lower()})
 
     def _open(self, outer: dict[str, Any], *, on_error: str, status: int) -> dict[str, Any]:
         """The plaintext payload: decrypted when the body is `{"encrypt": ...}`."""
@@ -171,9 +143,14 @@ class LarkCallbacks:
         if encrypted is None:
             return outer
         try:
-            payload = json.loads(decrypt(self._aes_key, str(encrypted)))
+            plaintext = decrypt(self._aes_key, str(encrypted))
         except (ValueError, TypeError, UnicodeDecodeError):
             raise CallbackRejected(on_error, status=status) from None
+        try:
+            payload = values.loads(plaintext)
+        except ValueError as e:  # unsigned: the same answer as a failed decryption (no padding oracle)
+            why = on_error if status == 401 else f"the decrypted body is not plain JSON: {e}"
+            raise CallbackRejected(why, status=status) from None
         if not isinstance(payload, dict):
             raise CallbackRejected(on_error, status=status)
         return payload
@@ -267,7 +244,7 @@ def _toast(kind: str, text: str) -> dict[str, Any]:
 def message_text(message_type: str, content: Any, mentions: list[Any] | None = None) -> str:
     """Readable text of a message's `content` JSON; mention keys (`@_user_1`) become `@Name`."""
     try:
-        body = json.loads(content) if isinstance(content, str) else (content or {})
+        body = values.loads(content) if isinstance(content, str) else (content or {})
     except ValueError:
         return str(content)
     if not isinstance(body, dict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from warroom.im import values
 from warroom.im.base import StatusCard
 from warroom.models import Action, IncidentStatus, MemberState, Severity
 
@@ -145,7 +146,7 @@ def parse_value(value: Any) -> dict[str, Any] | None:
     """A button value as rendered by `button_value`, or None when it is not one of ours."""
     if isinstance(value, str):  # schema 1.0 cards and some clients send the value as a JSON string
         try:
-            value = json.loads(value)
+            value = values.loads(value)
         except ValueError:
             return None
     if not isinstance(value, dict) or not value.get(VALUE_MARK):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from warroom.errors import CallbackRejected, PermanentImError, RateLimited, TransientImError
+from warroom.im import values
 from warroom.im.base import (
     ActionClicked,
     CallbackRequest,
@@ -215,7 +215,7 @@ class SandboxAdapter(ImAdapter):
         if not hmac.compare_digest(sign(self.signing_secret, ts, request.body), given):
             raise CallbackRejected("bad signature", code="bad_signature")
         try:
-            payload = json.loads(request.body)
+            payload = values.loads(request.body)
             if payload.get("type") == "action":
                 event = ActionClicked.model_validate(payload | {"kind": "action", "im_user_id": payload.get("user_id")})
             elif payload.get("type") == "message":
@@ -228,7 +228,7 @@ class SandboxAdapter(ImAdapter):
                 raise CallbackRejected(f"unknown callback type {payload.get('type')!r}", status=400)
         except (ValueError, ValidationError, TypeError, AttributeError) as e:
             raise CallbackRejected(f"malformed callback: {e}".splitlines()[0], status=400) from None
-        return CallbackResult.with_json({"ok": True}, events=[event])
+        return CallbackResult(events=[event], replay_key=given)
 
 
 def build_sandbox_adapter(context: PlatformContext) -> SandboxAdapter:

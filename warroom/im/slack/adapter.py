@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from warroom.errors import CallbackRejected, ImError, PermanentImError
+from warroom.errors import ImError, PermanentImError
 from warroom.im.base import (
     CallbackRequest,
     CallbackResult,
@@ -130,7 +130,6 @@ class SlackAdapter(ImAdapter):
         )
         self.users = UserDirectory(self.api)
         self.seen = inbound.SeenCache()
-        self._replays = inbound.SeenCache(ttl=signing.WINDOW_SECONDS + 60)
         self._identity: dict[str, Any] | None = None
         self._identity_lock = asyncio.Lock()
         self._posted: dict[str, str] = {}  # idempotency key → ts, posted by this process
@@ -440,29 +439,22 @@ class SlackAdapter(ImAdapter):
 
     # ------------------------------------------------------------------ inbound
     def handle_callback(self, request: CallbackRequest) -> CallbackResult:
-        """Verify, then parse. Duplicates are dropped, except Slack's retries of a delivery that
-        failed on our side (`X-Slack-Retry-Reason` other than `http_timeout`): the first attempt
-        may have been verified here and then failed to reach the workflow, so it comes through
-        again (and the workflow drops it if it did arrive)."""
+        """Verify, then parse. The signature is the request's replay key (the API takes each
+        once, across replicas). Slack's retry headers are not signed, so they never exempt a
+        request from that; they only let an event whose first delivery failed on our side
+        (`X-Slack-Retry-Reason` other than `http_timeout`) past this process's event-id cache
+        (the workflow drops it if the first delivery did arrive)."""
         signing.verify(self.signing_secret, request.headers, request.body)
-        signature = request.headers.get(signing.SIGNATURE_HEADER, "")
         reason = request.headers.get("x-slack-retry-reason", "") if "x-slack-retry-num" in request.headers else ""
-        redelivery = bool(reason) and reason != "http_timeout"
-        if self._replays.check_and_add(signature) and not redelivery:
-            log.info("dropped a replayed Slack request (%s)", request.path)
-            return CallbackResult.with_json({"ok": True})
         bot_user = str(self._identity.get("user_id") or "") if self._identity else None
-        try:
-            return inbound.parse(
-                request.body,
-                request.headers.get("content-type", ""),
-                bot_user_id=bot_user,
-                seen=self.seen,
-                redelivery=redelivery,
-            )
-        except CallbackRejected:
-            self._replays.forget(signature)
-            raise
+        result = inbound.parse(
+            request.body,
+            request.headers.get("content-type", ""),
+            bot_user_id=bot_user,
+            seen=self.seen,
+            redelivery=bool(reason) and reason != "http_timeout",
+        )
+        return result.model_copy(update={"replay_key": request.headers.get(signing.SIGNATURE_HEADER, "")})
 
     # ------------------------------------------------------------------ setup
     async def setup_checks(self) -> list[SetupCheck]:

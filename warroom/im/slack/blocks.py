@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from warroom.im import values
 from warroom.im.base import StatusCard
 from warroom.im.slack import mrkdwn
 from warroom.models import Action, MemberState
@@ -49,7 +50,7 @@ def button_value(card: StatusCard, action: Action, minutes: int | None) -> str:
 
 def parse_button_value(value: str) -> tuple[Action, int | None, int | None]:
     """(action, minutes, card version) from a button value; ValueError when it is not ours."""
-    data = json.loads(value)
+    data = values.loads(value)
     if not isinstance(data, dict):
         raise ValueError("button value is not an object")
     action = Action(data["a"])

@@ -12,7 +12,6 @@ and again by the workflow (everywhere): a click is `ba:<trigger_id>:<action_ts>`
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from warroom.errors import CallbackRejected
+from warroom.im import values
 from warroom.im.base import ActionClicked, CallbackResult, InboundEvent, MessageReceived, RoomGone
 from warroom.im.slack.blocks import ACTION_PREFIX, parse_button_value
 
@@ -75,8 +75,8 @@ def _parse(
                 raise CallbackRejected(
                     "unsupported Slack request (no payload: slash commands are not used)", status=400
                 )
-            return _interaction(json.loads(form["payload"][0]), seen, redelivery)
-        payload = json.loads(body)
+            return _interaction(values.loads(form["payload"][0]), seen, redelivery)
+        payload = values.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise CallbackRejected(f"malformed Slack callback: {e}", status=400) from None
     if not isinstance(payload, dict):
