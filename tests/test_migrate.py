@@ -98,3 +98,27 @@ def test_a_process_waits_for_a_migration_it_cannot_join_and_says_so(tmp_path: Pa
         f"waiting for the schema migration another process is running ({db}.migrate-lock)"
     ) == 1
     assert migrate(f"sqlite:///{db}").changed  # once it is free, the migration runs
+
+
+def _warroom(*args: str, url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"WARROOM_DATABASE_URL": url, "PATH": str(BIN), "HOME": str(Path.home()), "NO_COLOR": "1"}
+    return subprocess.run([str(BIN / "warroom"), *args], capture_output=True, text=True, env=base | env, timeout=60)
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("worker",), ("api", "--port", "0")])
+def test_an_unreachable_database_is_one_line_and_exit_3(command: tuple[str, ...], tmp_path: Path) -> None:
+    for url in ("postgresql+psycopg://nobody@127.0.0.1:1/none", f"sqlite:///{tmp_path}/no/such/dir/w.db"):
+        done = _warroom(*command, url=url)
+        assert done.returncode == 3, (command, url, done.stdout, done.stderr)
+        assert "cannot reach the database" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert "WARROOM_DATABASE_URL" in done.stderr
+
+
+def test_a_process_that_outwaits_a_migration_exits_1_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "held.db"
+    with _file_lock(db.with_name(db.name + ".migrate-lock"), 1):  # another process migrating, for long
+        for command in (("worker",), ("migrate", "--wait", "0.3")):
+            done = _warroom(*command, url=f"sqlite:///{db}", WARROOM_MIGRATE_WAIT_SECONDS="0.3")
+            assert done.returncode == 1, (command, done.stdout, done.stderr)
+            assert "held" in done.stderr and "WARROOM_MIGRATE_WAIT_SECONDS" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr, done.stderr

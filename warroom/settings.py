@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     task_queue: str = _env("WARROOM_TASK_QUEUE", "warroom")
     region: str = _env("WARROOM_REGION", "")
     database_url: str = _env("WARROOM_DATABASE_URL", "sqlite:///./warroom.db")
+    # How long a starting process waits for a schema migration another process is running.
+    migrate_wait_seconds: float = _env("WARROOM_MIGRATE_WAIT_SECONDS", 300.0, gt=0)
     im_platform: str = _env("WARROOM_IM_PLATFORM", "sandbox")
     api_token: SecretStr = _env("WARROOM_API_TOKEN", SecretStr(""))
     public_url: str = _env("WARROOM_PUBLIC_URL", "http://localhost:8000")

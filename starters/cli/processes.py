@@ -10,6 +10,7 @@ import typer
 
 from starters.cli.config import settings_or_exit
 from starters.cli.errors import EXIT_API_ERROR, EXIT_UNREACHABLE, fail, handled
+from starters.cli.migrate import ready_schema
 from starters.cli.options import LogLevel
 from starters.cli.output import err
 
@@ -79,6 +80,7 @@ def worker(log_level: LogLevel = "info") -> None:
 
     _setup_logging(log_level)
     settings = settings_or_exit()
+    ready_schema(settings)
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:
@@ -109,4 +111,5 @@ def api(
     settings = settings_or_exit()
     if port_in_use(host, port):
         fail(f"port {port} is already in use on {host}; pick another with --port", EXIT_API_ERROR)
+    ready_schema(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=log_level.lower())
