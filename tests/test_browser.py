@@ -49,6 +49,11 @@ async def page() -> AsyncIterator[Any]:
             pg.set_default_timeout(TIMEOUT_MS)
             script_errors: list[str] = []
             pg.on("pageerror", lambda e: script_errors.append(str(e)))
+            # what the page's Content-Security-Policy blocked (an inline script or style, say)
+            pg.on(
+                "console",
+                lambda m: m.type == "error" and "Content Security Policy" in m.text and script_errors.append(m.text),
+            )
             yield pg
             assert not script_errors, f"JavaScript errors on the page: {script_errors}"
         finally:
@@ -178,6 +183,19 @@ async def test_sandbox_page_asks_for_the_api_token(client, worker, store, settin
 async def test_sandbox_routes_for_the_page(client, worker, store, settings) -> None:
     app = create_app(settings, client=client, store=store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        page = await http.get("/sandbox")
+        policy = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "<script>" not in page.text and "style=" not in page.text  # nothing the policy would block
+        for asset, kind in (("sandbox.js", "javascript"), ("sandbox.css", "css")):
+            r = await http.get(f"/sandbox/assets/{asset}")
+            assert (
+                r.status_code == 200 and kind in r.headers["content-type"] and f"/sandbox/assets/{asset}" in page.text
+            )
+        for name in ("sandbox.html", "..%2Fapi%2Fapp.py", "nope.js"):
+            assert (await http.get(f"/sandbox/assets/{name}")).status_code == 404
+
         r = await http.post("/api/v1/incidents", json={"title": "Disk full", "responders": [{"email": "ann@x.io"}]})
         assert r.status_code == 201, r.text
         iid = r.json()["id"]

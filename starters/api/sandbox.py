@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from starters.api.callbacks import process_callback
@@ -100,9 +100,35 @@ async def _room(platform: SandboxPlatform, chat_id: str) -> Any:
         raise ApiError(404, "not_found", str(e)) from e
 
 
+# The page runs only its own files: no inline script or style, nothing from elsewhere, and no
+# other site may frame it (a framed page could be clicked through: clickjacking on its buttons).
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "cache-control": "no-store",
+    "content-security-policy": PAGE_POLICY,
+    "x-frame-options": "DENY",  # frame-ancestors for browsers that predate it
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+ASSETS = {"sandbox.js": "text/javascript; charset=utf-8", "sandbox.css": "text/css; charset=utf-8"}
+
+
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
-    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"cache-control": "no-store"})
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers=PAGE_HEADERS)
+
+
+@router.get("/assets/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    if name not in ASSETS:
+        raise ApiError(404, "not_found", f"no sandbox asset {name!r}")
+    body = (PAGE.parent / name).read_bytes()
+    return Response(
+        body, media_type=ASSETS[name], headers={"cache-control": "no-cache", "x-content-type-options": "nosniff"}
+    )
 
 
 def _rooms_with_cards(platform: SandboxPlatform) -> list[dict[str, Any]]:
