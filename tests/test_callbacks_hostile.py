@@ -24,6 +24,7 @@ from temporalio.client import Client
 
 from starters.api.app import create_app
 from tests.fakes import lark_api
+from tests.fakes.dingtalk_api import robot_sign
 from tests.platforms import installed
 from warroom.im.plugins import platform_names
 from warroom.im.sandbox.adapter import sign as sandbox_sign
@@ -32,6 +33,7 @@ from warroom.settings import Settings
 from warroom.store import Store
 
 SLACK_SECRET, LARK_KEY, LARK_TOKEN, MEMORY_TOKEN = "slack-secret", "k" * 16, "lark-token", "m-secret"
+DINGTALK_SECRET = "dingtalk-secret"
 Sign = Callable[[bytes], tuple[dict[str, str], bytes]]
 
 
@@ -64,6 +66,11 @@ def _lark(body: bytes) -> tuple[dict[str, str], bytes]:
     return lark_api.callback(payload, encrypt_key=LARK_KEY)
 
 
+def _dingtalk(body: bytes) -> tuple[dict[str, str], bytes]:
+    ts = str(int(time.time() * 1000))
+    return {"timestamp": ts, "sign": robot_sign(DINGTALK_SECRET, ts), "content-type": "application/json"}, body
+
+
 def _memory(body: bytes) -> tuple[dict[str, str], bytes]:
     return {"x-memory-signature": hmac.new(MEMORY_TOKEN.encode(), body, hashlib.sha256).hexdigest()}, body
 
@@ -80,10 +87,19 @@ async def api(client: Client, store: Store, settings: Settings, tmp_path: Path) 
                 "LARK_ENCRYPT_KEY": LARK_KEY,
                 "LARK_VERIFICATION_TOKEN": LARK_TOKEN,
                 "MEMORY_TOKEN": MEMORY_TOKEN,
+                "DINGTALK_APP_KEY": "ding-key",
+                "DINGTALK_APP_SECRET": DINGTALK_SECRET,
+                "DINGTALK_CALLBACK_MODE": "http",
             }
         )
         app = create_app(settings, client=client, store=store)
-        signers = {"sandbox": _sandbox(app.state.warroom.settings), "slack": _slack, "lark": _lark, "memory": _memory}
+        signers = {
+            "sandbox": _sandbox(app.state.warroom.settings),
+            "slack": _slack,
+            "lark": _lark,
+            "dingtalk": _dingtalk,
+            "memory": _memory,
+        }
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=30) as http:
             yield http, signers
@@ -138,6 +154,24 @@ SHAPES: dict[str, list[dict[str, Any]]] = {
             value={"warroom": 1, "action": "snooze", "minutes": 120, "card_version": 1},
         ),
         lark_api.envelope("im.message.receive_v1", {"message": {"chat_id": "oc_1"}}, token=LARK_TOKEN),
+    ],
+    "dingtalk": [
+        {
+            "conversationId": "cid1==",
+            "conversationType": "2",
+            "msgId": "m1",
+            "msgtype": "text",
+            "text": {"content": " status?"},
+            "senderStaffId": "u1",
+            "isInAtList": True,
+        },
+        {
+            "userId": "u1",
+            "outTrackId": "wr-c1-x",
+            "spaceType": "IM_GROUP",
+            "spaceId": "cid1==",
+            "content": '{"cardPrivateData": {"params": {"action": "snooze", "minutes": "120", "card_version": "1"}}}',
+        },
     ],
     "memory": [{"id": "1", "chat": "mc-1", "user": "m-ann", "action": "acknowledge"}],
 }

@@ -25,6 +25,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.im import ImActivities
 from tests.fakes import lark_api
+from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.slack_api import SIGNING_SECRET, SPEC_PATH, TOKEN, FakeSlack, running_fake_slack
 from tests.platforms import installed
 from warroom.errors import PermanentImError, RateLimited, TransientImError
@@ -36,7 +37,7 @@ from warroom.models import Action, IncidentStatus, Severity
 from warroom.settings import Settings
 from warroom.store import Store
 
-PLATFORMS = ["sandbox", "slack", "lark", "memory"]
+PLATFORMS = ["sandbox", "slack", "lark", "dingtalk", "memory"]
 ANN, BOB = "ann@example.com", "bob@example.com"
 
 
@@ -208,6 +209,26 @@ def _lark(fake: lark_api.FakeLark, settings: Settings, store: Store) -> Harness:
     )
 
 
+def _dingtalk(fake: FakeDingTalk, settings: Settings, store: Store) -> Harness:
+    owner = fake.add_user("Owner")
+    settings = settings.model_copy(update=fake.settings(owner))
+    users = {e: fake.add_user(e.split("@")[0], email=e) for e in (ANN, BOB)}
+    kinds = {"rate_limited": ["qps"], "server_error": ["500", "500", "500"], "timeout_after": ["timeout_after"]}
+    return Harness(
+        name="dingtalk",
+        activities=ImActivities(store, settings),
+        users=users,
+        rooms=lambda iid: sum(1 for g in fake.live_groups() if g.title.startswith(f"inc-{iid} ")),
+        members=lambda chat: fake.groups[chat].members - {owner},
+        card_version=lambda chat, h: int(fake.cards[h].params["card_version"]),
+        texts=lambda chat: [m.text for m in fake.group_messages(chat)],
+        ended=lambda chat: fake.groups[chat].disbanded,
+        pings=fake.pings,
+        fault=lambda kind, op="post": fake.fail({"post": "robot.send", "create": "scene.create"}[op], *kinds[kind]),
+        refuse=lambda: fake.fail("robot.send", "Forbidden.AccessDenied.AccessTokenPermissionDenied"),
+    )
+
+
 def _memory(settings: Settings, store: Store) -> Harness:
     activities = ImActivities(store, settings.model_copy(update={"MEMORY_TOKEN": "m-secret"}))
     adapter: Any = activities.adapter("memory")
@@ -250,6 +271,10 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, settings: Sett
         elif request.param == "lark":
             with lark_api.FakeLark(late_seconds=1.5) as fake:
                 h = _lark(fake, settings, store)
+                yield h
+        elif request.param == "dingtalk":
+            with FakeDingTalk(late_seconds=1.5) as fake:
+                h = _dingtalk(fake, settings, store)
                 yield h
         else:
             with installed(tmp_path / "site", {"memory": "tests.platforms.memory:plugin"}):
