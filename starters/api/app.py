@@ -56,7 +56,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connections = await callbacks.hold_connections(app.state.warroom)  # DingTalk's Stream mode
         yield
+        for task in connections:
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
         await app.state.warroom.aclose()
         if own_store:
             store.close()

@@ -17,11 +17,13 @@ from starters.api.deps import AppState, app_state
 from starters.api.errors import ApiError
 from warroom.errors import CallbackRejected, ImError
 from warroom.im import values
-from warroom.im.base import CallbackRequest, CallbackResult
+from warroom.im.base import CallbackRequest, CallbackResult, ImAdapter, InboundEvent
+from warroom.im.plugins import get_plugin
 from warroom.telemetry.metrics import platform_label
 
 router = APIRouter(tags=["im callbacks"])
 audit = logging.getLogger("warroom.audit")
+log = logging.getLogger("warroom.api")
 
 
 def _refused(state: AppState, platform: str, req: CallbackRequest, peer: str, e: CallbackRejected) -> ApiError:
@@ -52,21 +54,58 @@ async def process_callback(state: AppState, platform: str, req: CallbackRequest,
         state.metrics.callbacks_refused.labels(platform_label(platform), "replayed").inc()
         audit.warning("dropped %s callback %s from %s (replayed): already taken", platform, req.path, peer or "?")
         return result.model_copy(update={"events": []})  # the same answer, and nothing done again
+    try:
+        await deliver_events(state, platform, result.events)
+    except RPCError:
+        if result.replay_key:  # the platform's retry of this very request must go through
+            await asyncio.to_thread(claims.release, platform, result.replay_key)
+        raise  # Temporal is unreachable: 503, and the platform delivers it again later
+    return result
+
+
+async def deliver_events(state: AppState, platform: str, events: list[InboundEvent]) -> None:
+    """Signal each event's incident workflow; raises (RPCError) while Temporal is unreachable, so
+    the platform delivers the events again later (a 503, or a long connection's failed ack)."""
     svc = await state.service()
-    for event in result.events:  # one at a time: one undeliverable event must not drop the rest
+    for event in events:  # one at a time: one undeliverable event must not drop the rest
         try:
             problems = await svc.dispatch(platform, [event])
         except RPCError as e:
             if e.status is not RPCStatusCode.NOT_FOUND:
-                if result.replay_key:  # the platform's retry of this very request must go through
-                    await asyncio.to_thread(claims.release, platform, result.replay_key)
-                raise  # Temporal is unreachable: 503, and the platform delivers it again later
+                raise
             # the incident's workflow has finished (its room was dismissed): a late or replayed
             # click has nothing left to act on, and a 5xx would only make the platform retry
             problems = [f"chat {event.chat_id}: the incident's workflow has finished ({e.message})"]
         for p in problems:
             audit.info("ignored %s event %s: %s", platform, event.event_id, p)
-    return result
+
+
+async def hold_connections(state: AppState) -> list[asyncio.Task[None]]:
+    """Open the long connections of the configured platforms that receive events over one
+    (`PlatformPlugin.long_connection`: DingTalk's Stream mode); cancel the tasks to close them."""
+    tasks = []
+    for platform in state.settings.configured_platforms():
+        if not get_plugin(platform).long_connection:
+            continue
+        try:
+            adapter = state.adapter(platform)
+        except ImError as e:
+            log.warning("%s: no long connection: %s", platform, e)
+            continue
+        tasks.append(asyncio.create_task(_listen(platform, adapter, state), name=f"{platform}-connection"))
+    return tasks
+
+
+async def _listen(platform: str, adapter: ImAdapter, state: AppState) -> None:
+    async def deliver(events: list[InboundEvent]) -> None:
+        await deliver_events(state, platform, events)
+
+    try:
+        await adapter.listen(deliver)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a bug in the platform's loop: say so once, the API keeps serving
+        log.exception("%s: the long connection stopped", platform)
 
 
 @router.get("/im/{platform}/{kind}", operation_id="im_callback_get")  # URL verification (WeCom)

@@ -73,6 +73,15 @@ class AppState:
             self._adapters[platform] = build_adapter(platform, self.store.db, self.settings)
         return self._adapters[platform]
 
+    def connection_statuses(self) -> dict[str, dict[str, object]]:
+        """The long connections of the adapters built so far (DingTalk's Stream mode), by platform."""
+        out = {}
+        for platform, adapter in self._adapters.items():
+            status = adapter.connection_status()
+            if status is not None:
+                out[platform] = status
+        return out
+
     async def aclose(self) -> None:
         """Close the IM adapters built for requests (the store is closed by whoever opened it)."""
         for adapter in self._adapters.values():

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from starters.api.deps import app_state
-from warroom.telemetry.metrics import worker_metrics
+from warroom.telemetry.metrics import connection_gauges, worker_metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -31,7 +31,11 @@ async def healthz(request: Request) -> JSONResponse:
     except Exception as e:
         checks["temporal"] = f"unreachable: {getattr(e, 'message', e)}".splitlines()[0]
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    connections = state.connection_statuses()
+    if connections:  # shown, not judged: a platform's outage must not take the API out of rotation
+        body["connections"] = connections
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")
@@ -39,9 +43,11 @@ async def metrics(request: Request) -> Response:
     """War Room's metrics in Prometheus text format: incidents by status, war rooms by platform and
     state, refused IM callbacks; plus the worker's `warroom_` metrics when this process runs one
     (`warroom dev`)."""
-    ours = app_state(request).metrics
+    state = app_state(request)
+    ours = state.metrics
     in_process = worker_metrics(create=False)
     body = await asyncio.to_thread(
         lambda: ours.render() + (generate_latest(in_process.registry) if in_process is not None else b"")
     )
+    body += connection_gauges(state.connection_statuses()).encode()
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, NewType
@@ -163,6 +163,9 @@ class RoomGone(BaseModel):
 
 
 InboundEvent = ActionClicked | MessageReceived | RoomGone
+# Hands verified events to War Room (a durable signal to each incident's workflow); raises when
+# they could not be delivered, so a long connection can tell the platform to send them again.
+Deliver = Callable[[list[InboundEvent]], Awaitable[None]]
 
 
 class SetupCheck(BaseModel):
@@ -279,6 +282,17 @@ class ImAdapter(abc.ABC):
     @abc.abstractmethod
     def handle_callback(self, request: CallbackRequest) -> CallbackResult:
         """Verify (raise `CallbackRejected`) and parse a callback into domain events."""
+
+    async def listen(self, deliver: Deliver) -> None:
+        """Hold the platform's long connection (DingTalk's Stream mode) until cancelled, handing
+        each verified event to `deliver`. Only plugins with `long_connection` are asked (by
+        `warroom api`); an adapter whose settings choose HTTP callbacks returns at once."""
+        return
+
+    def connection_status(self) -> dict[str, object] | None:
+        """The long connection's state for `/healthz` and metrics (`state`: connected, connecting,
+        backoff, …), or None when the adapter holds none."""
+        return None
 
     # -- setup --
     async def setup_checks(self) -> list[SetupCheck]:

@@ -54,3 +54,6 @@ class PlatformPlugin:
     capabilities: Capabilities
     build: Callable[[PlatformContext], ImAdapter]
     tables: str | None = None  # module defining the platform's own SQL tables, if it has any
+    # The platform's events arrive over a connection War Room holds (`ImAdapter.listen`, DingTalk's
+    # Stream mode): `warroom api` opens it at start when the platform is configured.
+    long_connection: bool = False

@@ -116,6 +116,29 @@ _worker_metrics: WorkerMetrics | None = None
 _lock = Lock()
 
 
+def connection_gauges(statuses: dict[str, dict[str, object]]) -> str:
+    """Long connections (DingTalk's Stream mode) by platform: up or not, and how often opened."""
+    if not statuses:
+        return ""
+    lines = [
+        "# HELP warroom_im_connection_up Whether a platform's long connection is open (1) or not (0).",
+        "# TYPE warroom_im_connection_up gauge",
+    ]
+    lines += [
+        f'warroom_im_connection_up{{platform="{p}"}} {int(s.get("state") == "connected")}'
+        for p, s in sorted(statuses.items())
+    ]
+    lines += [
+        "# HELP warroom_im_connection_opens_total Long connections opened, by platform.",
+        "# TYPE warroom_im_connection_opens_total counter",
+    ]
+    lines += [
+        f'warroom_im_connection_opens_total{{platform="{p}"}} {int(str(s.get("connects") or 0))}'
+        for p, s in sorted(statuses.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def worker_metrics(*, create: bool = True) -> WorkerMetrics | None:
     """This process's worker metrics (one set however many workers it runs); None when it runs
     none and `create` is False."""

@@ -26,5 +26,10 @@ def _build(context: PlatformContext) -> ImAdapter:
 
 
 plugin = PlatformPlugin(
-    name="dingtalk", title="DingTalk", settings_class=DingTalkSettings, capabilities=CAPABILITIES, build=_build
+    name="dingtalk",
+    title="DingTalk",
+    settings_class=DingTalkSettings,
+    capabilities=CAPABILITIES,
+    build=_build,
+    long_connection=True,
 )

@@ -27,6 +27,7 @@ from warroom.im.base import (
     CallbackResult,
     CardHandle,
     ChatMessage,
+    Deliver,
     ImAdapter,
     InviteResult,
     Mention,
@@ -42,11 +43,12 @@ from warroom.im.dingtalk import text as markdown
 from warroom.im.dingtalk.api import DingTalkApi
 from warroom.im.dingtalk.callbacks import HttpCallbacks
 from warroom.im.dingtalk.capabilities import CAPABILITIES, GROUP_CAP, MAX_INVITE_BATCH
+from warroom.im.dingtalk.checks import DingTalkSetup, run_checks
 from warroom.im.dingtalk.directory import Directory
 from warroom.im.dingtalk.errors import GONE_CODES, UNKNOWN_OUTCOME
 from warroom.im.dingtalk.outbox import Outbox
 from warroom.im.dingtalk.settings import DingTalkSettings
-from warroom.im.dingtalk.stream import Deliver, StreamConnection
+from warroom.im.dingtalk.stream import StreamConnection
 from warroom.im.plugin import PlatformContext
 
 log = logging.getLogger("warroom.im.dingtalk")
@@ -282,9 +284,7 @@ class DingTalkAdapter(ImAdapter):
 
     # ------------------------------------------------------------------ setup
     async def setup_checks(self) -> list[SetupCheck]:
-        from warroom.im.dingtalk.checks import run_checks
-
-        return await run_checks(self)
+        return await run_checks(DingTalkSetup(self.api, self.settings, self.public_url, self.connection_status))
 
     async def aclose(self) -> None:
         await self.api.aclose()

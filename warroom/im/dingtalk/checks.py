@@ -7,13 +7,13 @@ parameters, so a permission error means it is missing and any other refusal mean
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from warroom.errors import ImError
 from warroom.im.base import SetupCheck
-
-if TYPE_CHECKING:
-    from warroom.im.dingtalk.adapter import DingTalkAdapter
+from warroom.im.dingtalk.api import DingTalkApi
+from warroom.im.dingtalk.settings import DingTalkSettings
 
 PLATFORM = "dingtalk"
 CONSOLE = "https://open-dev.dingtalk.com"
@@ -48,12 +48,22 @@ async def _probe(name: str, scope: str, call) -> SetupCheck:  # type: ignore[no-
     return _check(f"permission {scope}", True, f"{name}: granted")
 
 
+@dataclass(frozen=True)
+class DingTalkSetup:
+    """What the checks look at: the API client, the settings, the Stream connection's state."""
+
+    api: DingTalkApi
+    settings: DingTalkSettings
+    public_url: str
+    connection: Callable[[], dict[str, object] | None]
+
+
 def _setting(name: str, value: str, fix: str) -> SetupCheck:
     return _check(name, bool(value), f"set: {value}" if value else "not set", fix)
 
 
-async def run_checks(adapter: DingTalkAdapter) -> list[SetupCheck]:
-    s, api = adapter.settings, adapter.api
+async def run_checks(setup: DingTalkSetup) -> list[SetupCheck]:
+    s, api = setup.settings, setup.api
     checks = [
         _setting("robot code", s.robot_code, f"set DINGTALK_ROBOT_CODE to the robot's RobotCode ({CONSOLE} → 机器人)"),
         _setting(
@@ -73,7 +83,7 @@ async def run_checks(adapter: DingTalkAdapter) -> list[SetupCheck]:
         checks.append(
             _check("access token", False, str(e), "check DINGTALK_APP_KEY / DINGTALK_APP_SECRET (凭证与基础信息)")
         )
-        return checks + _callback_checks(adapter)
+        return checks + _callback_checks(setup)
     checks.append(_check("access token", True, f"obtained for app {s.app_key}"))
     if s.owner_user_id:
         try:
@@ -111,13 +121,13 @@ async def run_checks(adapter: DingTalkAdapter) -> list[SetupCheck]:
         ),
         await _probe("status card", "Card.Instance.Write", lambda: api.update_card("wr-doctor-probe", {"status": ""})),
     ]
-    return checks + _callback_checks(adapter)
+    return checks + _callback_checks(setup)
 
 
-def _callback_checks(adapter: DingTalkAdapter) -> list[SetupCheck]:
-    s = adapter.settings
+def _callback_checks(setup: DingTalkSetup) -> list[SetupCheck]:
+    s = setup.settings
     if s.callback_mode == "http":
-        url = f"{adapter.public_url or 'WARROOM_PUBLIC_URL'}/im/dingtalk/events"
+        url = f"{setup.public_url or 'WARROOM_PUBLIC_URL'}/im/dingtalk/events"
         return [
             _check("robot messages (HTTP)", True, f"the robot's 消息接收地址 must be {url}"),
             _check(
@@ -127,7 +137,7 @@ def _callback_checks(adapter: DingTalkAdapter) -> list[SetupCheck]:
                 "set DINGTALK_CALLBACK_MODE=stream for working card buttons",
             ),
         ]
-    status = adapter.connection_status() or {}
+    status = setup.connection() or {}
     state = str(status.get("state") or "idle")
     detail = f"Stream mode: {state}" + (f" ({status.get('last_error')})" if status.get("last_error") else "")
     if state == "idle":

@@ -23,14 +23,14 @@ import logging
 import random
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from warroom.errors import CallbackRejected
-from warroom.im.base import InboundEvent
+from warroom.im.base import Deliver, InboundEvent
 from warroom.im.dingtalk.callbacks import Seen, card_click, robot_message
 
 log = logging.getLogger("warroom.im.dingtalk.stream")
@@ -39,8 +39,6 @@ CARD_TOPIC = "/v1.0/card/instances/callback"
 OPEN_PATH = "/v1.0/gateway/connections/open"
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 DEDUP_SECONDS = 3600.0
-
-Deliver = Callable[[list[InboundEvent]], Awaitable[None]]
 
 
 @dataclass
