@@ -489,3 +489,23 @@ async def test_stream_reconnects_with_backoff_after_the_gateway_fails(fake: Fake
         await asyncio.gather(task, return_exceptions=True)
         await a.aclose()
     assert a.connection_status()["state"] == "stopped"  # type: ignore[index]
+
+
+async def test_doctor_checks_token_owner_permissions_and_callback_mode(fake: FakeDingTalk):
+    a = make_adapter(fake)
+    checks = {c.name: c for c in await a.setup_checks()}
+    assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
+    assert {"access token", "group owner", "permission Card.Instance.Write", "stream connection"} <= set(checks)
+    fake.fail("card.update", "Forbidden.AccessDenied.AccessTokenPermissionDenied")
+    checks = {c.name: c for c in await a.setup_checks()}
+    assert not checks["permission Card.Instance.Write"].ok and "权限管理" in checks["permission Card.Instance.Write"].fix
+    await a.aclose()
+    http_mode = make_adapter(fake, DINGTALK_CALLBACK_MODE="http", DINGTALK_OWNER_USER_ID="nobody")
+    checks = {c.name: c for c in await http_mode.setup_checks()}
+    assert not checks["card buttons"].ok and "stream" in checks["card buttons"].fix
+    assert not checks["group owner"].ok
+    await http_mode.aclose()
+    wrong = make_adapter(fake, DINGTALK_APP_KEY="unknown-app")  # credentials DingTalk does not know
+    checks = {c.name: c for c in await wrong.setup_checks()}
+    assert not checks["access token"].ok and "DINGTALK_APP_SECRET" in checks["access token"].fix
+    await wrong.aclose()

@@ -5,7 +5,7 @@ value is a string (DingTalk refuses anything else) of at most 1 KB. The template
 back the callback params `action`, `minutes` and `card_version` (CONTRACT.md): `card_version` is
 bound to the variable of the same name, so a click on an outdated card says which version it
 saw, and the snooze button's `minutes` to `snooze_minutes`. The README shows how to build such a
-template; `card-template.json` beside this module lists its variables.
+template, variable by variable.
 """
 
 from __future__ import annotations
