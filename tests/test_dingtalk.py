@@ -498,7 +498,9 @@ async def test_doctor_checks_token_owner_permissions_and_callback_mode(fake: Fak
     assert {"access token", "group owner", "permission Card.Instance.Write", "stream connection"} <= set(checks)
     fake.fail("card.update", "Forbidden.AccessDenied.AccessTokenPermissionDenied")
     checks = {c.name: c for c in await a.setup_checks()}
-    assert not checks["permission Card.Instance.Write"].ok and "权限管理" in checks["permission Card.Instance.Write"].fix
+    assert (
+        not checks["permission Card.Instance.Write"].ok and "权限管理" in checks["permission Card.Instance.Write"].fix
+    )
     await a.aclose()
     http_mode = make_adapter(fake, DINGTALK_CALLBACK_MODE="http", DINGTALK_OWNER_USER_ID="nobody")
     checks = {c.name: c for c in await http_mode.setup_checks()}
@@ -509,3 +511,45 @@ async def test_doctor_checks_token_owner_permissions_and_callback_mode(fake: Fak
     checks = {c.name: c for c in await wrong.setup_checks()}
     assert not checks["access token"].ok and "DINGTALK_APP_SECRET" in checks["access token"].fix
     await wrong.aclose()
+
+
+async def test_room_ready_and_click_to_card_on_the_fake_without_faults(stack):
+    """Figures for the report (not timed assertions): room ready and click → card, next to the fake's
+    own floor (one call's round trip through the SDK: room ready needs two in a row, create then
+    invite ∥ card; click → card one)."""
+    http, fake, _ = stack
+    ann = fake.add_user("Ann", email=ANN)
+    probe = make_adapter(fake)
+    probe_chat = (await probe.create_room(spec("probe"))).chat_id
+    calls = []
+    for i in range(5):
+        started = time.monotonic()
+        await probe.post_message(probe_chat, "x", f"probe-{i}")
+        calls.append(time.monotonic() - started)
+    await probe.aclose()
+    ready, click = [], []
+    for _ in range(5):
+        incident_id = f"dt-{uuid.uuid4().hex[:8]}"
+        r = await http.post(
+            "/api/v1/incidents", json={"id": incident_id, "title": "Disk full", "responders": [{"email": ANN}]}
+        )
+        assert r.status_code == 201, r.text
+        started = time.monotonic()
+        r = await http.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "dingtalk"})
+        ready.append(time.monotonic() - started)
+        chat = r.json()["chat_id"]
+        (handle,) = await eventually(
+            lambda c=chat: [x.out_track_id for x in fake.cards.values() if x.open_conversation_id == c]
+        )
+        await view_when(http, incident_id, lambda v: "card.posted" in kinds(v) and "member.invited" in kinds(v))
+        version = fake.cards[handle].params["card_version"]
+        started = time.monotonic()
+        fake.push(
+            fake.frame(CARD_TOPIC, fake.card_click(handle, ann, {"action": "acknowledge", "card_version": version}))
+        )
+        await eventually(lambda h=handle: fake.cards[h].params["status"] == "acknowledged", interval=0.005)
+        click.append(time.monotonic() - started)
+    p50 = lambda xs: sorted(xs)[len(xs) // 2] * 1000  # noqa: E731
+    print(f"\nDingTalk fake, p50 of 5: one call {p50(calls):.1f} ms (floor: room ready two calls, click → card one); "
+          f"room ready {p50(ready):.0f} ms; click → card {p50(click):.0f} ms")  # fmt: skip
+    assert len(fake.live_groups()) == 6
