@@ -410,9 +410,10 @@ async def test_lifecycle_through_the_real_stack_over_stream(stack):
     await eventually(lambda: len(texts(fake, chat)) > before, timeout=30)
 
     # Garbage on the Stream is refused (400), and the connection stays up.
-    bad = fake.frame(CARD_TOPIC, "not json")
-    fake.push(bad)
-    await eventually(lambda: [a for a in fake.acks_for(bad["headers"]["messageId"]) if a["code"] == 400])
+    for garbage in ("not json", '{"userId": NaN}', '{"conversationId": "\\ud800", "msgId": "x"}'):
+        bad = fake.frame(CARD_TOPIC, garbage)
+        fake.push(bad)
+        await eventually(lambda b=bad: [a for a in fake.acks_for(b["headers"]["messageId"]) if a["code"] == 400])
     # HTTP mode forgeries change nothing.
     r = await http.post("/im/dingtalk/events", content=b"{}", headers={"timestamp": "1", "sign": "x"})
     assert r.status_code == 401

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from warroom.errors import CallbackRejected
+from warroom.im import values
 from warroom.im.base import ActionClicked, CallbackRequest, CallbackResult, MessageReceived
 from warroom.models import Action
 
@@ -101,7 +101,7 @@ def _json_field(value: Any, what: str) -> dict[str, Any]:
         return value
     if isinstance(value, str):
         try:
-            parsed = json.loads(value) if value else {}
+            parsed = values.loads(value) if value else {}
         except ValueError:
             raise CallbackRejected(f"malformed DingTalk card callback: {what} is not JSON", status=400) from None
         if isinstance(parsed, dict):
@@ -180,7 +180,7 @@ class HttpCallbacks:
         if not hmac.compare_digest(sign(self.app_secret, ts).encode(), given.encode("utf-8", "replace")):
             raise CallbackRejected("bad sign: not signed with DINGTALK_APP_SECRET", code="bad_signature")
         try:
-            data = json.loads(request.body or b"")
+            data = values.loads(request.body or b"")
         except (ValueError, UnicodeDecodeError):
             raise CallbackRejected("the body is not JSON", status=400) from None
         if not isinstance(data, dict):
@@ -196,4 +196,5 @@ class HttpCallbacks:
                 code="card_over_http",
             )
         event = robot_message(data)
-        return CallbackResult.with_json({}, events=[event] if event else [])
+        result = CallbackResult.with_json({}, events=[event] if event else [])
+        return result.model_copy(update={"replay_key": replay_key})  # taken once across API replicas

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from warroom.errors import CallbackRejected
+from warroom.im import values
 from warroom.im.base import Deliver, InboundEvent
 from warroom.im.dingtalk.callbacks import Seen, card_click, robot_message
 
@@ -193,7 +194,7 @@ class StreamConnection:
             got = True
             self.status.frames += 1
             try:
-                frame = json.loads(raw)
+                frame = values.loads(raw)
                 if not isinstance(frame, dict):
                     raise ValueError("not an object")
             except ValueError:
@@ -209,8 +210,11 @@ class StreamConnection:
 
     async def _route(self, client: Any, ws: Any, frame: dict[str, Any]) -> None:
         try:
+            data = frame.get("data")
+            if isinstance(data, str) and data:
+                values.loads(data)  # strict JSON first: the SDK's parser takes NaN and lone surrogates
             await client.route_message(frame)
-        except Exception as e:  # the SDK could not parse it (`data` not JSON…): refuse it, once
+        except Exception as e:  # not strict JSON, or the SDK could not parse it (`data` not JSON…): refuse it, once
             message_id = str((frame.get("headers") or {}).get("messageId") or "")
             log.warning("dingtalk stream: refused a malformed frame %s: %s", message_id, e)
             ack = {"code": 400, "headers": {"messageId": message_id, "contentType": "application/json"},
