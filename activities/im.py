@@ -14,7 +14,9 @@ from typing import TypeVar
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.checkpoints import Checkpoints
 from activities.errors import retry_decisions
+from activities.in_place import retrying_in_place
 from warroom import names
 from warroom.card import CLOSING_TEXT, closed_name, status_text
 from warroom.directory import Contact, Found, Resolution, look_up_people, resolve_people
@@ -53,6 +55,11 @@ class ImActivities:
         self._adapters: dict[str, ImAdapter] = {}
 
     def adapter(self, platform: str) -> ImAdapter:
+        """The platform's adapter as activities use it: its calls repeated in place on failure."""
+        return retrying_in_place(self.platform_adapter(platform), platform)
+
+    def platform_adapter(self, platform: str) -> ImAdapter:
+        """The platform's adapter itself, built on first use."""
         if platform not in self._adapters:
             self._adapters[platform] = build_adapter(platform, self.store.db, self.settings)
         return self._adapters[platform]
@@ -105,47 +112,55 @@ class ImActivities:
         """A new room in one activity, on the shortest path the platform allows: the room is
         created while the people are looked up, then the invites and the card go out together.
 
-        Each step's result is kept in the heartbeat details as soon as it is known, and an attempt
-        after a failure (or a lost worker) resumes from there: under a 30 % fault rate, a retry
-        that had to repeat the whole sequence would rarely get through. Repeating a step is safe
+        Each call is retried where it failed (`activities.in_place`), and each step's result is
+        recorded as soon as it is known (`activities.checkpoints`): an attempt after a failure (or
+        a lost worker) resumes from there instead of repeating the whole sequence. Repeating a step is safe
         anyway (room and card by key, invites by membership, found users are stored as links). A
         step the platform refuses for good fails the room only if it is the room itself; refused
         invites and a refused card come back as outcomes."""
-        done = OpenProgress.model_validate(activity.info().heartbeat_details[0]) if _resumed() else OpenProgress()
-        with retry_decisions():
-            adapter = self.adapter(inp.platform)  # an unknown or unconfigured platform fails the room
-            people = (
-                _unless_refused(look_up_people(adapter, self.store.links, _contacts(inp.people)))
-                if done.members is None
-                else _nothing()
-            )
-            if done.room is None:
-                done.room = await self._registered(inp.platform, inp.spec)
-            if done.room is None:  # the people first: their lookups wait for a read of stored links
-                looked_up, room = await asyncio.gather(people, adapter.create_room(inp.spec), return_exceptions=True)
-                if isinstance(room, RoomRef):
-                    done.room = room
-                    _report(done)
-                _raise_first(room, looked_up)
-                found, lookup_refused = looked_up  # type: ignore[misc]
-            else:
-                found, lookup_refused = await people
-            chat_id = done.room.chat_id
-            steps = []  # the platform's calls first, then the read model's write
-            if done.members is None:
-                steps.append(self._invite_step(done, adapter, chat_id, inp.people, found, lookup_refused))
-            if done.card is None:
-                steps.append(self._card_step(done, adapter, chat_id, inp))
-            steps.append(self._register(inp.platform, inp.spec, done.room))
-            _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
-        assert done.members is not None and done.card is not None
+        checkpoints = Checkpoints(self.store.step_progress, OpenProgress, OpenProgress.steps_done)
+        done = await checkpoints.resume()
+        try:
+            with retry_decisions():
+                await self._open(inp, done, checkpoints)
+        finally:
+            await checkpoints.flush()
+        assert done.room is not None and done.members is not None and done.card is not None
         return OpenedRoom(
             room=done.room, members=done.members, card_handle=done.card or None, card_error=done.card_refused
         )
 
+    async def _open(self, inp: OpenRoomInput, done: OpenProgress, checkpoints: Checkpoints[OpenProgress]) -> None:
+        adapter = self.adapter(inp.platform)  # an unknown or unconfigured platform fails the room
+        people = (
+            _unless_refused(look_up_people(adapter, self.store.links, _contacts(inp.people)))
+            if done.members is None
+            else _nothing()
+        )
+        if done.room is None:
+            done.room = await self._registered(inp.platform, inp.spec)
+        if done.room is None:  # the people first: their lookups wait for a read of stored links
+            looked_up, room = await asyncio.gather(people, adapter.create_room(inp.spec), return_exceptions=True)
+            if isinstance(room, RoomRef):
+                done.room = room
+                checkpoints.record(done)
+            _raise_first(room, looked_up)
+            found, lookup_refused = looked_up  # type: ignore[misc]
+        else:
+            found, lookup_refused = await people
+        chat_id = done.room.chat_id
+        steps = []  # the platform's calls first, then the read model's write
+        if done.members is None:
+            steps.append(self._invite_step(done, checkpoints, adapter, chat_id, inp.people, found, lookup_refused))
+        if done.card is None:
+            steps.append(self._card_step(done, checkpoints, adapter, chat_id, inp))
+        steps.append(self._register(inp.platform, inp.spec, done.room))
+        _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
+
     async def _invite_step(
         self,
         done: OpenProgress,
+        checkpoints: Checkpoints[OpenProgress],
         adapter: ImAdapter,
         chat_id: str,
         people: list[Person],
@@ -169,12 +184,19 @@ class ImActivities:
                 for p in people
             ]
         done.members = members or []
-        _report(done)
+        checkpoints.record(done)
 
-    async def _card_step(self, done: OpenProgress, adapter: ImAdapter, chat_id: str, inp: OpenRoomInput) -> None:
+    async def _card_step(
+        self,
+        done: OpenProgress,
+        checkpoints: Checkpoints[OpenProgress],
+        adapter: ImAdapter,
+        chat_id: str,
+        inp: OpenRoomInput,
+    ) -> None:
         handle, refused = await _unless_refused(_post_card(adapter, chat_id, inp.card, inp.card_key))
         done.card, done.card_refused = (handle or ""), refused
-        _report(done)
+        checkpoints.record(done)
 
     @activity.defn(name=names.IM_INVITE_MEMBERS)
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:
@@ -295,12 +317,15 @@ class ImActivities:
 
 
 class OpenProgress(BaseModel):
-    """What `open_room` has done so far; carried to its next attempt in the heartbeat details."""
+    """What `open_room` has done so far, for its next attempt (`activities.checkpoints`)."""
 
     room: RoomRef | None = None
     members: list[MemberOutcome] | None = None
     card: str | None = None  # the card's message id; "" when the platform refused it
     card_refused: str = ""
+
+    def steps_done(self) -> int:
+        return sum(step is not None for step in (self.room, self.members, self.card))
 
 
 async def _post_card(adapter: ImAdapter, chat_id: str, card: StatusCard, key: str) -> CardHandle:
@@ -309,14 +334,6 @@ async def _post_card(adapter: ImAdapter, chat_id: str, card: StatusCard, key: st
     if adapter.capabilities.pin_card:
         await adapter.pin_card(chat_id, handle)
     return handle
-
-
-def _resumed() -> bool:
-    return bool(activity.info().heartbeat_details)
-
-
-def _report(progress: OpenProgress) -> None:
-    activity.heartbeat(progress)
 
 
 async def _nothing() -> tuple[Found | None, str]:

@@ -61,7 +61,7 @@ class Harness:
 
     @property
     def adapter(self) -> ImAdapter:
-        return self.activities.adapter(self.name)
+        return self.activities.platform_adapter(self.name)
 
     async def run(self, activity: Callable[..., Awaitable[Any]], arg: Any) -> Any:
         return await ActivityEnvironment().run(activity, arg)
@@ -111,7 +111,7 @@ def _sandbox(tmp_path: Path, settings: Settings, store: Store) -> Harness:
     platform = SandboxPlatform(store.db)
     users = {e: platform.lookup_user(email=e, phone=None, now=_now()) or "" for e in (ANN, BOB)}
     forced = _Forced()
-    real = activities.adapter("sandbox")
+    real = activities.platform_adapter("sandbox")
     assert isinstance(real, SandboxAdapter)
     real.rng, real.fault_rate = forced, 1.0
     kinds = {"rate_limited": "rate_limited", "server_error": "server_error", "timeout_after": "timeout_after_effect"}
@@ -231,7 +231,7 @@ def _dingtalk(fake: FakeDingTalk, settings: Settings, store: Store) -> Harness:
 
 def _memory(settings: Settings, store: Store) -> Harness:
     activities = ImActivities(store, settings.model_copy(update={"MEMORY_TOKEN": "m-secret"}))
-    adapter: Any = activities.adapter("memory")
+    adapter: Any = activities.platform_adapter("memory")
     chats = adapter.chats
     return Harness(
         name="memory",

@@ -280,6 +280,46 @@ def _replayed(metrics: httpx.Response) -> float:
     return sum(float(x.removeprefix(line)) for x in metrics.text.splitlines() if x.startswith(line))
 
 
+async def test_a_fault_in_every_step_costs_the_room_no_second_attempt(http, fake, client):
+    """Each call of the room's one activity fails once, each its own way: every call is repeated
+    where it failed, and the activity succeeds in its first attempt."""
+    ann, bob = fake.add_user(ANN), fake.add_user(BOB)
+    fake.inject("conversations.create", "server_error", status=503)
+    fake.inject("users.lookupByEmail", "drop")
+    fake.inject("conversations.invite", "server_error", status=500)
+    fake.inject("chat.postMessage", "drop_after")  # the card is posted, its answer lost
+    fake.inject("pins.add", "ratelimited", retry_after=1)
+    iid = await create_incident(http, ANN, BOB)
+    room = await open_room(http, iid)
+    assert {m["state"] for m in room["members"]} == {"invited"}
+    assert fake.channels[room["chat_id"]].members == {ann, bob, BOT_USER_ID}
+    assert (
+        len(fake.bot_messages(room["chat_id"], CARD_EVENT_TYPE)) == 1 and len(fake.channels[room["chat_id"]].pins) == 1
+    )
+    faulted = {c.method for c in fake.calls if c.outcome.startswith("fault:")}
+    assert faulted == {
+        "conversations.create",
+        "users.lookupByEmail",
+        "conversations.invite",
+        "chat.postMessage",
+        "pins.add",
+    }
+    assert await _attempts(client, iid, "im_open_room") == [1]
+
+
+async def _attempts(client: Any, iid: str, activity_type: str) -> list[int]:
+    """The attempt number of each start of `activity_type` in the incident's workflow history."""
+    scheduled, attempts = set(), []
+    async for e in client.get_workflow_handle(f"incident-{iid}").fetch_history_events():
+        scheduling = e.activity_task_scheduled_event_attributes
+        start = e.activity_task_started_event_attributes
+        if e.HasField("activity_task_scheduled_event_attributes") and scheduling.activity_type.name == activity_type:
+            scheduled.add(e.event_id)
+        elif e.HasField("activity_task_started_event_attributes") and start.scheduled_event_id in scheduled:
+            attempts.append(start.attempt)
+    return attempts
+
+
 async def test_rate_limited_burst_loses_and_duplicates_nothing(http, fake, store):
     people = [ANN, BOB, CAROL]
     ids = {email: fake.add_user(email) for email in people}

@@ -210,9 +210,11 @@ async def test_slack_failures_become_typed_errors(fake, slack):
         await slack.create_room(spec("e1"))
     assert fake.channels == {}
 
-    # Reads are retried once by slack-sdk on 503 / dropped connections: the caller sees success.
+    # slack-sdk repeats nothing by itself: the activity repeats the adapter's call (activities/in_place.py).
     ann = fake.add_user("ann@example.com")
     fake.inject("users.lookupByEmail", "server_error", status=503)
+    with pytest.raises(TransientImError):
+        await slack.lookup_user(email="ann@example.com", phone=None)
     assert await slack.lookup_user(email="ann@example.com", phone=None) == ann
     assert fake.count("users.lookupByEmail", None) == 3
 

@@ -7,6 +7,7 @@ from warroom.store.db import Database
 from warroom.store.incidents import IncidentStore
 from warroom.store.links import LinkStore, UserLink
 from warroom.store.migrate import migrate
+from warroom.store.progress import StepProgress
 from warroom.store.reviews import ReviewStore, RunbookStore
 from warroom.store.rooms import RoomStore
 from warroom.store.timeline import TimelineStore
@@ -28,6 +29,7 @@ class Store:
         self.reviews = ReviewStore(self.db)
         self.runbooks = RunbookStore(self.db)
         self.callback_claims = CallbackClaims(self.db)
+        self.step_progress = StepProgress(self.db)
 
     def close(self) -> None:
         self.db.dispose()

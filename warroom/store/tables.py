@@ -205,3 +205,14 @@ class CallbackClaimRow(Base):
     platform: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class StepProgressRow(Base):
+    """What a multi-step activity (opening a room) has done so far, written as each step ends, so
+    the next attempt skips it even when the worker died before its heartbeat reached Temporal."""
+
+    __tablename__ = "step_progress"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of workflow + activity id
+    data: Mapped[dict] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

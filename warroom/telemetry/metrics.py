@@ -52,6 +52,13 @@ class WorkerMetrics:
             ["platform", "method", "error"],
             registry=self.registry,
         )
+        self.im_retries_in_place = Counter(
+            "warroom_im_retries_in_place",
+            "IM calls repeated inside an activity attempt after a rate limit or a transient "
+            "failure (activities/in_place.py), by platform, adapter method and error.",
+            ["platform", "method", "error"],
+            registry=self.registry,
+        )
         self.room_ready_seconds = Histogram(
             "warroom_room_ready_seconds",
             "From the workflow asking for a war room to the room existing on the platform (with "

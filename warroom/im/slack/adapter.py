@@ -199,7 +199,6 @@ class SlackAdapter(ImAdapter):
         for _ in range(HISTORY_MAX_PAGES):
             data = await self.api.call(
                 "conversations.list",
-                read=True,
                 types="public_channel,private_channel",
                 exclude_archived=False,
                 limit=1000,
@@ -300,7 +299,6 @@ class SlackAdapter(ImAdapter):
             return self._posted[key]
         data = await self.api.call(
             "conversations.history",
-            read=True,
             expected=("missing_scope",),
             channel=chat_id,
             limit=DEDUP_SCAN,
@@ -362,7 +360,7 @@ class SlackAdapter(ImAdapter):
         """Keep the channel topic at severity · status · title · link (only when it changes)."""
         wanted = blocks.topic(card)
         if chat_id not in self._topics:
-            info = await self.api.call("conversations.info", read=True, expected=("missing_scope",), channel=chat_id)
+            info = await self.api.call("conversations.info", expected=("missing_scope",), channel=chat_id)
             self._topics[chat_id] = str(((info.get("channel") or {}).get("topic") or {}).get("value") or "")
         if self._topics[chat_id] == wanted:
             return
@@ -411,7 +409,6 @@ class SlackAdapter(ImAdapter):
         for _ in range(HISTORY_MAX_PAGES):
             data = await self.api.call(
                 "conversations.history",
-                read=True,
                 channel=chat_id,
                 limit=HISTORY_PAGE,
                 cursor=cursor,

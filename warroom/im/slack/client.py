@@ -1,10 +1,10 @@
 """One place where War Room calls Slack's Web API: slack-sdk's `AsyncWebClient`, budgets, and
 the translation of every failure into our typed errors.
 
-Two clients share one aiohttp session. Reads (lookups, history, listing) use slack-sdk's retry
-handlers for dropped connections and 500/503, which are safe to repeat. Writes get none: a write
-repeated inside the SDK would bypass the adapter's look-before-write (a second channel, a second
-card); Temporal retries them through the adapter instead.
+slack-sdk's own retry handlers are off: a write repeated inside the SDK would bypass the
+adapter's look-before-write (a second channel, a second card), and repeats inside one call would
+stretch it past the attempt's share of time. Failed calls are repeated a level up, by the whole
+adapter method, inside the activity (`activities/in_place.py`) and then by Temporal.
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from warroom.errors import RateLimited
@@ -41,37 +37,28 @@ class SlackApi:
         self.scopes: set[str] | None = None  # from the X-OAuth-Scopes header of any answer
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reader: AsyncWebClient | None = None
-        self._writer: AsyncWebClient | None = None
+        self._client: AsyncWebClient | None = None
 
-    def _clients(self) -> tuple[AsyncWebClient, AsyncWebClient]:
+    def _web_client(self) -> AsyncWebClient:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
             self._loop = loop
-            common: dict[str, Any] = {
-                "token": self.token or None,
-                "base_url": self.base_url,
-                "timeout": int(max(self.timeout, 1)),
-                "session": self._session,
-                "logger": log,
-            }
-            self._reader = AsyncWebClient(
-                **common,
-                retry_handlers=[
-                    AsyncConnectionErrorRetryHandler(max_retry_count=2),
-                    AsyncServerErrorRetryHandler(max_retry_count=1),
-                ],
+            self._client = AsyncWebClient(
+                token=self.token or None,
+                base_url=self.base_url,
+                timeout=int(max(self.timeout, 1)),
+                session=self._session,
+                logger=log,
+                retry_handlers=[],
             )
-            self._writer = AsyncWebClient(**common, retry_handlers=[])
-        assert self._reader is not None and self._writer is not None
-        return self._reader, self._writer
+        assert self._client is not None
+        return self._client
 
     async def call(
         self,
         method: str,
         *,
-        read: bool = False,
         expected: Iterable[str] = (),
         **kwargs: Any,
     ) -> dict[str, Any]:
@@ -81,8 +68,7 @@ class SlackApi:
         `ok: false`) for the caller to handle; any other failure raises a typed `ImError`.
         """
         await self.budget.acquire(method, kwargs.get("channel"))
-        reader, writer = self._clients()
-        fn = getattr(reader if read else writer, method.replace(".", "_"))
+        fn = getattr(self._web_client(), method.replace(".", "_"))
         self.calls[method] += 1
         try:
             resp = await fn(**kwargs)

@@ -57,7 +57,7 @@ class UserDirectory:
             hit = self._cached(key)
             if hit is not None:
                 return hit.user_id
-            data = await self.api.call("users.lookupByEmail", read=True, expected=("users_not_found",), email=key)
+            data = await self.api.call("users.lookupByEmail", expected=("users_not_found",), email=key)
             user = (data.get("user") or {}) if data.get("ok") else {}
             user_id = user.get("id") if user and not user.get("deleted") else None
             if len(self._cache) >= self.max_entries:

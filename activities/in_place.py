@@ -1,0 +1,101 @@
+"""IM calls retried inside the activity attempt, before the attempt itself is given up.
+
+An activity such as `open_room` makes up to eight platform calls. If any failed call failed the
+whole attempt, a room would need all of them to succeed together: under a 30 % fault rate that is
+(0.7)^8 ≈ 6 % of attempts, and the room took 20 attempts on average (bench/faults.py). Retried
+where it failed, each call costs about 1/(1 - fault rate) tries and the attempt rarely fails.
+
+Repeating a call is safe because every adapter method is idempotent by its key (the seam's
+contract: Temporal already repeats them across attempts). The repeats stay within a share of the
+attempt's start-to-close timeout, so an attempt never runs into its timeout because of them; a
+rate limit longer than what is left, or a call that keeps failing, fails the attempt as before,
+and Temporal retries it after the platform's delay. Outside an activity calls are not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from temporalio import activity
+
+from warroom.errors import RateLimited, TransientImError
+from warroom.im.base import ImAdapter
+from warroom.telemetry.metrics import platform_label, worker_metrics
+
+# The adapter's outbound calls; the rest (callbacks, checks, connections) pass through as they are.
+OUTBOUND = frozenset(
+    {
+        "create_room",
+        "lookup_user",
+        "add_members",
+        "remove_members",
+        "post_card",
+        "update_card",
+        "pin_card",
+        "post_message",
+        "post_notice",
+        "rename_room",
+        "fetch_history",
+        "join_url",
+        "dismiss_room",
+    }
+)
+SHARE_OF_ATTEMPT = 0.5  # of start-to-close: the rest is left for the calls after the repeats
+FIRST_DELAY, MAX_DELAY = 0.2, 2.0  # seconds between tries of a transient failure, doubling
+MAX_TRIES = 8  # per call and attempt
+
+
+def retrying_in_place(adapter: ImAdapter, platform: str) -> ImAdapter:
+    """`adapter` with its outbound calls retried in place (see the module's docstring)."""
+    return cast(ImAdapter, _InPlace(adapter, platform))
+
+
+class _InPlace:
+    def __init__(self, adapter: ImAdapter, platform: str) -> None:
+        self._adapter = adapter
+        self._platform = platform_label(platform)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._adapter, name)
+        if name not in OUTBOUND:
+            return value
+        return functools.partial(_call, value, self._platform, name)
+
+
+async def _call(fn: Callable[..., Awaitable[Any]], platform: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    deadline = _deadline()
+    delay = FIRST_DELAY
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await fn(*args, **kwargs)
+        except (RateLimited, TransientImError) as e:
+            wait = e.retry_after if isinstance(e, RateLimited) else delay * random.uniform(0.5, 1.0)
+            if deadline is None or tries >= MAX_TRIES or time.time() + wait > deadline:
+                raise
+            _count(platform, method, e)
+            activity.logger.debug("%s %s failed (%s); again in %.2fs", platform, method, e, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, MAX_DELAY)
+
+
+def _deadline() -> float | None:
+    """Until when, as a Unix time, this attempt may repeat its calls; None outside an activity."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    if info.start_to_close_timeout is None:
+        return None
+    return info.started_time.timestamp() + SHARE_OF_ATTEMPT * info.start_to_close_timeout.total_seconds()
+
+
+def _count(platform: str, method: str, error: Exception) -> None:
+    metrics = worker_metrics(create=False)
+    if metrics is not None:
+        metrics.im_retries_in_place.labels(platform, method, type(error).__name__).inc()
