@@ -10,12 +10,15 @@ contract: Temporal already repeats them across attempts). The repeats stay withi
 attempt's start-to-close timeout, so an attempt never runs into its timeout because of them; a
 rate limit longer than what is left, or a call that keeps failing, fails the attempt as before,
 and Temporal retries it after the platform's delay. Outside an activity calls are not retried.
+Within the same share, a call may also wait its turn in the adapter's rate budget
+(`warroom.im.patience`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +28,7 @@ from temporalio import activity
 
 from warroom.errors import RateLimited, TransientImError
 from warroom.im.base import ImAdapter
+from warroom.im.patience import patient_until
 from warroom.telemetry.metrics import platform_label, worker_metrics
 
 # The adapter's outbound calls; the rest (callbacks, checks, connections) pass through as they are.
@@ -74,7 +78,10 @@ async def _call(fn: Callable[..., Awaitable[Any]], platform: str, method: str, *
     while True:
         tries += 1
         try:
-            return await fn(*args, **kwargs)
+            if deadline is None:
+                return await fn(*args, **kwargs)
+            with patient_until(time.monotonic() + deadline - time.time(), _caller(method, args, kwargs)):
+                return await fn(*args, **kwargs)
         except (RateLimited, TransientImError) as e:
             wait = e.retry_after if isinstance(e, RateLimited) else delay * random.uniform(0.5, 1.0)
             if deadline is None or tries >= MAX_TRIES or time.time() + wait > deadline:
@@ -93,6 +100,14 @@ def _deadline() -> float | None:
     if info.start_to_close_timeout is None:
         return None
     return info.started_time.timestamp() + SHARE_OF_ATTEMPT * info.start_to_close_timeout.total_seconds()
+
+
+def _caller(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """This call, named the same in every attempt of the activity (a rate budget keeps its turn
+    under this name: `warroom.im.patience`); concurrent calls of one attempt have names of their own."""
+    info = activity.info()
+    digest = hashlib.sha256(repr((args, sorted(kwargs.items()))).encode()).hexdigest()[:16]
+    return f"{info.workflow_id}/{info.activity_id}/{method}/{digest}"
 
 
 def _count(platform: str, method: str, error: Exception) -> None:

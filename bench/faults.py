@@ -7,13 +7,13 @@ The real stack: a Temporal dev server, `python -m workers.main` as its own proce
 and restarted every `--kill-every` seconds when asked), and the fake Slack Web API through
 slack-sdk, where a `--fault-rate` share of all calls meets a random fault (429 with Retry-After,
 503, a connection dropped before or after the effect, an answer after the client's timeout).
-Each incident has three responders; all rooms are asked for at once.
+Each incident has three responders, none of them linked yet; all rooms are asked for at once.
 
 Per room: the attempts of its `im_open_room` activity (from the workflow history) and the
 seconds from asking to the room being ready (active, card posted, everyone invited). The floor
-is what Slack's Tier 2 budget for `conversations.create` (20 a minute, half of it at once)
-allows for that many creations, counting the repeats the faults cost (1 / (1 - rate) calls per
-creation).
+is what Slack's Tier budgets allow for the calls the run made (a faulted call takes its token
+too): for the method they bound most, its calls beyond the first half-minute's allowance at the
+tier's rate (20 rooms of 3 new people make `users.lookupByEmail`, Tier 3, the bound).
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -45,12 +47,17 @@ from warroom.store import Store
 console = Console()
 
 
-def creation_floor(rooms: int, fault_rate: float) -> float:
-    """Seconds until the budget lets the last room's `conversations.create` through."""
-    per_minute = TIER_PER_MINUTE[METHOD_TIER["conversations.create"]]
-    calls = rooms / (1 - fault_rate)
-    at_once = per_minute / 2
-    return max(calls - at_once, 0) * 120 / per_minute
+def budget_floor(calls: Counter[str]) -> tuple[float, str]:
+    """Seconds the Tier budgets need for the calls this run made (faulted ones included: each
+    took a token), and the method that needs the longest."""
+    floors = {}
+    for method, n in calls.items():
+        if method not in METHOD_TIER:
+            continue
+        per_minute = TIER_PER_MINUTE[METHOD_TIER[method]]
+        floors[method] = max(n - per_minute / 2, 0) * 120 / per_minute  # half at once, then half the rate
+    method = max(floors, key=floors.__getitem__)
+    return floors[method], method
 
 
 class Worker:
@@ -61,14 +68,15 @@ class Worker:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "workers.main"], env=self.env, stdout=out, stderr=out)
 
-    def kill(self) -> None:
+    def kill(self, *, counted: bool = True) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
-            self.kills += 1
+            self.kills += counted
 
 
-async def _attempts(svc: WarRoomService, incident_id: str) -> int:
+async def _attempts(svc: WarRoomService, incident_id: str, causes: Counter[str]) -> int:
+    """The attempts `im_open_room` took; why each earlier attempt failed goes into `causes`."""
     scheduled: set[int] = set()
     starts = 0
     async for e in svc.client.get_workflow_handle(f"incident-{incident_id}").fetch_history_events():
@@ -79,8 +87,16 @@ async def _attempts(svc: WarRoomService, incident_id: str) -> int:
             e.HasField("activity_task_started_event_attributes")
             and e.activity_task_started_event_attributes.scheduled_event_id in scheduled
         ):
-            starts = max(starts, e.activity_task_started_event_attributes.attempt)
+            started = e.activity_task_started_event_attributes
+            starts = max(starts, started.attempt)
+            if started.HasField("last_failure"):
+                causes[_cause(started.last_failure.message)] += 1
     return starts
+
+
+def _cause(message: str) -> str:
+    """A failure message without its ids and numbers: "slack conversations.create: budget …"."""
+    return re.sub(r"[0-9.]+s?\b", "N", message)[:90]
 
 
 def _ready(store: Store, incident_id: str) -> bool:
@@ -154,15 +170,16 @@ async def main(args: argparse.Namespace) -> None:
             killing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await killing
-            attempts = [await _attempts(svc, iid) for iid in ids]
+            causes: Counter[str] = Counter()
+            attempts = [await _attempts(svc, iid, causes) for iid in ids]
         finally:
-            worker.kill()
+            worker.kill(counted=False)
             store.close()
             await server.stop()
 
     seconds = sorted(ready.values())
     faults = sum(1 for c in fake.calls if c.outcome.startswith("fault:"))
-    floor = creation_floor(args.rooms, args.fault_rate)
+    floor, bound_by = budget_floor(Counter(c.method for c in fake.calls))
     console.print(
         f"{args.rooms} rooms, {args.fault_rate:.0%} faults ({faults} of {len(fake.calls)} calls), "
         f"worker killed {worker.kills} times"
@@ -171,11 +188,20 @@ async def main(args: argparse.Namespace) -> None:
         f"ready: {len(ready)}/{len(ids)} within {args.timeout:.0f}s; "
         f"im_open_room attempts per room: mean {statistics.mean(attempts):.2f}, max {max(attempts)}"
     )
+    outcomes: dict[str, Counter[str]] = {}
+    for c in fake.calls:
+        outcomes.setdefault(c.method, Counter())[c.outcome] += 1
+    for method, seen in sorted(outcomes.items(), key=lambda kv: -sum(kv[1].values())):
+        detail = ", ".join(f"{k} {v}" for k, v in seen.most_common())
+        console.print(f"  {method}: {sum(seen.values())} calls ({detail})", markup=False)
+    for cause, n in causes.most_common(8):
+        console.print(f"  {n:4d} attempts failed: {cause}", markup=False)
     if seconds:
         p50 = statistics.median(seconds)
         console.print(
             f"seconds to ready: p50 {p50:.1f}, max {seconds[-1]:.1f}; "
-            f"floor (conversations.create budget) {floor:.1f}s → last room at {seconds[-1] / max(floor, 1):.2f}x floor"
+            f"floor ({bound_by} budget for the calls made) {floor:.1f}s → last room at "
+            f"{seconds[-1] / max(floor, 1):.2f}x floor"
         )
 
 

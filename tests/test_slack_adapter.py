@@ -36,6 +36,7 @@ from warroom.im.base import (
     RoomSpec,
     StatusCard,
 )
+from warroom.im.patience import patient_until
 from warroom.im.slack import naming
 from warroom.im.slack.adapter import SlackAdapter
 from warroom.im.slack.blocks import CARD_EVENT_TYPE
@@ -421,6 +422,21 @@ async def test_budget_spaces_calls_and_hands_long_waits_to_temporal():
     assert rl.value.retry_after == pytest.approx(6.0)
     now[0] += 3
     assert budget.reserve("conversations.create") == pytest.approx(3.0)  # short waits are slept
+    with patient_until(time.monotonic() + 10, "incident-a/1"):  # an activity attempt with 10 s left
+        assert budget.reserve("conversations.create") == pytest.approx(9.0)  # waits its turn
+    with patient_until(time.monotonic() + 10, "incident-b/1"):
+        with pytest.raises(RateLimited) as rl:  # its turn is in 15 s: the attempt fails, the turn is kept
+            budget.reserve("conversations.create")
+        assert rl.value.retry_after == pytest.approx(15.0)
+    with pytest.raises(RateLimited) as rl:
+        budget.reserve("conversations.create")
+    assert rl.value.retry_after == pytest.approx(21.0)  # a newcomer queues behind the kept turn
+    now[0] += 15
+    with patient_until(time.monotonic() + 10, "incident-b/1"):  # the retry, back after the delay
+        assert budget.reserve("conversations.create") == 0.0  # takes its turn, not a newcomer's
+    with pytest.raises(RateLimited) as rl:
+        budget.reserve("conversations.create")
+    assert rl.value.retry_after == pytest.approx(6.0)
     now[0] += 60
     assert budget.reserve("conversations.create") == 0.0
     # 1 message per second per channel, after a burst of 3

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import random
 import signal
@@ -29,12 +30,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import select
 from temporalio import workflow
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
@@ -49,6 +53,7 @@ from tests.fakes.slack_api import SIGNING_SECRET as SLACK_SIGNING_SECRET
 from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
 from tests.fakes.slack_api import FakeSlack, running_fake_slack
 from tests.serving import free_port
+from warroom.im.sandbox.adapter import sign
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.im.sandbox.tables import SandboxCallRow
 from warroom.im.slack.blocks import CARD_EVENT_TYPE
@@ -71,13 +76,17 @@ ANN, BOB, CAT = "ann@chaos.example", "bob@chaos.example", "cat@chaos.example"
 
 
 class Chaos:
-    """The worker as a child process that gets SIGKILLed, and the dev server that gets restarted."""
+    """The workers as child processes that get SIGKILLed, and the dev server that gets restarted.
 
-    def __init__(self, tmp: Path, settings: Settings) -> None:
+    `workers` names each worker process with the settings it differs by: one global worker, or
+    (the deployed shape) a global one and one of a region serving the IM calls bound to it."""
+
+    def __init__(self, tmp: Path, settings: Settings, workers: dict[str, dict[str, str]] | None = None) -> None:
         self.settings = settings
         self.opts = DevOptions(data_dir=tmp, temporal_port=settings_port(settings), ui=False)
         self.server: TemporalDevServer | None = None
-        self.worker: subprocess.Popen | None = None
+        self.workers = workers or {"worker": {}}
+        self.procs: dict[str, subprocess.Popen] = {}
         self.log = tmp / "worker.log"  # every worker's output, across the kills
         self.kills = 0
         self.server_restarts = 0
@@ -92,12 +101,16 @@ class Chaos:
         await self.start_server()
         self.server_restarts += 1
 
-    def start_worker(self) -> None:
-        env = {**os.environ, **{k: str(v) for k, v in self.env().items()}}
+    def start_workers(self) -> None:
+        for name in self.workers:
+            self.start_worker(name)
+
+    def start_worker(self, name: str) -> None:
+        env = {**os.environ, **{k: str(v) for k, v in self.env().items()}, **self.workers[name]}
         with self.log.open("ab") as log:
-            log.write(f"--- worker started (kills so far: {self.kills})\n".encode())
+            log.write(f"--- {name} started (kills so far: {self.kills})\n".encode())
             log.flush()
-            self.worker = subprocess.Popen(
+            self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "workers.main"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
@@ -109,10 +122,11 @@ class Chaos:
         found = [line for line in self.log.read_text(errors="replace").splitlines() if any(w in line for w in noisy)]
         return "\n".join(found[-lines:]) or "(no warnings or errors)"
 
-    def kill_worker(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGKILL)
-            self.worker.wait()
+    def kill_worker(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
             self.kills += 1
 
     def env(self) -> dict[str, object]:
@@ -129,10 +143,12 @@ class Chaos:
             "SLACK_SIGNING_SECRET": slack.signing_secret.get_secret_value(),
             "SLACK_API_BASE_URL": slack.api_base_url,
             "WARROOM_SLACK_TIMEOUT": slack.timeout_seconds,
+            "WARROOM_PLATFORM_REGIONS": s.platform_regions,
         }
 
     async def stop(self) -> None:
-        self.kill_worker()
+        for name in self.workers:
+            self.kill_worker(name)
         if self.server is not None:
             await self.server.stop()
 
@@ -153,12 +169,28 @@ async def _retry(op: Callable[[], Awaitable[T]], what: str, timeout: float = 300
             await asyncio.sleep(0.5)
 
 
-async def _life(svc: WarRoomService, api: httpx.AsyncClient, platform: Platform, n: int, storm: asyncio.Event) -> str:
+class Replicas:
+    """The API processes: each step of a life goes to the next one in turn, as a load balancer
+    sends them, and each click is delivered once more to another replica, as a platform retries."""
+
+    def __init__(self, pairs: list[tuple[WarRoomService, httpx.AsyncClient]]) -> None:
+        self.pairs = pairs
+        self._turn = itertools.cycle(range(len(pairs)))
+
+    def next(self) -> tuple[WarRoomService, httpx.AsyncClient, httpx.AsyncClient]:
+        i = next(self._turn)
+        return self.pairs[i][0], self.pairs[i][1], self.pairs[(i + 1) % len(self.pairs)][1]
+
+    def svc(self) -> WarRoomService:
+        return self.next()[0]
+
+
+async def _life(replicas: Replicas, platform: Platform, n: int, storm: asyncio.Event) -> str:
     """One incident's whole life, every step through the public paths. It is closed only once
     the storm has passed (the Temporal restart and a kill after it), so every incident lives
     through them however fast the rest goes."""
     incident, _ = await _retry(
-        lambda: svc.upsert_incident(
+        lambda: replicas.svc().upsert_incident(
             IncidentIn(id=f"chaos-{n}", title=f"chaos {n}", responders=[Responder(email=ANN), Responder(email=BOB)]),
             actor=ANN,
             source=Source.API,
@@ -166,24 +198,31 @@ async def _life(svc: WarRoomService, api: httpx.AsyncClient, platform: Platform,
         "open",
     )
     iid = incident.id
-    room = await _retry(lambda: _room(svc, iid, platform.name), "create room")
+    room = await _retry(lambda: _room(replicas.svc(), iid, platform.name), "create room")
     await _retry(
-        lambda: svc.set_responders(iid, [Responder(email=ANN), Responder(email=CAT)], actor=ANN, source=Source.API),
+        lambda: replicas.svc().set_responders(
+            iid, [Responder(email=ANN), Responder(email=CAT)], actor=ANN, source=Source.API
+        ),
         "responders",
     )
 
     async def click() -> None:  # Bob is no longer a responder, Ann is: through the signed callback path
-        r = await platform.click(api, room, ANN)
+        _, api, other = replicas.next()
+        r = await platform.click(api, room, ANN, again_to=other)
         if r.status_code >= 500:
             raise httpx.HTTPError(f"click: {r.status_code} {r.text}")
         assert r.status_code < 400, r.text
 
+    svc = replicas.svc()
     await _retry(click, "click")
     await _until_status(svc, iid, "acknowledged")
     await storm.wait()
-    await _retry(lambda: svc.act(iid, Action.CLOSE, actor=ANN, source=Source.API, request_id=f"close-{iid}"), "close")
+    await _retry(
+        lambda: replicas.svc().act(iid, Action.CLOSE, actor=ANN, source=Source.API, request_id=f"close-{iid}"),
+        "close",
+    )
     await _until_status(svc, iid, "closed")  # the answer may have been "accepted, still applying" (202)
-    await _retry(lambda: _dismissed(svc, iid), "dismiss", timeout=600)
+    await _retry(lambda: _dismissed(replicas.svc(), iid), "dismiss", timeout=600)
     return iid
 
 
@@ -212,62 +251,139 @@ async def _dismissed(svc: WarRoomService, iid: str) -> None:
 PLATFORMS = os.environ.get("WARROOM_CHAOS_PLATFORMS", "sandbox").split(",")
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How War Room is deployed around the incidents."""
+
+    name: str
+    replicas: int = 1  # API processes, taking requests and callbacks in turn
+    regional_worker: bool = False  # the platform's calls bound to a region, served by a second worker
+    postgres: bool = False  # else SQLite; PostgreSQL also loses every connection once
+
+
+SHAPES = {
+    "single": Shape("single"),
+    "deployed": Shape("deployed", replicas=2, regional_worker=True, postgres=True),
+}
+SHAPES_RUN = os.environ.get("WARROOM_CHAOS_SHAPES", "single,deployed").split(",")
+
+
+@pytest.mark.parametrize("shape_name", SHAPES_RUN)
 @pytest.mark.parametrize("platform_name", PLATFORMS)
-async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path, platform_name: str) -> None:
-    if platform_name == "sandbox":
-        await _run(tmp_path, SandboxChaos())
+async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path, platform_name: str, shape_name: str) -> None:
+    shape = SHAPES[shape_name]
+    async with _database(tmp_path, shape) as url:
+        if platform_name == "sandbox":
+            await _run(tmp_path, SandboxChaos(), shape, url)
+            return
+        async with slack_chaos() as slack:
+            await _run(tmp_path, slack, shape, url)
+
+
+@contextlib.asynccontextmanager
+async def _database(tmp_path: Path, shape: Shape) -> AsyncIterator[str]:
+    """A fresh store: a SQLite file, or a PostgreSQL database of its own (dropped afterwards)."""
+    if not shape.postgres:
+        yield f"sqlite:///{tmp_path / 'chaos.db'}"
         return
-    async with slack_chaos() as slack:
-        await _run(tmp_path, slack)
+    admin, user = _pg_admin()
+    name = f"warroom_chaos_{uuid.uuid4().hex[:10]}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
 
 
-async def _run(tmp_path: Path, platform: Platform) -> None:
+def _pg_admin() -> tuple[psycopg.Connection, str]:
+    """A connection to the machine's PostgreSQL (trust auth) as whichever superuser it has."""
+    for user in ("postgres", "root"):
+        try:
+            return psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/test", autocommit=True, connect_timeout=5), user
+        except psycopg.Error as e:
+            error = e
+    pytest.skip(f"PostgreSQL is not reachable: {error}")
+
+
+def _drop_connections(url: str) -> int:
+    """Every connection to the store's PostgreSQL database cut, as a server restart cuts them."""
+    name = url.rsplit("/", 1)[1]
+    admin, _ = _pg_admin()
+    with admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return len(rows)
+
+
+async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: str) -> None:
     settings = Settings(
         WARROOM_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
-        WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'chaos.db'}",
+        WARROOM_DATABASE_URL=database_url,
         WARROOM_TASK_QUEUE="chaos",
         WARROOM_IM_PLATFORM=platform.name,
         WARROOM_SANDBOX_FAULT_RATE=FAULT_RATE,
         WARROOM_SANDBOX_LATENCY_MS=5,
         WARROOM_SANDBOX_SIGNING_SECRET="chaos",
+        WARROOM_PLATFORM_REGIONS=f"{platform.name}=eu" if shape.regional_worker else "",
         **platform.settings(),
         _env_file=None,
     )
-    store = Store(settings.database_url)
-    chaos = Chaos(tmp_path, settings)
+    stores = [Store(settings.database_url) for _ in range(shape.replicas)]
+    store = stores[0]
+    if isinstance(platform, SandboxChaos):
+        platform.store = store
+    workers = {"worker": {}, "worker-eu": {"WARROOM_REGION": "eu"}} if shape.regional_worker else None
+    chaos = Chaos(tmp_path, settings, workers)
     await chaos.start_server()
-    chaos.start_worker()
-    app = create_app(settings, store=store)
+    chaos.start_workers()
+    apps = [create_app(settings, store=s) for s in stores]
     started = time.monotonic()
+    dropped = 0
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chaos") as api:
-            svc = WarRoomService(await app.state.warroom.client(), store, settings, wait=10)
+        async with contextlib.AsyncExitStack() as stack:
+            pairs = []
+            for app, s in zip(apps, stores, strict=True):
+                api = await stack.enter_async_context(
+                    httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chaos")
+                )
+                pairs.append((WarRoomService(await app.state.warroom.client(), s, settings, wait=10), api))
+            replicas = Replicas(pairs)
             incidents = int(INCIDENTS_SET or INCIDENTS[platform.name])
             storm = asyncio.Event()
-            lives = asyncio.gather(*(_life(svc, api, platform, n, storm) for n in range(incidents)))
+            lives = asyncio.gather(*(_life(replicas, platform, n, storm) for n in range(incidents)))
 
             async def havoc() -> None:
+                nonlocal dropped
                 rng = random.Random(7)
                 restarted = False
+                victims = itertools.cycle(chaos.workers)
                 while True:
                     await asyncio.sleep(KILL_EVERY * rng.uniform(0.7, 1.3))
-                    chaos.kill_worker()
+                    victim = next(victims)
+                    chaos.kill_worker(victim)
+                    if shape.postgres and chaos.kills == 1:
+                        dropped = await asyncio.to_thread(_drop_connections, database_url)
                     if not restarted and chaos.kills == 2:
                         await chaos.restart_server()
                         restarted = True
-                    chaos.start_worker()
+                    chaos.start_worker(victim)
                     if chaos.kills >= 3:
                         storm.set()
 
             monkey = asyncio.create_task(havoc())
-            watchdog = asyncio.create_task(_stuck(svc.client, [f"incident-chaos-{n}" for n in range(incidents)]))
+            watchdog = asyncio.create_task(
+                _stuck(pairs[0][0].client, [f"incident-chaos-{n}" for n in range(incidents)])
+            )
             try:
                 await asyncio.wait({lives, watchdog}, return_when=asyncio.FIRST_COMPLETED)
                 if watchdog.done():
                     watchdog.result()  # raises: an incident cannot make progress any more
                 ids = await lives
             except BaseException:
-                print(f"\nchaos on {platform.name} failed; the workers said:\n{chaos.problems()}")
+                print(f"\nchaos on {platform.name} ({shape.name}) failed; the workers said:\n{chaos.problems()}")
                 raise
             finally:
                 for task in (monkey, watchdog, lives):
@@ -279,15 +395,20 @@ async def _run(tmp_path: Path, platform: Platform) -> None:
             platform.check_room(store, iid)
             _check_timeline(store, iid)
         print(
-            f"\nchaos on {platform.name}: {len(ids)} incidents in {elapsed:.0f}s; "
-            f"worker SIGKILLed {chaos.kills} times, Temporal restarted {chaos.server_restarts} time(s); "
-            f"IM calls: {platform.calls(store)}; found: one room, "
+            f"\nchaos on {platform.name} ({shape.name}: {shape.replicas} API replica(s), "
+            f"{len(chaos.workers)} worker(s), {'PostgreSQL' if shape.postgres else 'SQLite'}): "
+            f"{len(ids)} incidents in {elapsed:.0f}s; "
+            f"workers SIGKILLed {chaos.kills} times, Temporal restarted {chaos.server_restarts} time(s)"
+            + (f", {dropped} database connections cut" if shape.postgres else "")
+            + f"; IM calls: {platform.calls(store)}; replayed callbacks: {platform.replays}; found: one room, "
             "one card (closed), 3 single joins, the room gone and a gapless timeline per incident"
         )
         assert chaos.kills >= 3 and chaos.server_restarts == 1
+        assert dropped >= 1 or not shape.postgres
     finally:
         await chaos.stop()
-        store.close()
+        for s in stores:
+            s.close()
 
 
 async def _stuck(client: Client, workflow_ids: list[str]) -> None:
@@ -355,9 +476,32 @@ class Platform(Protocol):
     name: str
 
     def settings(self) -> dict[str, Any]: ...
-    async def click(self, api: httpx.AsyncClient, room: str, email: str) -> httpx.Response: ...
+
+    replays: int  # clicks delivered a second time, to another API replica
+
+    async def click(
+        self, api: httpx.AsyncClient, room: str, email: str, *, again_to: httpx.AsyncClient | None = None
+    ) -> httpx.Response: ...
     def check_room(self, store: Store, iid: str) -> None: ...
     def calls(self, store: Store) -> dict[str, int]: ...
+
+
+async def _twice(
+    api: httpx.AsyncClient,
+    again_to: httpx.AsyncClient | None,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    platform: Platform,
+) -> httpx.Response:
+    """Deliver a signed callback, then the very same request to another replica (a platform's
+    retry, or a replay): it is answered, and the timeline checks show it acted once."""
+    r = await api.post(path, content=body, headers=headers)
+    if again_to is not None and r.status_code == 200:
+        again = await again_to.post(path, content=body, headers=headers)
+        assert again.status_code == 200, again.text
+        platform.replays += 1
+    return r
 
 
 class SandboxChaos:
@@ -365,11 +509,26 @@ class SandboxChaos:
 
     name = "sandbox"
 
+    def __init__(self) -> None:
+        self.replays = 0
+        self.store: Store | None = None  # set once the store exists
+
     def settings(self) -> dict[str, Any]:
         return {}
 
-    async def click(self, api: httpx.AsyncClient, room: str, email: str) -> httpx.Response:
-        return await api.post(f"/sandbox/api/rooms/{room}/actions", json={"user": email, "action": "acknowledge"})
+    async def click(
+        self, api: httpx.AsyncClient, room: str, email: str, *, again_to: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        """The card's button, as the sandbox page sends it: a signed callback (sent twice when asked)."""
+        assert self.store is not None
+        user = SandboxPlatform(self.store.db).lookup_user(email=email, phone=None, now=datetime.now(UTC))
+        event = {"type": "action", "event_id": uuid.uuid4().hex, "chat_id": room, "user_id": user}
+        raw = json.dumps(event | {"action": "acknowledge", "minutes": None, "card_version": None}).encode()
+        ts = str(int(time.time()))
+        headers = {"x-sandbox-timestamp": ts, "x-sandbox-signature": sign("chaos", ts, raw)}
+        return await _twice(
+            api, again_to, "/im/sandbox/events", raw, headers | {"content-type": "application/json"}, self
+        )
 
     def check_room(self, store: Store, iid: str) -> None:
         sandbox = SandboxPlatform(store.db)
@@ -396,6 +555,7 @@ class SlackChaos:
     def __init__(self, fake: FakeSlack) -> None:
         self.fake = fake
         self.users = {email: fake.add_user(email) for email in (ANN, BOB, CAT)}
+        self.replays = 0
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -405,11 +565,13 @@ class SlackChaos:
             "WARROOM_SLACK_TIMEOUT": 1.5,
         }
 
-    async def click(self, api: httpx.AsyncClient, room: str, email: str) -> httpx.Response:
+    async def click(
+        self, api: httpx.AsyncClient, room: str, email: str, *, again_to: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
         [card] = self.fake.bot_messages(room, CARD_EVENT_TYPE)
         body = self.fake.block_actions(room, card["ts"], self.users[email], "wr:acknowledge:")
         headers = self.fake.sign(body) | {"content-type": "application/x-www-form-urlencoded"}
-        return await api.post("/im/slack/interactions", content=body, headers=headers)
+        return await _twice(api, again_to, "/im/slack/interactions", body, headers, self)
 
     def check_room(self, store: Store, iid: str) -> None:
         fake = self.fake

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from warroom.errors import RateLimited
 from warroom.im.dingtalk.errors import PLATFORM
+from warroom.im.patience import max_budget_wait
 
 QPS_PER_API = 20.0
 
@@ -61,7 +62,7 @@ class Budgets:
     async def take(self, api: str) -> None:
         bucket = self.bucket(api)
         wait = bucket.reserve()
-        if wait > self.max_wait:
+        if wait > max_budget_wait(self.max_wait):
             bucket.give_back()
             raise RateLimited(
                 f"dingtalk {api}: this process's budget of {self.rate:g} calls/s is spent for {wait:.1f} s",

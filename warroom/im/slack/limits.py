@@ -5,9 +5,10 @@ Slack limits each Web API method per workspace by "tier" (Tier 2 ≈ 20/min, Tie
 Tier 4 ≈ 100/min) and posting to about one message per second per channel. Each method gets
 a token bucket holding half a minute's allowance and refilled at half the tier's rate, so no
 60-second window exceeds the tier's figure (see `TokenBucket`). A call that would have to wait
-longer than `max_wait` does not sleep inside the activity: it raises `RateLimited`, and
-Temporal retries it after that delay. A 429 from Slack blocks the method's bucket for its
-`Retry-After`, so concurrent calls do not hammer a method Slack already refused.
+longer than `max_wait` (or than what the activity attempt has left: `warroom.im.patience`) does
+not sleep inside the activity: it raises `RateLimited`, and Temporal retries it after that delay.
+A 429 from Slack blocks the method's bucket for its `Retry-After`, so concurrent calls do not
+hammer a method Slack already refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from warroom.errors import RateLimited
+from warroom.im.patience import caller, max_budget_wait
 
 TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
 METHOD_TIER = {
@@ -43,6 +45,7 @@ POST_PER_MINUTE = 300
 CHANNEL_POSTS_PER_SECOND = 1.0
 CHANNEL_POST_BURST = 3
 CHANNEL_METHODS = ("chat.postMessage", "chat.postEphemeral")
+TURN_KEPT_SECONDS = 120  # a kept turn not taken up this long after it came is forgotten
 
 
 class TokenBucket:
@@ -87,6 +90,7 @@ class Budget:
         self.clock = clock
         self._methods: dict[str, TokenBucket] = {}
         self._channels: dict[str, TokenBucket] = {}
+        self._turns: dict[tuple[str, str, str], float] = {}  # (method, channel, caller) → when
 
     def _method(self, method: str) -> TokenBucket:
         if method not in self._methods:
@@ -114,19 +118,33 @@ class Budget:
 
     def reserve(self, method: str, channel: str | None = None) -> float:
         """Take the tokens for one call and return how long to wait before making it; raise
-        `RateLimited` (taking nothing) when that would be longer than `max_wait`."""
+        `RateLimited` when that would be longer than the call may wait (`max_wait`, or what its
+        activity attempt has left). A caller that names itself keeps its turn then: the tokens
+        are taken, and its retry, coming back after the delay, makes the call in that turn."""
+        who = caller()
+        turn = (method, channel or "", who or "")
+        if who is not None and turn in self._turns:
+            wait = max(self._turns.pop(turn) - self.clock(), 0.0)
+            if wait > max_budget_wait(self.max_wait):
+                self._turns[turn] = self.clock() + wait
+                raise _spent(method, wait)
+            return wait
         buckets = self._buckets(method, channel)
         wait = max(b.wait() for b in buckets)
-        if wait > self.max_wait:
-            raise RateLimited(
-                f"slack {method}: this worker's budget for the method is spent; retrying in {wait:.1f}s",
-                retry_after=wait,
-                platform="slack",
-                code="budget",
-            )
+        if wait > max_budget_wait(self.max_wait) and who is None:
+            raise _spent(method, wait)
         for b in buckets:
             b.take()
+        if wait > max_budget_wait(self.max_wait):
+            self._keep_turn(turn, self.clock() + wait)
+            raise _spent(method, wait)
         return wait
+
+    def _keep_turn(self, turn: tuple[str, str, str], at: float) -> None:
+        if len(self._turns) > 10_000:  # turns whose callers never came back (retried elsewhere)
+            now = self.clock()
+            self._turns = {k: t for k, t in self._turns.items() if t > now - TURN_KEPT_SECONDS}
+        self._turns[turn] = at
 
     async def acquire(self, method: str, channel: str | None = None) -> None:
         wait = self.reserve(method, channel)
@@ -135,3 +153,12 @@ class Budget:
 
     def blocked(self, method: str, seconds: float) -> None:
         self._method(method).block(seconds)
+
+
+def _spent(method: str, wait: float) -> RateLimited:
+    return RateLimited(
+        f"slack {method}: this worker's budget for the method is spent; retrying in {wait:.1f}s",
+        retry_after=wait,
+        platform="slack",
+        code="budget",
+    )
