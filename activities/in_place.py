@@ -16,19 +16,16 @@ Within the same share, a call may also wait its turn in the adapter's rate budge
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from temporalio import activity
 
-from warroom.errors import RateLimited, TransientImError
 from warroom.im.base import ImAdapter
-from warroom.im.patience import patient_until
+from warroom.im.patience import patient_until, repeated
 from warroom.telemetry.metrics import platform_label, worker_metrics
 
 # The adapter's outbound calls; the rest (callbacks, checks, connections) pass through as they are.
@@ -50,8 +47,6 @@ OUTBOUND = frozenset(
     }
 )
 SHARE_OF_ATTEMPT = 0.5  # of start-to-close: the rest is left for the calls after the repeats
-FIRST_DELAY, MAX_DELAY = 0.2, 2.0  # seconds between tries of a transient failure, doubling
-MAX_TRIES = 8  # per call and attempt
 
 
 def retrying_in_place(adapter: ImAdapter, platform: str) -> ImAdapter:
@@ -73,23 +68,10 @@ class _InPlace:
 
 async def _call(fn: Callable[..., Awaitable[Any]], platform: str, method: str, *args: Any, **kwargs: Any) -> Any:
     deadline = _deadline()
-    delay = FIRST_DELAY
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            if deadline is None:
-                return await fn(*args, **kwargs)
-            with patient_until(time.monotonic() + deadline - time.time(), _caller(method, args, kwargs)):
-                return await fn(*args, **kwargs)
-        except (RateLimited, TransientImError) as e:
-            wait = e.retry_after if isinstance(e, RateLimited) else delay * random.uniform(0.5, 1.0)
-            if deadline is None or tries >= MAX_TRIES or time.time() + wait > deadline:
-                raise
-            _count(platform, method, e)
-            activity.logger.debug("%s %s failed (%s); again in %.2fs", platform, method, e, wait)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, MAX_DELAY)
+    if deadline is None:
+        return await fn(*args, **kwargs)
+    with patient_until(time.monotonic() + deadline - time.time(), _caller(method, args, kwargs)):
+        return await repeated(lambda: fn(*args, **kwargs), on_repeat=lambda e: _count(platform, method, e))
 
 
 def _deadline() -> float | None:

@@ -120,3 +120,15 @@ async def test_a_rate_limit_longer_than_the_attempt_has_left_fails_it_at_once(fa
         await attempt(1).run(activities.open_room, room_input())
     assert failed.value.next_retry_delay == timedelta(seconds=30)
     assert fake.count("conversations.create", None) == 1
+
+
+async def test_a_failed_call_that_is_idempotent_by_nature_is_repeated_alone(fake, activities):
+    """The purpose marker, the topic, the pin and the invite are repeated where they failed: the
+    channel is not asked for again (conversations.create is Tier 2, 20 a minute)."""
+    fake.add_user(ANN), fake.add_user(BOB)
+    for method in ("conversations.setPurpose", "conversations.setTopic", "pins.add", "conversations.invite"):
+        fake.inject(method, "server_error", status=503)
+    opened = await attempt(1).run(activities.open_room, room_input())
+    assert opened.card_handle and {m.state.value for m in opened.members} == {"invited"}
+    assert fake.count("conversations.create", None) == 1
+    assert fake.count("conversations.setPurpose", None) == 2 and fake.count("pins.add", None) == 2

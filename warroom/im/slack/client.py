@@ -2,9 +2,10 @@
 the translation of every failure into our typed errors.
 
 slack-sdk's own retry handlers are off: a write repeated inside the SDK would bypass the
-adapter's look-before-write (a second channel, a second card), and repeats inside one call would
-stretch it past the attempt's share of time. Failed calls are repeated a level up, by the whole
-adapter method, inside the activity (`activities/in_place.py`) and then by Temporal.
+adapter's look-before-write (a second channel, a second card), and its repeats know nothing of
+the attempt's time. Calls idempotent by nature are repeated here, within the activity's patience;
+the others by the whole adapter method, inside the activity (`activities/in_place.py`), and then
+by Temporal.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from warroom.errors import RateLimited
+from warroom.im.patience import repeated
 from warroom.im.slack import errors
 from warroom.im.slack.limits import Budget
 
 log = logging.getLogger("warroom.slack")
+# Calls that make something new each time: repeating one blindly could make a second channel or
+# a second card (the adapter finds the first again before it repeats them).
+NOT_REPEATABLE = frozenset({"conversations.create", "chat.postMessage", "chat.postEphemeral"})
 
 
 class SlackApi:
@@ -65,8 +70,16 @@ class SlackApi:
         """Call `method` (e.g. "conversations.create") through slack-sdk's typed method.
 
         Returns the answer's data. An error code listed in `expected` is returned (with
-        `ok: false`) for the caller to handle; any other failure raises a typed `ImError`.
+        `ok: false`) for the caller to handle; any other failure raises a typed `ImError`. A
+        method that is idempotent by nature is repeated where it failed while the activity's
+        patience lasts (`warroom.im.patience`); the others are repeated by the adapter, which
+        looks before it writes again.
         """
+        if method in NOT_REPEATABLE:
+            return await self._call_once(method, expected, kwargs)
+        return await repeated(lambda: self._call_once(method, expected, kwargs))
+
+    async def _call_once(self, method: str, expected: Iterable[str], kwargs: dict[str, Any]) -> dict[str, Any]:
         await self.budget.acquire(method, kwargs.get("channel"))
         fn = getattr(self._web_client(), method.replace(".", "_"))
         self.calls[method] += 1
