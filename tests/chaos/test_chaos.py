@@ -259,11 +259,14 @@ class Shape:
     replicas: int = 1  # API processes, taking requests and callbacks in turn
     regional_worker: bool = False  # the platform's calls bound to a region, served by a second worker
     postgres: bool = False  # else SQLite; PostgreSQL also loses every connection once
+    # Kills come this much further apart: with two workers on the critical path (workflows on
+    # one, IM calls on the other) each kill stops the incidents until that worker is back.
+    kill_spacing: float = 1.0
 
 
 SHAPES = {
     "single": Shape("single"),
-    "deployed": Shape("deployed", replicas=2, regional_worker=True, postgres=True),
+    "deployed": Shape("deployed", replicas=2, regional_worker=True, postgres=True, kill_spacing=1.5),
 }
 SHAPES_RUN = os.environ.get("WARROOM_CHAOS_SHAPES", "single,deployed").split(",")
 
@@ -331,6 +334,7 @@ async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: s
         **platform.settings(),
         _env_file=None,
     )
+    kill_every = KILL_EVERY * shape.kill_spacing
     stores = [Store(settings.database_url) for _ in range(shape.replicas)]
     store = stores[0]
     if isinstance(platform, SandboxChaos):
@@ -361,7 +365,7 @@ async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: s
                 restarted = False
                 victims = itertools.cycle(chaos.workers)
                 while True:
-                    await asyncio.sleep(KILL_EVERY * rng.uniform(0.7, 1.3))
+                    await asyncio.sleep(kill_every * rng.uniform(0.7, 1.3))
                     victim = next(victims)
                     chaos.kill_worker(victim)
                     if shape.postgres and chaos.kills == 1:
