@@ -9,6 +9,7 @@ Assertions are made at the fake platform's records (groups, members, messages, c
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,7 +24,7 @@ from starters.api.app import create_app
 from tests.fakes.wecom_api import Chat, FakeWeCom
 from tests.serving import serving
 from warroom.card import CLOSING_TEXT, closed_name
-from warroom.errors import PermanentImError, RateLimited, TransientImError
+from warroom.errors import CallbackRejected, PermanentImError, RateLimited, TransientImError
 from warroom.im.base import ActionClicked, CallbackRequest, CardButton, CardHandle, CardMember, RoomSpec, StatusCard
 from warroom.im.plugin import PlatformContext
 from warroom.im.wecom import adapter as adapter_module
@@ -31,7 +32,9 @@ from warroom.im.wecom import card as cards
 from warroom.im.wecom import naming, text
 from warroom.im.wecom.adapter import WeComAdapter, build_wecom_adapter
 from warroom.im.wecom.api import WeComApi
+from warroom.im.wecom.callbacks import Callbacks
 from warroom.im.wecom.settings import WeComSettings
+from warroom.im.wecom.state import State
 from warroom.models import Action, IncidentStatus, MemberState, Severity
 from warroom.settings import Settings
 from warroom.store import Store
@@ -173,7 +176,7 @@ async def test_a_room_waits_for_two_people_then_one_group_under_faults(fake: Fak
 
 async def test_a_duty_account_makes_one_person_rooms_and_foreign_groups_are_refused(fake: FakeWeCom):
     ann, duty = fake.add_user("Ann"), fake.add_user("Duty")
-    a = make_adapter(fake, WECOM_DUTY_USER_ID=duty)
+    a = make_adapter(fake, WECOM_DUTY_USER_IDS=duty)
     ref = await a.create_room(spec("i2"))
     (r,) = await a.add_members(ref.chat_id, [ann])
     assert r.ok and set(fake.chats[ref.chat_id].members) == {ann, duty} and fake.chats[ref.chat_id].owner == ann
@@ -449,3 +452,75 @@ async def test_five_concurrent_creates_under_faults_make_one_group_and_each_card
     await asyncio.sleep(1.0)
     assert len(fake.cards_of(ann)) == 1 and len(fake.cards_of(bob)) == 1 and kinds(view).count("room.created") == 1
     assert len([t for t in fake.texts(chat_id) if "triggered" in t]) == 1
+
+
+# ---------------------------------------------------------------------------- inbound
+
+
+def request(method: str, query: dict[str, str], body: bytes = b"") -> CallbackRequest:
+    return CallbackRequest(method=method, path="/im/wecom/callback", headers={}, query=query, body=body)
+
+
+def test_the_callback_sender_encrypts_like_wechatpy_both_ways(fake: FakeWeCom):
+    from wechatpy.enterprise.crypto import WeChatCrypto
+
+    theirs = WeChatCrypto(fake.token, fake.aes_key, fake.corp_id)
+    q = fake.url_check("echo-1")  # ours, opened by wechatpy
+    assert theirs.check_signature(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"]) == "echo-1"
+    query, body, _ = fake.click("ann", "wr" + "0" * 30 + "_v1_x", "wr:acknowledge:1:")
+    plain = theirs.decrypt_message(body.decode(), query["msg_signature"], query["timestamp"], query["nonce"])
+    assert "<Event><![CDATA[template_card_event]]></Event>" in plain
+    cb = Callbacks(WeComSettings(_env_file=None, **fake.settings()), State())  # type: ignore[call-arg]
+    inner = (
+        f"<xml><ToUserName>{fake.corp_id}</ToUserName><MsgType>event</MsgType><Event>template_card_event</Event>"
+        f"<FromUserName>ann</FromUserName><CreateTime>1</CreateTime><TaskId>wr{'0' * 30}_v2_x</TaskId>"
+        "<EventKey>wr:close:2:</EventKey></xml>"
+    )
+    ts = str(int(time.time()))
+    envelope = theirs.encrypt_message(inner, "nonce1", ts)  # wechatpy's, opened by ours
+    sig = re.search(r"<MsgSignature><!\[CDATA\[(\w+)\]\]>", envelope).group(1)  # type: ignore[union-attr]
+    (event,) = cb.handle(request("POST", {"msg_signature": sig, "timestamp": ts, "nonce": "nonce1"},
+                                 envelope.encode())).events  # fmt: skip
+    assert isinstance(event, ActionClicked) and event.action is Action.CLOSE and event.card_version == 2
+
+
+def test_callbacks_are_verified_before_anything_else(fake: FakeWeCom):
+    cb = Callbacks(WeComSettings(_env_file=None, **fake.settings()), State())  # type: ignore[call-arg]
+
+    def refused(req: CallbackRequest) -> CallbackRejected:
+        with pytest.raises(CallbackRejected) as info:
+            cb.handle(req)
+        return info.value
+
+    assert cb.handle(request("GET", fake.url_check("hello"))).reply.body == b"hello"
+    assert refused(request("GET", {**fake.url_check(), "msg_signature": "0" * 40})).status == 401
+    assert refused(request("GET", fake.url_check(timestamp=str(int(time.time()) - 7200)))).code == "stale"
+    assert refused(request("GET", {})).code == "unsigned"
+    task = "wr" + "1" * 30 + "_v3_abcd"
+    query, body, _ = fake.click("ann", task, "wr:snooze:3:120")
+    first = cb.handle(request("POST", query, body))
+    (event,) = first.events
+    assert event.minutes == 120 and event.card_version == 3 and event.chat_id == "wr" + "1" * 30
+    again = cb.handle(request("POST", query, body))  # the same request: the same replay key, the same event id
+    assert again.replay_key == first.replay_key and again.events[0].event_id == event.event_id
+    assert refused(request("POST", {**query, "msg_signature": "f" * 40}, body)).status == 401
+    wrong_corp = fake.click("ann", task, "wr:close:3:", corp_id="wwother")
+    assert refused(request("POST", wrong_corp[0], wrong_corp[1])).status == 403
+    assert refused(request("POST", query, b"<!DOCTYPE x [<!ENTITY a 'b'>]><xml/>")).status == 400
+    assert refused(request("POST", query, b"not xml")).status == 400
+    assert refused(request("PUT", query, body)).status == 405
+    q2, b2, _ = fake.click("ann", "not-ours", "wr:close:3:")
+    assert refused(request("POST", q2, b2)).status == 400  # a TaskId War Room never made
+    q3, b3, _ = fake.click("ann", task, "someone-elses-button")
+    assert cb.handle(request("POST", q3, b3)).events == []  # not a War Room button: answered, ignored
+    q4, b4 = fake.text_message("ann", "what changed?")
+    assert cb.handle(request("POST", q4, b4)).events == []
+    other = WeComSettings(_env_file=None, **fake.settings(WECOM_AGENT_ID="999"))  # type: ignore[call-arg]
+    with pytest.raises(CallbackRejected) as info:
+        Callbacks(other, State()).handle(request("POST", query, body))
+    assert info.value.code == "wrong_agent"
+    assert refused(CallbackRequest(method="POST", path="/", headers={})).code == "unsigned"
+    bare = WeComSettings(_env_file=None, WECOM_CORP_ID="x")  # type: ignore[call-arg]
+    with pytest.raises(CallbackRejected) as info:
+        Callbacks(bare, State()).handle(request("POST", query, body))
+    assert info.value.status == 503

@@ -380,7 +380,12 @@ class FakeWeCom:
                 chat.names.append(chat.name)
             if len(set(chat.members) | set(add)) > GROUP_MAX:
                 raise WeComError(86006, "invalid chat member count")
-            chat.members = [u for u in dict.fromkeys([*chat.members, *add]) if u not in remove]
+            members = [u for u in dict.fromkeys([*chat.members, *add]) if u not in remove]
+            if "owner" in body:
+                if body["owner"] not in members:
+                    raise WeComError(86005, "invalid chat owner: not a member")
+                chat.owner = body["owner"]
+            chat.members = members
             return {}
         if op == "appchat.send":
             chat = self._chat(body.get("chatid"))

@@ -79,7 +79,7 @@ class WeComAdapter(ImAdapter):
         self.settings = settings
         self.state = state
         self.public_url = public_url.rstrip("/")
-        self.duty = settings.duty_user_id
+        self.duty = settings.duty()
         self._locks: dict[str, asyncio.Lock] = {}
         self._sent_to: dict[str, deque[float]] = defaultdict(deque)
         self._people: dict[tuple[str, str], tuple[str | None, float]] = {}
@@ -112,7 +112,8 @@ class WeComAdapter(ImAdapter):
         room = await asyncio.to_thread(self.state.add_room, chat_id, spec.incident_id, name)
         if not room.created:  # an earlier attempt may have created it before it could say so
             async with self._lock(chat_id):
-                await self._adopt(room)
+                if not await self._adopt(room) and len(self.duty) >= 2:  # the duty accounts make it now
+                    await self._create(room, owner=self.duty[0], members=list(self.duty))
         return RoomRef(chat_id=chat_id, name=room.name, join_url=None)
 
     async def _adopt(self, room: Room) -> bool:
@@ -187,14 +188,17 @@ class WeComAdapter(ImAdapter):
             if self._silenced(room, "invite"):
                 return [InviteResult(im_user_id=u, ok=False, detail="the war room is closed") for u in ids]
             if not room.created and not await self._adopt(room):
-                people = list(dict.fromkeys([*room.waiting, *ids]))
-                group = people + ([self.duty] if self.duty and self.duty not in people and len(people) < 2 else [])
-                if len(group) < 2:
+                people = [u for u in dict.fromkeys([*room.waiting, *ids]) if u not in self.duty]
+                group = list(dict.fromkeys([*people, *self.duty]))
+                if len(group) < 2 or not people:
                     await asyncio.to_thread(self.state.save_room, room, waiting=people)
                     return [InviteResult(im_user_id=u, ok=False, detail=WAITING) for u in ids]
                 await self._create(room, owner=people[0], members=group[:GROUP_CAP])
             if room.card is not None:  # the status waited for the group (posted once per version)
                 await self._post_status(room, StatusCard.model_validate(room.card))
+            responders = [u for u in ids if u not in self.duty]
+            if room.owner in self.duty and responders:  # the group's owner: a linked responder
+                await self._hand_over(room, responders[0])
             new = [u for u in ids if u not in room.members]
             space = max(GROUP_CAP - len(room.members), 0)
             for u in new[space:]:
@@ -242,6 +246,16 @@ class WeComAdapter(ImAdapter):
         audit.info("wecom group %s created for %s with %d members (owner %s)", room.chat_id, room.incident_id,
                    len(members), owner)  # fmt: skip
 
+    async def _hand_over(self, room: Room, owner: str) -> None:
+        add = [] if owner in room.members else [owner]
+        try:
+            await self.api.update_chat(room.chat_id, owner=owner, add=add)
+        except PermanentImError as e:  # that person cannot own it (or join): the duty account keeps it
+            log.info("wecom group %s stays owned by %s: %s", room.chat_id, room.owner, e)
+            return
+        await asyncio.to_thread(self.state.save_room, room, owner=owner,
+                                members=list(dict.fromkeys([*room.members, owner])))  # fmt: skip
+
     async def _create_small(self, room: Room, owner: str, others: list[str], first: PermanentImError) -> list[str]:
         for other in others:
             try:
@@ -260,7 +274,7 @@ class WeComAdapter(ImAdapter):
                 await asyncio.to_thread(self.state.save_room, room,
                                         waiting=[u for u in room.waiting if u not in im_user_ids])  # fmt: skip
                 return
-            keep = {room.owner, self.duty}  # the owner keeps the group manageable
+            keep = {room.owner, *self.duty}  # the owner keeps the group manageable
             ids = [u for u in dict.fromkeys(im_user_ids) if u in room.members and u not in keep]
             for i in range(0, len(ids), MAX_INVITE_BATCH):
                 chunk = ids[i : i + MAX_INVITE_BATCH]

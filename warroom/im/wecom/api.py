@@ -175,11 +175,19 @@ class WeComApi:
         return info
 
     async def update_chat(
-        self, chat_id: str, *, name: str | None = None, add: list[str] | None = None, remove: list[str] | None = None
+        self,
+        chat_id: str,
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
     ) -> None:
         data: dict[str, Any] = {"chatid": chat_id}
         if name is not None:
             data["name"] = name
+        if owner is not None:
+            data["owner"] = owner
         if add:
             data["add_user_list"] = add
         if remove:

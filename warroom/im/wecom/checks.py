@@ -93,8 +93,8 @@ async def run_checks(api: WeComApi, s: WeComSettings, public_url: str) -> list[S
         await _probe("user/get_userid_by_email", lambda: api.userid_by_email("doctor-probe@invalid.example", 1)),
         await _probe("message/update_template_card", lambda: api.update_card("doctor-probe", "no-such-code", {})),
     ]
-    if s.duty_user_id:
-        checks.append(_check("duty account", True, f"{s.duty_user_id} joins one-person rooms"))
+    if s.duty():
+        checks.append(_check("duty accounts", True, f"{', '.join(s.duty())} join every war room"))
     else:
-        checks.append(_check("duty account", True, "not set: a room with one linked person waits for a second one"))
+        checks.append(_check("duty accounts", True, "none: a room with one linked person waits for a second one"))
     return checks + _callback_checks(s, public_url)
