@@ -524,3 +524,77 @@ def test_callbacks_are_verified_before_anything_else(fake: FakeWeCom):
     with pytest.raises(CallbackRejected) as info:
         Callbacks(bare, State()).handle(request("POST", query, body))
     assert info.value.status == 503
+
+
+# ---------------------------------------------------------------------------- setup and figures
+
+
+async def test_doctor_checks_token_agent_visible_range_apis_and_callback(fake: FakeWeCom):
+    a = make_adapter(fake)
+    checks = {c.name: c for c in await a.setup_checks()}
+    assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
+    assert {"access token", "agent", "visible range", "api appchat (groups)", "callback keys", "callback URL"} <= set(
+        checks
+    )
+    assert "/im/wecom/callback" in checks["callback URL"].detail
+    fake.visible_root = False  # the app sees one department only: no groups (60011)
+    checks = {c.name: c for c in await a.setup_checks()}
+    assert not checks["visible range"].ok and "root department" in checks["visible range"].fix
+    fake.fail("appchat.get", "60011")
+    checks = {c.name: c for c in await a.setup_checks()}
+    assert not checks["api appchat (groups)"].ok and "可见范围" in checks["api appchat (groups)"].fix
+    wrong = make_adapter(fake, WECOM_SECRET="wrong", WECOM_ENCODING_AES_KEY="short")
+    checks = {c.name: c for c in await wrong.setup_checks()}
+    assert not checks["access token"].ok and "WECOM_SECRET" in checks["access token"].fix
+    assert not checks["callback keys"].ok and "EncodingAESKey" in checks["callback keys"].fix
+
+
+async def test_two_duty_accounts_make_the_group_at_once_and_hand_it_to_a_responder(fake: FakeWeCom):
+    d1, d2, ann = fake.add_user("Duty One"), fake.add_user("Duty Two"), fake.add_user("Ann")
+    a = make_adapter(fake, WECOM_DUTY_USER_IDS=f"{d1}, {d2}")
+    ref = await a.create_room(spec("i5"))
+    chat = fake.chats[ref.chat_id]
+    assert set(chat.members) == {d1, d2} and chat.owner == d1  # the room exists as soon as it is opened
+    await a.post_message(ref.chat_id, "hello", "k1")
+    assert fake.texts(ref.chat_id) == ["hello"]
+    (r,) = await a.add_members(ref.chat_id, [ann])
+    assert r.ok and chat.owner == ann and set(chat.members) == {d1, d2, ann}
+
+
+async def test_room_ready_and_click_to_group_message_on_the_fake_without_faults(stack):
+    """Figures for the report (not timed assertions): room ready and click → group message, next to
+    the fake's own floor (one call's round trip through wechatpy: room ready needs at least four in a
+    row (appchat/get, lookups, appchat/create, then status ∥ cards); click → group message one)."""
+    http, fake = stack
+    ann = fake.add_user("Ann", biz_mail=ANN)
+    bob = fake.add_user("Bob", biz_mail="bob@example.com")
+    probe = make_api(fake)
+    calls = []
+    for _ in range(5):
+        started = time.monotonic()
+        await probe.get_chat("wrnosuchchat")
+        calls.append(time.monotonic() - started)
+    ready, click = [], []
+    for _ in range(5):
+        incident_id = f"wc-{uuid.uuid4().hex[:8]}"
+        r = await http.post("/api/v1/incidents", json={"id": incident_id, "title": "Disk full",
+                            "responders": [{"email": ANN}, {"email": "bob@example.com"}]})  # fmt: skip
+        assert r.status_code == 201, r.text
+        started = time.monotonic()
+        r = await http.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "wecom"})
+        chat_id = r.json()["chat_id"]
+        await eventually(lambda c=chat_id: c in fake.chats and fake.texts(c), interval=0.005)
+        ready.append(time.monotonic() - started)
+        await view_when(http, incident_id, lambda v: "card.posted" in kinds(v) and "member.invited" in kinds(v))
+        card = await eventually(lambda c=chat_id: next((m for m in fake.cards_of(ann) if m.task_id.startswith(c)),
+                                                       None))  # fmt: skip
+        before = len(fake.texts(chat_id))
+        query, body, _ = fake.click(ann, card.task_id, key_of(card, Action.ACKNOWLEDGE))
+        started = time.monotonic()
+        assert (await callback(http, query, body)).status_code == 200
+        await eventually(lambda c=chat_id, n=before: len(fake.texts(c)) > n, interval=0.005)
+        click.append(time.monotonic() - started)
+    assert bob and len(fake.chats) == 5
+    p50 = lambda xs: sorted(xs)[len(xs) // 2] * 1000  # noqa: E731
+    print(f"\nWeCom fake, p50 of 5: one call {p50(calls):.1f} ms; room ready (group made, status posted) "
+          f"{p50(ready):.0f} ms; click → group message {p50(click):.0f} ms")  # fmt: skip

@@ -67,13 +67,17 @@ class Callbacks:
         self.state = state
         self.clock = clock
         token, key = settings.token.get_secret_value(), settings.encoding_aes_key.get_secret_value()
-        self.crypto = crypto.Crypto(token, key, settings.corp_id) if token and key and settings.corp_id else None
+        self.problem = "WeCom callbacks need WECOM_TOKEN, WECOM_ENCODING_AES_KEY and WECOM_CORP_ID to be verified"
+        self.crypto: crypto.Crypto | None = None
+        if token and key and settings.corp_id:
+            try:
+                self.crypto = crypto.Crypto(token, key, settings.corp_id)
+            except ValueError as e:  # a mistyped key: the callbacks say so, the rest of WeCom works
+                self.problem = f"WeCom callbacks cannot be verified: {e}"
 
     def handle(self, request: CallbackRequest) -> CallbackResult:
         if self.crypto is None:
-            raise CallbackRejected(
-                "WeCom callbacks need WECOM_TOKEN, WECOM_ENCODING_AES_KEY and WECOM_CORP_ID to be verified", status=503
-            )
+            raise CallbackRejected(self.problem, status=503)
         method = request.method.upper()
         if method not in ("GET", "POST"):
             raise CallbackRejected("WeCom callbacks are GET (URL check) or POST (events)", status=405)
