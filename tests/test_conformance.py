@@ -307,7 +307,7 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, settings: Sett
                 h = _dingtalk(fake, settings, store)
                 yield h
         elif request.param == "wecom":
-            with FakeWeCom(late_seconds=1.5) as wecom:
+            with FakeWeCom(late_seconds=2.5) as wecom:
                 h = _wecom(wecom, settings, store)
                 yield h
         else:

@@ -19,13 +19,23 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
+from wechatpy.enterprise.crypto import WeChatCrypto
 
 from starters.api.app import create_app
 from tests.fakes.wecom_api import Chat, FakeWeCom
 from tests.serving import serving
 from warroom.card import CLOSING_TEXT, closed_name
 from warroom.errors import CallbackRejected, PermanentImError, RateLimited, TransientImError
-from warroom.im.base import ActionClicked, CallbackRequest, CardButton, CardHandle, CardMember, RoomSpec, StatusCard
+from warroom.im.base import (
+    ActionClicked,
+    CallbackRequest,
+    CardButton,
+    CardHandle,
+    CardMember,
+    MessageReceived,
+    RoomSpec,
+    StatusCard,
+)
 from warroom.im.plugin import PlatformContext
 from warroom.im.wecom import adapter as adapter_module
 from warroom.im.wecom import card as cards
@@ -47,7 +57,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 def fake() -> Iterator[FakeWeCom]:
-    with FakeWeCom(late_seconds=1.5) as f:
+    with FakeWeCom(late_seconds=2.5) as f:
         yield f
 
 
@@ -417,6 +427,21 @@ async def test_lifecycle_through_the_real_stack(stack):
     await eventually(lambda: "acknowledged" in fake.latest_card(bob).card["main_title"]["title"], timeout=30)
     assert code in fake.used_codes and version_of(fake.latest_card(ann)) > current  # the click's code updated it
 
+    # Ann asks the app 1:1 (a self-built app hears no group messages): answered to her, on the timeline.
+    before = [t for u, t in fake.app_texts if u == ann]
+    r = await callback(http, *fake.text_message(ann, "what changed?"))
+    assert r.status_code == 200 and r.text == ""
+    answer = await eventually(lambda: [t for u, t in fake.app_texts if u == ann][len(before) :], timeout=30)
+    assert answer and not any(answer[0] in t for t in fake.texts(chat_id))  # not in the group
+    await view_when(http, incident_id, lambda v: "ai.answer" in kinds(v))
+    r = await callback(http, *fake.text_message(eve, "status?"))  # in no war room: told so at once
+    envelope = {
+        k: re.search(rf"<{k}>(?:<!\[CDATA\[)?([^<\]]+)", r.text) for k in ("MsgSignature", "TimeStamp", "Nonce")
+    }
+    sig, ts, nonce = (m.group(1) for m in envelope.values() if m)
+    plain = WeChatCrypto(fake.token, fake.aes_key, fake.corp_id).decrypt_message(r.text, sig, ts, nonce)
+    assert "no open war room" in plain and f"<ToUserName><![CDATA[{eve}]]>" in plain
+
     r = await http.post(f"/api/v1/incidents/{incident_id}/actions", json={"action": "close", "actor": ANN})
     assert r.status_code in (200, 202), r.text
     r = await http.delete(f"/api/v1/incidents/{incident_id}/war-room")
@@ -514,7 +539,17 @@ def test_callbacks_are_verified_before_anything_else(fake: FakeWeCom):
     q3, b3, _ = fake.click("ann", task, "someone-elses-button")
     assert cb.handle(request("POST", q3, b3)).events == []  # not a War Room button: answered, ignored
     q4, b4 = fake.text_message("ann", "what changed?")
-    assert cb.handle(request("POST", q4, b4)).events == []
+    assert cb.handle(request("POST", q4, b4)).events == []  # ann is in no war room: a passive reply says so
+    for iid, chat in (("inc-a", "wr" + "a" * 30), ("inc-b", "wr" + "b" * 30)):
+        cb.state.add_room(chat, iid, iid)
+        room = cb.state.room(chat)
+        assert room is not None
+        cb.state.save_room(room, created=True, members=["ann", "bob"])
+    (asked,) = cb.handle(request("POST", *fake.text_message("bob", "inc-b: is it mitigated?"))).events
+    assert isinstance(asked, MessageReceived) and asked.chat_id == "wr" + "b" * 30 and asked.mentions_bot
+    assert asked.message_id.startswith("dm:bob:")
+    which = cb.handle(request("POST", *fake.text_message("bob", "is it mitigated?")))
+    assert which.events == [] and b"<Encrypt>" in which.reply.body  # asks which of the two
     other = WeComSettings(_env_file=None, **fake.settings(WECOM_AGENT_ID="999"))  # type: ignore[call-arg]
     with pytest.raises(CallbackRejected) as info:
         Callbacks(other, State()).handle(request("POST", query, body))

@@ -140,7 +140,7 @@ def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
 class FakeWeCom:
     """The fake platform's state and HTTP surface. Start it with `start()` (or `with`)."""
 
-    def __init__(self, *, token_seconds: int = 7200, late_seconds: float = 1.5) -> None:
+    def __init__(self, *, token_seconds: int = 7200, late_seconds: float = 2.5) -> None:
         self.corp_id = f"ww{uuidlib.uuid4().hex[:16]}"
         self.secret = f"secret-{uuidlib.uuid4().hex}"
         self.agent_id = 1000002
@@ -156,6 +156,7 @@ class FakeWeCom:
         self.codes: dict[str, tuple[str, str, float]] = {}  # response_code → (userid, task_id, issued at)
         self.used_codes: set[str] = set()
         self.app_messages: list[tuple[str, str]] = []  # (userid, msgtype) of every message/send
+        self.app_texts: list[tuple[str, str]] = []  # (userid, content) of the text ones
         self.lookup_misses = 0
         self.visible_root = True
         self.calls: list[Call] = []
@@ -180,7 +181,7 @@ class FakeWeCom:
             "WECOM_TOKEN": self.token,
             "WECOM_ENCODING_AES_KEY": self.aes_key,
             "WECOM_API_BASE_URL": self.url,
-            "WECOM_TIMEOUT_SECONDS": 1.0,
+            "WECOM_TIMEOUT_SECONDS": 2.0,  # a loaded test machine must not time out calls the faults do not delay
             **extra,
         }
 
@@ -406,6 +407,10 @@ class FakeWeCom:
             msgtype = body.get("msgtype")
             self.app_messages.append((user.userid, str(msgtype)))
             if msgtype == "text":
+                content = (body.get("text") or {}).get("content") if isinstance(body.get("text"), dict) else None
+                if not isinstance(content, str) or not content or len(content.encode()) > 2048:
+                    raise WeComError(41016, "text.content is empty or longer than 2048 bytes")
+                self.app_texts.append((user.userid, content))
                 return {"msgid": uuidlib.uuid4().hex}
             if msgtype != "template_card":
                 raise WeComError(40008, "invalid message type")

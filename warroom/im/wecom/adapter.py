@@ -381,6 +381,10 @@ class WeComAdapter(ImAdapter):
         room = await self._room(chat_id)
         if self._silenced(room, "message"):
             return MessageRef(message_id=f"dropped:{idempotency_key}")
+        asker = _direct_asker(idempotency_key)
+        if asker is not None:  # the answer to a question asked 1:1: back to the asker, 1:1
+            await self.post_notice(chat_id, asker, text_, idempotency_key)
+            return MessageRef(message_id=idempotency_key)
         if not room.created:
             audit.info("wecom message %s for %s not posted: the group does not exist yet (%s)", idempotency_key,
                        chat_id, WAITING)  # fmt: skip
@@ -434,6 +438,16 @@ class WeComAdapter(ImAdapter):
 
     async def aclose(self) -> None:
         return None  # the client (and its token) is shared by the process
+
+
+def _direct_asker(key: str) -> str | None:
+    """The asker of the assistant's answer to a 1:1 question: its key ends in
+    `ai-answer-<message id>`, and such a message id is `dm:<userid>:<MsgId>` (`callbacks`)."""
+    at = key.rfind("ai-answer-dm:")
+    if at < 0:
+        return None
+    parts = key[at + len("ai-answer-dm:") :].split(":")
+    return parts[0] if len(parts) == 2 and parts[0] and parts[1].isdigit() else None
 
 
 def _mobile(phone: str) -> str:

@@ -16,7 +16,11 @@ What an event means:
   WeCom expects next. The event id comes from the event itself (clicker, time, task, key), so a
   redelivery WeCom makes is acted on once by the workflow, and the request's signature is the
   `replay_key`, so the same request replayed is taken once across API replicas.
-- anything else (a 1:1 text to the app, menu events, enter_agent…) is answered and ignored.
+- a 1:1 text to the app from a member of open war rooms → `MessageReceived` (a question to the
+  assistant) for that room; with several rooms the text must name the incident, else the answer
+  (a passive reply, encrypted) asks which one; with none it says so. Its message id names the asker
+  (`dm:<userid>:<MsgId>`), so the adapter sends the assistant's answer back to them 1:1.
+- anything else (menu events, enter_agent…) is answered and ignored.
 
 WeCom wants an answer within 5 s: an empty body, right after the workflow is signalled.
 """
@@ -29,7 +33,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 from warroom.errors import CallbackRejected
-from warroom.im.base import ActionClicked, CallbackRequest, CallbackResult
+from warroom.im.base import ActionClicked, CallbackRequest, CallbackResult, MessageReceived
 from warroom.im.wecom import crypto, naming
 from warroom.im.wecom.card import parse_key
 from warroom.im.wecom.settings import WeComSettings
@@ -105,9 +109,44 @@ class Callbacks:
         if agent and self.settings.agent_id and agent != self.settings.agent_id:
             raise CallbackRejected("the message is for another agent (WECOM_AGENT_ID)", status=403, code="wrong_agent")
         replay_key = hashlib.sha256(f"{signature}\n{ts}\n{nonce}\n".encode() + (request.body or b"")).hexdigest()
-        event = self._click(inner)
-        result = CallbackResult.with_text("")
+        reply = ""
+        event: ActionClicked | MessageReceived | None = self._click(inner)
+        if event is None and inner.get("MsgType") == "text":
+            event, answer = self._direct(inner)
+            if answer:
+                reply = self.crypto.seal(self._reply_xml(inner, answer), nonce, ts)
+        result = CallbackResult.with_text(reply)
         return result.model_copy(update={"events": [event] if event else [], "replay_key": replay_key})
+
+    def _reply_xml(self, m: dict[str, str], text: str) -> str:
+        body = text.replace("]]>", "]]]]><![CDATA[>")
+        return (f"<xml><ToUserName><![CDATA[{m.get('FromUserName', '')}]]></ToUserName><FromUserName><![CDATA["
+                f"{self.settings.corp_id}]]></FromUserName><CreateTime>{int(self.clock())}</CreateTime><MsgType>"
+                f"<![CDATA[text]]></MsgType><Content><![CDATA[{body}]]></Content></xml>")  # fmt: skip
+
+    def _direct(self, m: dict[str, str]) -> tuple[MessageReceived | None, str]:
+        """A 1:1 message to the app: (the question for one war room, or None; a passive reply)."""
+        user, msg_id, content = m.get("FromUserName", ""), m.get("MsgId", ""), m.get("Content", "").strip()
+        if not user or len(user) > 64 or not msg_id.isdigit() or len(msg_id) > 24 or not content:
+            raise CallbackRejected("malformed text message: FromUserName, MsgId or Content", status=400)
+        rooms = self.state.open_rooms_of(user)
+        if len(rooms) > 1:
+            named = [r for r in rooms if r.incident_id and r.incident_id in content]
+            if len(named) != 1:
+                ids = ", ".join(r.incident_id for r in rooms[-10:])
+                return None, f"You are in {len(rooms)} open war rooms: start your question with one of {ids}."
+            rooms = named
+        if not rooms:
+            return None, "You are in no open war room, so there is nothing I can answer about."
+        room = rooms[0]
+        return MessageReceived(
+            event_id=f"wecom:dm:{msg_id}",
+            chat_id=room.chat_id,
+            message_id=f"dm:{user}:{msg_id}",
+            im_user_id=user,
+            text=content[:20000],
+            mentions_bot=True,
+        ), ""
 
     def _click(self, m: dict[str, str]) -> ActionClicked | None:
         if m.get("MsgType") != "event" or m.get("Event") != "template_card_event":

@@ -49,3 +49,10 @@ class Crypto:
                                    code="undecryptable") from None  # fmt: skip
         text = plain.decode("utf-8") if isinstance(plain, bytes) else str(plain)
         return text
+
+    def seal(self, xml: str, nonce: str, timestamp: str) -> str:
+        """A passive reply: `xml` encrypted and signed in WeCom's envelope (wechatpy's WeChatCrypto)."""
+        from wechatpy.enterprise.crypto import WeChatCrypto
+
+        key = base64.b64encode(self.key).decode().rstrip("=")
+        return WeChatCrypto(self.token, key, self.corp_id).encrypt_message(xml, nonce, timestamp)

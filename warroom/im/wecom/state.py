@@ -17,7 +17,10 @@ ships without a migration of War Room's schema. With no database (a bare adapter
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,13 +102,19 @@ class Card:
 
 class State:
     def __init__(self, engine: Engine | None = None) -> None:
+        # In memory: one connection shared by the worker threads, so one transaction at a time (a
+        # connection dropped after a clash would be replaced by an empty database).
+        self._mutex: Any = contextlib.nullcontext()
         if engine is None:
             engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+            self._mutex = threading.RLock()
         self.engine = engine
         metadata.create_all(engine, checkfirst=True)
 
-    def _begin(self) -> Any:
-        return self.engine.begin()
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Any]:
+        with self._mutex, self.engine.begin() as connection:
+            yield connection
 
     # ------------------------------------------------------------------ rooms
     def room(self, chat_id: str) -> Room | None:
@@ -130,6 +139,13 @@ class State:
         with self._begin() as c:
             c.execute(update(rooms).where(rooms.c.chat_id == room.chat_id).values(**changes))
         return room
+
+    def open_rooms_of(self, userid: str) -> list[Room]:
+        """The open war rooms `userid` is in (or waits for), newest last."""
+        with self._begin() as c:
+            rows = c.execute(select(rooms).where(rooms.c.closed.is_(False))).mappings().all()
+        found = [Room(**dict(r)) for r in rows]
+        return [r for r in found if userid in r.members or userid in r.waiting]
 
     def newer_card(self, chat_id: str, card: dict[str, Any], version: int) -> bool:
         """Keep `card` as the room's status card unless a newer version is kept already."""
