@@ -33,13 +33,14 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import socket
 import struct
 import threading
 import time
 import uuid as uuidlib
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,7 @@ class Chat:
     owner: str
     members: list[str]
     names: list[str] = field(default_factory=list)  # every name it had
+    joins: Counter[str] = field(default_factory=Counter)  # how often each person was added
 
 
 @dataclass
@@ -161,6 +163,8 @@ class FakeWeCom:
         self.visible_root = True
         self.calls: list[Call] = []
         self._faults: dict[str, deque[str]] = defaultdict(deque)
+        self.fault_rate = 0.0  # `chaos(rate)`: that share of calls (gettoken aside) meets a random fault
+        self._rng = random.Random(17)
         self._lock = threading.RLock()
         self.app = _FaultInjector(self, self._build_app())
         self._server: uvicorn.Server | None = None
@@ -193,10 +197,17 @@ class FakeWeCom:
         with self._lock:
             return list(self._faults[op])
 
+    def chaos(self, rate: float) -> None:
+        self.fault_rate = rate
+
     def next_fault(self, op: str) -> str | None:
         with self._lock:
             q = self._faults.get(op)
-            return q.popleft() if q else None
+            if q:
+                return q.popleft()
+            if self.fault_rate and op in _OPS.values() and op != "gettoken" and self._rng.random() < self.fault_rate:
+                return self._rng.choice(("500", "502", "45009", "45033", "timeout_after", "drop_after"))
+            return None
 
     def add_user(self, name: str, *, mobile: str | None = None, email: str | None = None,
                  biz_mail: str | None = None) -> str:  # fmt: skip
@@ -364,7 +375,8 @@ class FakeWeCom:
                 raise WeComError(86006, "invalid chat member count")
             if body.get("owner") not in members:
                 raise WeComError(86207, "chat owner not in userlist")
-            self.chats[chatid] = Chat(chatid, name, body["owner"], list(dict.fromkeys(members)), [name])
+            chat = self.chats[chatid] = Chat(chatid, name, body["owner"], list(dict.fromkeys(members)), [name])
+            chat.joins.update(chat.members)
             return {"chatid": chatid}
         if op == "appchat.get":
             chat = self._chat(query.get("chatid"))
@@ -386,6 +398,7 @@ class FakeWeCom:
                 if body["owner"] not in members:
                     raise WeComError(86005, "invalid chat owner: not a member")
                 chat.owner = body["owner"]
+            chat.joins.update(u for u in members if u not in chat.members)
             chat.members = members
             return {}
         if op == "appchat.send":
