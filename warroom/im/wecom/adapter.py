@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from warroom.errors import CallbackRejected, ImError, PermanentImError, RateLimited, TransientImError
+from warroom.errors import ImError, PermanentImError, RateLimited, TransientImError
 from warroom.im.base import (
     CallbackRequest,
     CallbackResult,
@@ -475,6 +475,3 @@ def build_wecom_adapter(context: PlatformContext) -> WeComAdapter:
     database = context.database
     state = State(database.engine if database is not None else None)
     return WeComAdapter(api, settings, state, public_url=context.public_url)
-
-
-__all__ = ["CallbackRejected", "WeComAdapter", "build_wecom_adapter"]

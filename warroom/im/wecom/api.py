@@ -148,8 +148,9 @@ class WeComApi:
         return lambda: self.client.post(path, data=data)
 
     # ------------------------------------------------------------------ token and app
-    async def access_token(self) -> str:
-        return await self._call("gettoken", lambda: {"token": self.client.access_token})  # type: ignore[return-value]
+    async def access_token(self) -> None:
+        """Fetch the app's token if the process has none (it stays in the process: never returned)."""
+        await self._call("gettoken", lambda: {"ok": bool(self.client.access_token)})
 
     async def agent(self) -> dict[str, Any]:
         return await self._call("agent/get", lambda: self.client.get("agent/get", params={"agentid": self.agent_id}))
