@@ -8,8 +8,8 @@ Acknowledge / Snooze / Close, and dismissing posts a closing message and renames
 Modules: `settings`, `capabilities`, `errors` (errcodes → typed errors, with what to fix),
 `api` (wechatpy's `WeChatClient`, one token per app and process, every call at
 WECOM_API_BASE_URL), `naming` (chatid, group names, task ids), `text` (markdown that never pings),
-`card` (the template card and the group's status message), `state` (what the adapter must
-remember across processes: rooms, cards and their single-use response codes), `crypto` and
+`card` (the template card and the group's status message), `tables` and `state` (what the adapter
+must remember across processes: rooms, cards and their single-use response codes), `crypto` and
 `callbacks` (`GET|POST /im/wecom/callback`), `checks` (`warroom doctor`), `adapter`.
 
 Importing this package is cheap: wechatpy is imported when an adapter is built.
@@ -35,4 +35,5 @@ plugin = PlatformPlugin(
     settings_class=WeComSettings,
     capabilities=CAPABILITIES,
     build=_build,
+    tables="warroom.im.wecom.tables",
 )

@@ -10,9 +10,9 @@
 - sent keys (`wecom_sent`): group messages sent once (`appchat/send` has no dedup key): a key whose
   send may have taken effect (timed out) is not sent again.
 
-The tables are the adapter's own (its own `MetaData`, created when missing), so the platform
-ships without a migration of War Room's schema. With no database (a bare adapter in a test or
-`warroom doctor`) they live in an in-memory SQLite database.
+The tables (`tables`) belong to War Room's schema like the sandbox's: the migrations create them
+(0004). With no database (a bare adapter in a test or `warroom doctor`) they live in an in-memory
+SQLite database.
 """
 
 from __future__ import annotations
@@ -24,57 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine, create_engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-metadata = MetaData()
-rooms = Table(
-    "wecom_rooms",
-    metadata,
-    Column("chat_id", String(32), primary_key=True),
-    Column("incident_id", String(64), nullable=False, default=""),
-    Column("name", String(200), nullable=False),
-    Column("owner", String(64), nullable=False, default=""),
-    Column("members", JSON, nullable=False, default=list),
-    Column("waiting", JSON, nullable=False, default=list),
-    Column("created", Boolean, nullable=False, default=False),
-    Column("closed", Boolean, nullable=False, default=False),
-    Column("card", JSON, nullable=True),
-    Column("card_version", Integer, nullable=False, default=0),
-)
-cards = Table(
-    "wecom_cards",
-    metadata,
-    Column("chat_id", String(32), primary_key=True),
-    Column("userid", String(64), primary_key=True),
-    Column("task_id", String(128), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("response_code", String(256), nullable=False, default=""),
-    Column("at", Float, nullable=False),
-)
-sent = Table(
-    "wecom_sent",
-    metadata,
-    Column("key", String(300), primary_key=True),
-    Column("state", String(16), nullable=False),  # sending, sent, unknown
-    Column("at", Float, nullable=False),
-)
+from warroom.im.wecom.tables import cards, rooms, sent
+
+TABLES = (rooms, cards, sent)
 
 
 @dataclass
@@ -108,8 +64,8 @@ class State:
         if engine is None:
             engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
             self._mutex = threading.RLock()
+            rooms.metadata.create_all(engine, tables=list(TABLES))
         self.engine = engine
-        metadata.create_all(engine, checkfirst=True)
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[Any]:
