@@ -23,7 +23,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from starters.api.app import create_app
-from tests.fakes import lark_api
+from tests.fakes import lark_api, wecom_api
 from tests.fakes.dingtalk_api import robot_sign
 from tests.platforms import installed
 from warroom.im.plugins import platform_names
@@ -34,7 +34,9 @@ from warroom.store import Store
 
 SLACK_SECRET, LARK_KEY, LARK_TOKEN, MEMORY_TOKEN = "slack-secret", "k" * 16, "lark-token", "m-secret"
 DINGTALK_SECRET = "dingtalk-secret"
-Sign = Callable[[bytes], tuple[dict[str, str], bytes]]
+WECOM_CORP, WECOM_TOKEN, WECOM_KEY = "wwhostile", "wecom-token", "k" * 43
+# (headers, body) or (headers, body, query): WeCom signs in the query string
+Sign = Callable[[bytes], tuple[Any, ...]]
 
 
 def _sandbox(settings: Settings) -> Sign:
@@ -71,6 +73,26 @@ def _dingtalk(body: bytes) -> tuple[dict[str, str], bytes]:
     return {"timestamp": ts, "sign": robot_sign(DINGTALK_SECRET, ts), "content-type": "application/json"}, body
 
 
+def _wecom(body: bytes) -> tuple[dict[str, str], bytes, dict[str, str]]:
+    """The body encrypted and signed as WeCom does; a JSON object becomes WeCom's flat XML first, so the
+    hostile values reach the event's fields."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        fields = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in doc.items() if str(k).isidentifier())
+        inner = f"<xml>{fields}</xml>"
+    else:
+        inner = body.decode("utf-8", "replace")
+    ts, nonce = str(int(time.time())), "n0nce"
+    inner = inner.encode("utf-8", "replace").decode()  # WeCom encrypts bytes: no lone surrogates reach us
+    encrypted = wecom_api.encrypt(WECOM_KEY, WECOM_CORP, inner)
+    envelope = f"<xml><ToUserName><![CDATA[{WECOM_CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+    query = {"msg_signature": wecom_api.signature(WECOM_TOKEN, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+    return {"content-type": "text/xml"}, envelope.encode(), query
+
+
 def _memory(body: bytes) -> tuple[dict[str, str], bytes]:
     return {"x-memory-signature": hmac.new(MEMORY_TOKEN.encode(), body, hashlib.sha256).hexdigest()}, body
 
@@ -90,6 +112,11 @@ async def api(client: Client, store: Store, settings: Settings, tmp_path: Path) 
                 "DINGTALK_APP_KEY": "ding-key",
                 "DINGTALK_APP_SECRET": DINGTALK_SECRET,
                 "DINGTALK_CALLBACK_MODE": "http",
+                "WECOM_CORP_ID": WECOM_CORP,
+                "WECOM_SECRET": "s",
+                "WECOM_AGENT_ID": "1000002",
+                "WECOM_TOKEN": WECOM_TOKEN,
+                "WECOM_ENCODING_AES_KEY": WECOM_KEY,
             }
         )
         app = create_app(settings, client=client, store=store)
@@ -98,6 +125,7 @@ async def api(client: Client, store: Store, settings: Settings, tmp_path: Path) 
             "slack": _slack,
             "lark": _lark,
             "dingtalk": _dingtalk,
+            "wecom": _wecom,
             "memory": _memory,
         }
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -173,6 +201,21 @@ SHAPES: dict[str, list[dict[str, Any]]] = {
             "content": '{"cardPrivateData": {"params": {"action": "snooze", "minutes": "120", "card_version": "1"}}}',
         },
     ],
+    "wecom": [
+        {
+            "ToUserName": WECOM_CORP,
+            "FromUserName": "ann",
+            "CreateTime": "1700000000",
+            "MsgType": "event",
+            "Event": "template_card_event",
+            "EventKey": "wr:snooze:1:120",
+            "TaskId": "wr" + "0" * 30 + "_v1_abcdef12",
+            "CardType": "button_interaction",
+            "ResponseCode": "code",
+            "AgentID": "1000002",
+        },
+        {"ToUserName": WECOM_CORP, "FromUserName": "ann", "MsgType": "text", "Content": "hi", "MsgId": "1"},
+    ],
     "memory": [{"id": "1", "chat": "mc-1", "user": "m-ann", "action": "acknowledge"}],
 }
 
@@ -191,8 +234,10 @@ def _bodies(platform: str, rng: random.Random) -> list[bytes]:
     return out
 
 
-async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: bytes) -> httpx.Response:
-    return await http.post(path, content=body, headers=headers)
+async def _post(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], body: bytes, query: dict[str, str] | None = None
+) -> httpx.Response:
+    return await http.post(path, content=body, headers=headers, params=query)
 
 
 # ---- the tests ---------------------------------------------------------------------------------
@@ -252,16 +297,18 @@ async def test_fuzzed_callbacks_never_answer_500(api, platform: str) -> None:
     if platform not in sign:
         pytest.fail(f"platform {platform!r} is installed but this suite cannot sign its callbacks: add it")
     rng = random.Random(f"hostile-{platform}")
-    paths = {"slack": ["/im/slack/events", "/im/slack/interactions"]}.get(platform, [f"/im/{platform}/events"])
+    paths = {"slack": ["/im/slack/events", "/im/slack/interactions"], "wecom": ["/im/wecom/callback"]}.get(
+        platform, [f"/im/{platform}/events"]
+    )
     statuses: dict[int, int] = {}
     for body in _bodies(platform, rng):
         for path in paths:
             for signed in (False, True):
-                headers, payload = sign[platform](body) if signed else ({}, body)
+                headers, payload, *query = sign[platform](body) if signed else ({}, body)
                 if path.endswith("interactions") and signed and rng.random() < 0.5:
                     headers, payload = sign[platform](_slack_form(body.decode("latin-1")))
                     headers["content-type"] = "application/x-www-form-urlencoded"
-                r = await _post(http, path, headers, payload)
+                r = await _post(http, path, headers, payload, query[0] if query else None)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 assert r.status_code < 500, f"{path} answered {r.status_code} to {payload[:200]!r}: {r.text[:300]}"
     assert statuses.get(401, 0) > 0  # the unsigned ones were refused as such

@@ -27,6 +27,7 @@ from activities.im import ImActivities
 from tests.fakes import lark_api
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.slack_api import SIGNING_SECRET, SPEC_PATH, TOKEN, FakeSlack, running_fake_slack
+from tests.fakes.wecom_api import FakeWeCom
 from tests.platforms import installed
 from warroom.errors import PermanentImError, RateLimited, TransientImError
 from warroom.im.base import CardButton, Dismissal, ImAdapter, Mention, RoomSpec, StatusCard
@@ -37,7 +38,7 @@ from warroom.models import Action, IncidentStatus, Severity
 from warroom.settings import Settings
 from warroom.store import Store
 
-PLATFORMS = ["sandbox", "slack", "lark", "dingtalk", "memory"]
+PLATFORMS = ["sandbox", "slack", "lark", "dingtalk", "wecom", "memory"]
 ANN, BOB = "ann@example.com", "bob@example.com"
 
 
@@ -229,6 +230,35 @@ def _dingtalk(fake: FakeDingTalk, settings: Settings, store: Store) -> Harness:
     )
 
 
+def _wecom(fake: FakeWeCom, settings: Settings, store: Store) -> Harness:
+    """Two duty accounts join every room, so a group exists as soon as the room is opened (WeCom needs
+    two members); the status messages the adapter posts for the card are not counted as texts."""
+    from warroom.im.wecom.card import NOTE
+
+    duty = {fake.add_user("Duty One"), fake.add_user("Duty Two")}
+    settings = settings.model_copy(update=fake.settings(WECOM_DUTY_USER_IDS=",".join(sorted(duty))))
+    users = {e: fake.add_user(e.split("@")[0], biz_mail=e) for e in (ANN, BOB)}
+    kinds = {"rate_limited": ["45009"], "server_error": ["500", "500", "500"], "timeout_after": ["timeout_after"]}
+
+    def shown(chat: str, handle: str) -> int:
+        return max(int(c.card["button_list"][0]["key"].split(":")[2]) for c in fake.cards.values()
+                   if c.task_id.startswith(chat))  # fmt: skip
+
+    return Harness(
+        name="wecom",
+        activities=ImActivities(store, settings),
+        users=users,
+        rooms=lambda iid: sum(1 for c in fake.chats.values() if c.names[0].startswith(f"inc-{iid} ")),
+        members=lambda chat: set(fake.chats[chat].members) - duty,
+        card_version=shown,
+        texts=lambda chat: [t for t in fake.texts(chat) if NOTE not in t],
+        ended=lambda chat: fake.chats[chat].name.startswith("[closed] "),
+        pings=lambda text: set(re.findall(r"<@([^>]+)>", text)) | ({"all"} if "@all" in text else set()),
+        fault=lambda kind, op="post": fake.fail({"post": "appchat.send", "create": "appchat.create"}[op], *kinds[kind]),
+        refuse=lambda: fake.fail("appchat.send", "60011"),
+    )
+
+
 def _memory(settings: Settings, store: Store) -> Harness:
     activities = ImActivities(store, settings.model_copy(update={"MEMORY_TOKEN": "m-secret"}))
     adapter: Any = activities.platform_adapter("memory")
@@ -275,6 +305,10 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, settings: Sett
         elif request.param == "dingtalk":
             with FakeDingTalk(late_seconds=1.5) as fake:
                 h = _dingtalk(fake, settings, store)
+                yield h
+        elif request.param == "wecom":
+            with FakeWeCom(late_seconds=2.5) as wecom:
+                h = _wecom(wecom, settings, store)
                 yield h
         else:
             with installed(tmp_path / "site", {"memory": "tests.platforms.memory:plugin"}):

@@ -86,7 +86,7 @@ def json_logs() -> Iterator[list[dict]]:
 
 
 async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monkeypatch):
-    # "wecom" below is a platform this build lacks (no package yet): its room fails, counted as "other"
+    # "teams" below is a platform this build lacks (no package): its room fails, counted as "other"
     port = free_port()
     settings = on_dev.model_copy(update={"metrics_port": port})
     svc = WarRoomService(client, store, settings)
@@ -104,7 +104,7 @@ async def test_worker_metrics_port_after_a_lifecycle(client, store, on_dev, monk
             assert (await svc.dismiss_room(incident.id, actor=ANN, source=Source.API)).done
 
             other, _ = await svc.upsert_incident(IncidentIn(title="No such platform"), actor=ANN, source=Source.API)
-            failed = await svc.create_room(other.id, platform="wecom", actor=ANN, source=Source.API)
+            failed = await svc.create_room(other.id, platform="teams", actor=ANN, source=Source.API)
             assert failed.done and failed.value.state is RoomState.FAILED
 
             text = (await scrape.get("/metrics")).text
