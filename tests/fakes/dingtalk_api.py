@@ -14,7 +14,8 @@ the Stream gateway, so `DINGTALK_API_BASE_URL` and `DINGTALK_OAPI_BASE_URL` both
 - Stream: `POST /v1.0/gateway/connections/open` (a ticket per connection) and the websocket at
   `/stream?ticket=…`, which pushes frames in the SDK's format and records the acks.
 
-Faults are queued per operation (`fail("scene.create", "timeout_after", "500")`):
+Faults are queued per operation (`fail("scene.create", "timeout_after", "500")`) or drawn at random
+(`chaos(rate)`), through `tests/fakes/faults.py`:
 `qps` (403 QpsLimitForAppkeyAndApi, or errcode 90018 on oapi), `500`, `502` (an HTML page),
 `ipban` (the egress-IP ban page), `token` (the token refused: 401, or errcode 40014 on oapi),
 `drop` (connection closed before handling), `drop_after` (handled, then closed without an
@@ -35,13 +36,14 @@ import socket
 import threading
 import time
 import uuid as uuidlib
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from tests.fakes.faults import FaultInjector, Faults
 
 TITLE_MAX = 30
 GROUP_CAP = 1000
@@ -64,6 +66,10 @@ _OPS = [
     ("POST", r"/topapi/im/chat/scenegroup/get", "scene.get"),
 ]
 LEGACY = {name for _, path, name in _OPS if path.startswith("/topapi")}
+# What a chaos run draws from, and what it leaves alone (the token and the Stream gateway: their
+# failures are tested on their own and would only stall a run).
+CHAOS_FAULTS = ("qps", "500", "502", "drop", "drop_after", "timeout_after")
+SPARED = ("token", "stream.open")
 
 
 def op_name(method: str, path: str) -> str:
@@ -172,12 +178,18 @@ class FakeDingTalk:
         self.tickets: set[str] = set()
         self.connections = 0
         self._group_by_uuid: dict[str, str] = {}
-        self._faults: dict[str, deque[str]] = defaultdict(deque)
+        self.faults = Faults()
         self._lock = threading.RLock()
         self._seq = 0
         self._sockets: list[WebSocket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.app = _FaultInjector(self, self._build_app())
+        self.app = FaultInjector(
+            self._build_app(),
+            self.faults,
+            operation=op_name,
+            respond=lambda fault, op: _fault_response(fault, legacy=op in LEGACY),
+            late_seconds=lambda: self.late_seconds,
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -203,17 +215,14 @@ class FakeDingTalk:
         }
 
     def fail(self, op: str, *faults: str) -> None:
-        with self._lock:
-            self._faults[op].extend(faults)
+        self.faults.fail(op, *faults)
 
     def pending_faults(self, op: str) -> list[str]:
-        with self._lock:
-            return list(self._faults[op])
+        return self.faults.pending(op)
 
-    def next_fault(self, op: str) -> str | None:
-        with self._lock:
-            q = self._faults.get(op)
-            return q.popleft() if q else None
+    def chaos(self, rate: float) -> None:
+        """From now on a `rate` share of calls (tokens and the Stream gateway aside) meets a random fault."""
+        self.faults.chaos(rate, CHAOS_FAULTS, spared=SPARED)
 
     def add_user(self, name: str, *, mobile: str | None = None, email: str | None = None,
                  org_email: str | None = None, dept: int = 1) -> str:  # fmt: skip
@@ -612,49 +621,6 @@ class FakeDingTalk:
                                         status_code=e.status)  # fmt: skip
 
         return app
-
-
-class _FaultInjector:
-    """Outermost ASGI layer: applies the next queued fault of the request's operation."""
-
-    def __init__(self, fake: FakeDingTalk, app: FastAPI) -> None:
-        self.fake, self.app = fake, app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        op = op_name(scope["method"], scope["path"])
-        fault = self.fake.next_fault(op)
-        if fault is None:
-            return await self.app(scope, receive, send)
-        if fault == "drop":
-            return _abort(send)
-        if fault in ("drop_after", "timeout_after"):
-            held: list[dict[str, Any]] = []
-
-            async def hold(message: dict[str, Any]) -> None:
-                held.append(message)
-
-            await self.app(scope, receive, hold)
-            if fault == "drop_after":
-                return _abort(send)
-            await asyncio.sleep(self.fake.late_seconds)
-            try:
-                for message in held:
-                    await send(message)
-            except Exception:
-                pass
-            return None
-        response = _fault_response(fault, legacy=op in LEGACY)
-        return await response(scope, receive, send)
-
-
-def _abort(send: Any) -> None:
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise RuntimeError("cannot drop the connection: not served by uvicorn")
-    transport.abort()
 
 
 def _fault_response(fault: str, *, legacy: bool) -> Any:

@@ -10,8 +10,9 @@ Wire format as documented (and as the SDK parses it): `{"code": 0, "msg": "succe
 {...}}`; business errors with HTTP 400 and a non-zero `code`; the gateway's rate limit as HTTP
 429 with `x-ogw-ratelimit-reset`; an `X-Tt-Logid` header on every answer.
 
-Faults are queued per operation (`fail("chat.create", "timeout_after", "503")`): each request to
-that operation takes the next one. Available faults:
+Faults are queued per operation (`fail("chat.create", "timeout_after", "503")`: each request to
+that operation takes the next one) or drawn at random (`chaos(rate)`), through
+`tests/fakes/faults.py`. Available faults:
 
 - `429`: gateway limit, HTTP 429, code 99991400, `x-ogw-ratelimit-reset: <reset_seconds>`;
 - `99991400`: the same limit as older APIs answer it (HTTP 400);
@@ -50,9 +51,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from tests.fakes.faults import FaultInjector, Faults
+
 CARD_LIMIT_BYTES = 30 * 1024
 PATCH_QPS = 5  # per message
 UUID_MAX = 50
+# What a chaos run draws from: the gateway's and the business rate limits, server errors, and the
+# answers lost or late after the effect.
+CHAOS_FAULTS = ("429", "232019", "500", "502", "503", "drop", "drop_after", "timeout_after")
 ALL_SCOPES = (
     "im:chat",
     "im:message",
@@ -175,10 +181,16 @@ class FakeLark:
         self._msg_by_uuid: dict[str, str] = {}
         self._patch_times: dict[str, deque[float]] = defaultdict(deque)
         self._member_busy: set[str] = set()
-        self._faults: dict[str, deque[str]] = defaultdict(deque)
+        self.faults = Faults()
         self._lock = threading.RLock()
         self._seq = 0
-        self.app = _FaultInjector(self, self._build_app())
+        self.app = FaultInjector(
+            self._build_app(),
+            self.faults,
+            operation=op_name,
+            respond=lambda fault, _op: _fault_response(fault, self.reset_seconds),
+            late_seconds=lambda: self.late_seconds,
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -190,17 +202,14 @@ class FakeLark:
 
     def fail(self, op: str, *faults: str) -> None:
         """Queue faults for an operation (see the module docstring for names and meanings)."""
-        with self._lock:
-            self._faults[op].extend(faults)
+        self.faults.fail(op, *faults)
 
     def pending_faults(self, op: str) -> list[str]:
-        with self._lock:
-            return list(self._faults[op])
+        return self.faults.pending(op)
 
-    def next_fault(self, op: str) -> str | None:
-        with self._lock:
-            q = self._faults.get(op)
-            return q.popleft() if q else None
+    def chaos(self, rate: float) -> None:
+        """From now on a `rate` share of calls (the tenant token aside) meets a random fault."""
+        self.faults.chaos(rate, CHAOS_FAULTS, spared=("token",))
 
     def add_user(self, *, name: str, email: str | None = None, mobile: str | None = None) -> str:
         with self._lock:
@@ -676,50 +685,6 @@ def _answer(
 
 def _ok(data: dict[str, Any]) -> JSONResponse:
     return _answer({"code": 0, "msg": "success", "data": data})
-
-
-class _FaultInjector:
-    """Outermost ASGI layer: applies the next queued fault of the request's operation."""
-
-    def __init__(self, fake: FakeLark, app: FastAPI) -> None:
-        self.fake, self.app = fake, app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        op = op_name(scope["method"], scope["path"])
-        fault = self.fake.next_fault(op)
-        if fault is None:
-            return await self.app(scope, receive, send)
-        if fault == "drop":
-            return _abort(send)
-        if fault in ("drop_after", "timeout_after"):
-            held: list[dict[str, Any]] = []
-
-            async def hold(message: dict[str, Any]) -> None:
-                held.append(message)
-
-            await self.app(scope, receive, hold)
-            if fault == "drop_after":
-                return _abort(send)
-            await asyncio.sleep(self.fake.late_seconds)
-            try:
-                for message in held:
-                    await send(message)
-            except Exception:  # the client gave up long ago
-                pass
-            return None
-        response = _fault_response(fault, self.fake.reset_seconds)
-        return await response(scope, receive, send)
-
-
-def _abort(send: Any) -> None:
-    """Close the client's connection without an answer (uvicorn's `send` is bound to the cycle)."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise RuntimeError("cannot drop the connection: not served by uvicorn")
-    transport.abort()
 
 
 def _fault_response(fault: str, reset: int) -> Any:

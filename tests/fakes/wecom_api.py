@@ -15,7 +15,8 @@ always HTTP 200 with `{"errcode", "errmsg", …}` like WeCom, validating strictl
   misses are 46004 and counted (WeCom blocks a day after many);
 - `agent/get`: the app's visible range.
 
-Faults are queued per operation (`fail("appchat.create", "timeout_after", "45009")`): `500`
+Faults are queued per operation (`fail("appchat.create", "timeout_after", "45009")`) or drawn at
+random (`chaos(rate)`), through `tests/fakes/faults.py`: `500`
 (HTTP 500), `502` (an HTML page), `drop_after` (handled, then the connection closed),
 `timeout_after` (handled, answered `late_seconds` later), `42001` (the token given is expired:
 every token known so far stops working, so the client must fetch a new one), or any errcode.
@@ -28,19 +29,17 @@ ciphertext: written here from WeCom's description, cross-checked against wechatp
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import os
-import random
 import re
 import socket
 import struct
 import threading
 import time
 import uuid as uuidlib
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +48,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from tests.fakes.faults import FaultInjector, Faults
+
 CHATID = re.compile(r"[0-9a-zA-Z]{1,32}")
 NAME_MAX = 50
 GROUP_MIN, GROUP_MAX = 2, 2000
@@ -56,6 +57,7 @@ MARKDOWN_MAX = 4096
 GROUP_TYPES = {"text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown"}
 CODE_LIFETIME = 72 * 3600
 
+CHAOS_FAULTS = ("500", "502", "45009", "45033", "timeout_after", "drop_after")
 _OPS = {
     ("GET", "gettoken"): "gettoken",
     ("GET", "agent/get"): "agent.get",
@@ -162,11 +164,16 @@ class FakeWeCom:
         self.lookup_misses = 0
         self.visible_root = True
         self.calls: list[Call] = []
-        self._faults: dict[str, deque[str]] = defaultdict(deque)
-        self.fault_rate = 0.0  # `chaos(rate)`: that share of calls (gettoken aside) meets a random fault
-        self._rng = random.Random(17)
+        self.faults = Faults(seed=17)
         self._lock = threading.RLock()
-        self.app = _FaultInjector(self, self._build_app())
+        app = self._build_app()
+        self.app = FaultInjector(
+            app,
+            self.faults,
+            operation=op_name,
+            respond=lambda fault, _op: _fault_answer(self, app, fault),
+            late_seconds=lambda: self.late_seconds,
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -190,24 +197,14 @@ class FakeWeCom:
         }
 
     def fail(self, op: str, *faults: str) -> None:
-        with self._lock:
-            self._faults[op].extend(faults)
+        self.faults.fail(op, *faults)
 
     def pending_faults(self, op: str) -> list[str]:
-        with self._lock:
-            return list(self._faults[op])
+        return self.faults.pending(op)
 
     def chaos(self, rate: float) -> None:
-        self.fault_rate = rate
-
-    def next_fault(self, op: str) -> str | None:
-        with self._lock:
-            q = self._faults.get(op)
-            if q:
-                return q.popleft()
-            if self.fault_rate and op in _OPS.values() and op != "gettoken" and self._rng.random() < self.fault_rate:
-                return self._rng.choice(("500", "502", "45009", "45033", "timeout_after", "drop_after"))
-            return None
+        """From now on a `rate` share of calls (gettoken aside) meets a random fault."""
+        self.faults.chaos(rate, CHAOS_FAULTS, spared=("gettoken",))
 
     def add_user(self, name: str, *, mobile: str | None = None, email: str | None = None,
                  biz_mail: str | None = None) -> str:  # fmt: skip
@@ -517,48 +514,13 @@ class FakeWeCom:
         return app
 
 
-class _FaultInjector:
-    """Outermost ASGI layer: applies the next queued fault of the request's operation."""
-
-    def __init__(self, fake: FakeWeCom, app: FastAPI) -> None:
-        self.fake, self.app = fake, app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        fault = self.fake.next_fault(op_name(scope["method"], scope["path"]))
-        if fault is None:
-            return await self.app(scope, receive, send)
-        if fault in ("drop_after", "timeout_after"):
-            held: list[dict[str, Any]] = []
-
-            async def hold(message: dict[str, Any]) -> None:
-                held.append(message)
-
-            await self.app(scope, receive, hold)
-            if fault == "drop_after":
-                return _abort(send)
-            await asyncio.sleep(self.fake.late_seconds)
-            try:
-                for message in held:
-                    await send(message)
-            except Exception:
-                pass
-            return None
-        if fault == "500":
-            return await JSONResponse({"errcode": -1, "errmsg": "system busy"}, status_code=500)(scope, receive, send)
-        if fault == "502":
-            return await HTMLResponse("<html><h1>502 Bad Gateway</h1></html>", status_code=502)(scope, receive, send)
-        if fault == "42001":
-            self.fake.expire_tokens()
-            return await self.app(scope, receive, send)  # the request meets its expired token
-        answer = JSONResponse({"errcode": int(fault), "errmsg": f"injected {fault}"})
-        return await answer(scope, receive, send)
-
-
-def _abort(send: Any) -> None:
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise RuntimeError("cannot drop the connection: not served by uvicorn")
-    transport.abort()
+def _fault_answer(fake: FakeWeCom, app: FastAPI, fault: str) -> Any:
+    """WeCom's own answer to an injected fault (HTTP 200 with an errcode, as WeCom answers)."""
+    if fault == "500":
+        return JSONResponse({"errcode": -1, "errmsg": "system busy"}, status_code=500)
+    if fault == "502":
+        return HTMLResponse("<html><h1>502 Bad Gateway</h1></html>", status_code=502)
+    if fault == "42001":
+        fake.expire_tokens()
+        return app  # the request meets its expired token
+    return JSONResponse({"errcode": int(fault), "errmsg": f"injected {fault}"})
