@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import retry_after, retry_decisions
+from activities.errors import brief, retry_after, retry_decisions
 from activities.im import ImActivities
 from warroom import names
 from warroom.ai import transcript
@@ -55,11 +55,11 @@ def ai_retry_decisions() -> Iterator[None]:
     except AiRateLimited as e:
         raise retry_after(e, e.retry_after, names.AI_RATE_LIMITED) from e
     except AiTransient as e:
-        raise ApplicationError(str(e), type=names.AI_TRANSIENT) from e
+        raise ApplicationError(brief(e), type=names.AI_TRANSIENT) from e
     except AiPermanent as e:
-        raise ApplicationError(str(e), type=names.AI_PERMANENT, non_retryable=True) from e
+        raise ApplicationError(brief(e), type=names.AI_PERMANENT, non_retryable=True) from e
     except NotFound as e:
-        raise ApplicationError(str(e), type=names.NOT_FOUND, non_retryable=True) from e
+        raise ApplicationError(brief(e), type=names.NOT_FOUND, non_retryable=True) from e
 
 
 def _last_attempt() -> bool:

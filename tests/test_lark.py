@@ -22,6 +22,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from activities.im import ImActivities
 from starters.api.app import create_app
 from tests.fakes import lark_api
 from tests.fakes.lark_api import FakeLark
@@ -531,6 +532,23 @@ def lark_settings(settings: Settings, fake: FakeLark) -> Settings:
             "public_url": "https://warroom.example.com",
         }
     )
+
+
+async def test_a_worker_loads_lark_oapi_before_it_polls_only_for_the_platforms_it_serves(
+    store: Store, settings: Settings, fake: FakeLark
+):
+    """lark-oapi takes seconds to import: paid inside the first activity, it came out of that
+    activity's timeouts at every worker restart (in the chaos run no room opened at all)."""
+    s = lark_settings(settings, fake)
+    im = ImActivities(store, s)
+    assert "lark" in im.prepare()
+    assert im.platform_adapter("lark").api._client is not None  # type: ignore[attr-defined]
+    await im.aclose()
+    elsewhere = ImActivities(store, s.model_copy(update={"platform_regions": "lark=eu"}))
+    assert "lark" not in elsewhere.prepare()  # the region's worker serves it, not this one
+    regional = ImActivities(store, s.model_copy(update={"platform_regions": "lark=eu", "region": "eu"}))
+    assert regional.prepare() == ["lark"]
+    await regional.aclose()
 
 
 @pytest_asyncio.fixture

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -102,6 +103,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     store = Store(settings.database_url)
     client = await connect(settings, runtime=worker_runtime(settings), service="warroom-worker")
     worker, im = build_worker(client, store, settings)
+    started = time.monotonic()
+    prepared = await asyncio.to_thread(im.prepare)
+    log.info("IM adapters ready in %.1fs: %s", time.monotonic() - started, ", ".join(prepared) or "none")
     log.info("worker polling task queue %s on %s", settings.queue_for(settings.region), settings.temporal_address)
     async with worker:
         with worker_running():

@@ -9,12 +9,20 @@ checked at the platform's own records: one room, each member invited once, one s
 (edited, never re-posted) showing `closed`, the room dismissed or archived, and a complete
 timeline in order.
 
+Kills are counted from a worker that has come up (polling), so a worker that is slow to start (an
+SDK slow to import, a busy machine) still gets to do work between two kills.
+
+The deployed shape runs on a PostgreSQL server of its own (tests/chaos/postgres.py), restarted once
+mid-run; without the binaries for one, on the machine's server with every connection cut once.
+
 Short run (CI, sandbox only): part of the default test command. Long run, every platform (WeCom:
 the fake WeCom behind wechatpy with random 5xx, 45009/45033, dropped and late answers; checked: one
 group, each person added once, no card sent twice per person and version, Ann's card closed, the
-group renamed closed):
+group renamed closed. Lark: the fake Open Platform behind lark-oapi with 429s, 232019, 5xx, dropped
+and late answers; checked: one chat, each person in it once, one pinned card patched to closed, the
+chat disbanded):
 
-    WARROOM_CHAOS_PLATFORMS=sandbox,slack,wecom WARROOM_CHAOS_INCIDENTS=40 WARROOM_CHAOS_KILL_EVERY=15 \
+    WARROOM_CHAOS_PLATFORMS=sandbox,slack,wecom,lark WARROOM_CHAOS_INCIDENTS=40 WARROOM_CHAOS_KILL_EVERY=15 \
         .venv/bin/pytest -m chaos tests/chaos -s
 """
 
@@ -52,6 +60,8 @@ from temporalio.worker import Worker
 from starters.api.app import create_app
 from starters.dev import DevOptions, TemporalDevServer
 from starters.service import WarRoomService
+from tests.chaos.postgres import PrivatePostgres
+from tests.fakes import lark_api
 from tests.fakes.slack_api import SIGNING_SECRET as SLACK_SIGNING_SECRET
 from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
 from tests.fakes.slack_api import FakeSlack, running_fake_slack
@@ -73,7 +83,7 @@ T = TypeVar("T")
 # its incidents take longer; fewer of them keep the CI run to a few minutes. Kills come no more
 # often than a restarted worker (about 2 s to start on 2 cores) can finish some work: a worker
 # killed before it completes anything only makes its tasks wait for their timeouts.
-INCIDENTS = {"sandbox": 4, "slack": 3, "wecom": 3}
+INCIDENTS = {"sandbox": 4, "slack": 3, "wecom": 3, "lark": 3}
 INCIDENTS_SET = os.environ.get("WARROOM_CHAOS_INCIDENTS")
 KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "10"))
 FAULT_RATE = float(os.environ.get("WARROOM_CHAOS_FAULT_RATE", "0.3"))
@@ -86,14 +96,22 @@ class Chaos:
     `workers` names each worker process with the settings it differs by: one global worker, or
     (the deployed shape) a global one and one of a region serving the IM calls bound to it."""
 
-    def __init__(self, tmp: Path, settings: Settings, workers: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        settings: Settings,
+        platform_env: dict[str, Any],
+        workers: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.settings = settings
+        self.platform_env = platform_env
         self.opts = DevOptions(data_dir=tmp, temporal_port=settings_port(settings), ui=False)
         self.server: TemporalDevServer | None = None
         self.workers = workers or {"worker": {}}
         self.procs: dict[str, subprocess.Popen] = {}
         self.log = tmp / "worker.log"  # every worker's output, across the kills
         self.kills = 0
+        self.starts = 0
         self.server_restarts = 0
 
     async def start_server(self) -> None:
@@ -113,6 +131,7 @@ class Chaos:
     def start_worker(self, name: str) -> None:
         env = {**os.environ, **{k: str(v) for k, v in self.env().items()}, **self.workers[name]}
         with self.log.open("ab") as log:
+            self.starts += 1
             log.write(f"--- {name} started (kills so far: {self.kills})\n".encode())
             log.flush()
             self.procs[name] = subprocess.Popen(
@@ -127,6 +146,14 @@ class Chaos:
         found = [line for line in self.log.read_text(errors="replace").splitlines() if any(w in line for w in noisy)]
         return "\n".join(found[-lines:]) or "(no warnings or errors)"
 
+    async def until_polling(self, timeout: float = 120) -> None:
+        """Until every worker started so far polls: a kill counts from a worker that has come up
+        (an SDK slow to import, on a busy machine, can take ten seconds of it)."""
+        deadline = time.monotonic() + timeout
+        while self.log.read_text(errors="replace").count("worker polling task queue") < self.starts:
+            assert time.monotonic() < deadline, f"a worker did not come up in {timeout}s:\n{self.problems()}"
+            await asyncio.sleep(0.2)
+
     def kill_worker(self, name: str) -> None:
         proc = self.procs.get(name)
         if proc is not None and proc.poll() is None:
@@ -135,8 +162,9 @@ class Chaos:
             self.kills += 1
 
     def env(self) -> dict[str, object]:
+        """What the worker processes are configured with: the run's settings and the platform's own."""
         s = self.settings
-        sandbox, slack = s.platform("sandbox"), s.platform("slack")
+        sandbox = s.platform("sandbox")
         return {
             "WARROOM_TEMPORAL_ADDRESS": s.temporal_address,
             "WARROOM_DATABASE_URL": s.database_url,
@@ -144,12 +172,8 @@ class Chaos:
             "WARROOM_SANDBOX_FAULT_RATE": sandbox.fault_rate,
             "WARROOM_SANDBOX_LATENCY_MS": sandbox.latency_ms,
             "WARROOM_SANDBOX_SIGNING_SECRET": sandbox.signing_secret.get_secret_value(),
-            "SLACK_BOT_TOKEN": slack.bot_token.get_secret_value(),
-            "SLACK_SIGNING_SECRET": slack.signing_secret.get_secret_value(),
-            "SLACK_API_BASE_URL": slack.api_base_url,
-            **{k: v for k, v in (s.model_extra or {}).items() if k.startswith("WECOM_")},
-            "WARROOM_SLACK_TIMEOUT": slack.timeout_seconds,
             "WARROOM_PLATFORM_REGIONS": s.platform_regions,
+            **self.platform_env,
         }
 
     async def stop(self) -> None:
@@ -281,30 +305,60 @@ SHAPES_RUN = os.environ.get("WARROOM_CHAOS_SHAPES", "single,deployed").split(","
 @pytest.mark.parametrize("platform_name", PLATFORMS)
 async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path, platform_name: str, shape_name: str) -> None:
     shape = SHAPES[shape_name]
-    async with _database(tmp_path, shape) as url:
+    async with _database(tmp_path, shape) as db:
         if platform_name == "sandbox":
-            await _run(tmp_path, SandboxChaos(), shape, url)
+            await _run(tmp_path, SandboxChaos(), shape, db)
             return
         if platform_name == "wecom":
             with FakeWeCom() as fake:
                 fake.chaos(FAULT_RATE)
-                await _run(tmp_path, WeComChaos(fake), shape, url)
+                await _run(tmp_path, WeComChaos(fake), shape, db)
+            return
+        if platform_name == "lark":
+            with lark_api.FakeLark() as fake:
+                fake.chaos(FAULT_RATE)
+                await _run(tmp_path, LarkChaos(fake), shape, db)
             return
         async with slack_chaos() as slack:
-            await _run(tmp_path, slack, shape, url)
+            await _run(tmp_path, slack, shape, db)
+
+
+@dataclass
+class Database:
+    """The run's store, and how it is made to fail: a private PostgreSQL is restarted, the
+    machine's shared one only loses its connections to the run's database."""
+
+    url: str
+    server: PrivatePostgres | None = None
+
+    def fail(self) -> str:
+        if self.server is not None:
+            self.server.restart()
+            return "PostgreSQL restarted"
+        cut = _drop_connections(self.url)
+        return f"{cut} database connections cut" if cut else ""
 
 
 @contextlib.asynccontextmanager
-async def _database(tmp_path: Path, shape: Shape) -> AsyncIterator[str]:
-    """A fresh store: a SQLite file, or a PostgreSQL database of its own (dropped afterwards)."""
+async def _database(tmp_path: Path, shape: Shape) -> AsyncIterator[Database]:
+    """A fresh store: a SQLite file, a PostgreSQL server of the run's own, or (without the binaries
+    to run one) a database of its own on the machine's PostgreSQL, dropped afterwards."""
     if not shape.postgres:
-        yield f"sqlite:///{tmp_path / 'chaos.db'}"
+        yield Database(f"sqlite:///{tmp_path / 'chaos.db'}")
+        return
+    server = await asyncio.to_thread(PrivatePostgres.create)
+    if server is not None:
+        try:
+            await asyncio.to_thread(server.start)
+            yield Database(server.url, server)
+        finally:
+            await asyncio.to_thread(server.stop)
         return
     admin, user = _pg_admin()
     name = f"warroom_chaos_{uuid.uuid4().hex[:10]}"
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+        yield Database(f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}")
     finally:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
@@ -332,10 +386,10 @@ def _drop_connections(url: str) -> int:
     return len(rows)
 
 
-async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: str) -> None:
+async def _run(tmp_path: Path, platform: Platform, shape: Shape, db: Database) -> None:
     settings = Settings(
         WARROOM_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
-        WARROOM_DATABASE_URL=database_url,
+        WARROOM_DATABASE_URL=db.url,
         WARROOM_TASK_QUEUE="chaos",
         WARROOM_IM_PLATFORM=platform.name,
         WARROOM_SANDBOX_FAULT_RATE=FAULT_RATE,
@@ -351,12 +405,12 @@ async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: s
     if isinstance(platform, SandboxChaos):
         platform.store = store
     workers = {"worker": {}, "worker-eu": {"WARROOM_REGION": "eu"}} if shape.regional_worker else None
-    chaos = Chaos(tmp_path, settings, workers)
+    chaos = Chaos(tmp_path, settings, platform.settings(), workers)
     await chaos.start_server()
     chaos.start_workers()
     apps = [create_app(settings, store=s) for s in stores]
     started = time.monotonic()
-    dropped = 0
+    db_failure = ""
     try:
         async with contextlib.AsyncExitStack() as stack:
             pairs = []
@@ -371,16 +425,17 @@ async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: s
             lives = asyncio.gather(*(_life(replicas, platform, n, storm) for n in range(incidents)))
 
             async def havoc() -> None:
-                nonlocal dropped
+                nonlocal db_failure
                 rng = random.Random(7)
                 restarted = False
                 victims = itertools.cycle(chaos.workers)
                 while True:
+                    await chaos.until_polling()
                     await asyncio.sleep(kill_every * rng.uniform(0.7, 1.3))
                     victim = next(victims)
                     chaos.kill_worker(victim)
                     if shape.postgres and chaos.kills == 1:
-                        dropped = await asyncio.to_thread(_drop_connections, database_url)
+                        db_failure = await asyncio.to_thread(db.fail)
                     if not restarted and chaos.kills == 2:
                         await chaos.restart_server()
                         restarted = True
@@ -414,12 +469,12 @@ async def _run(tmp_path: Path, platform: Platform, shape: Shape, database_url: s
             f"{len(chaos.workers)} worker(s), {'PostgreSQL' if shape.postgres else 'SQLite'}): "
             f"{len(ids)} incidents in {elapsed:.0f}s; "
             f"workers SIGKILLed {chaos.kills} times, Temporal restarted {chaos.server_restarts} time(s)"
-            + (f", {dropped} database connections cut" if shape.postgres else "")
+            + (f", {db_failure}" if db_failure else "")
             + f"; IM calls: {platform.calls(store)}; replayed callbacks: {platform.replays}; found: one room, "
             "one card (closed), 3 single joins, the room gone and a gapless timeline per incident"
         )
         assert chaos.kills >= 3 and chaos.server_restarts == 1
-        assert dropped >= 1 or not shape.postgres
+        assert db_failure or not shape.postgres
     finally:
         await chaos.stop()
         for s in stores:
@@ -656,6 +711,72 @@ class WeComChaos:
         assert "closed" in ann[-1].card["main_title"]["title"], f"{iid}: Ann's card {ann[-1].card['main_title']}"
         texts = self.fake.texts(chat.chatid)
         assert (texts.count(CLOSING_TEXT) <= 1 and texts[-1] == CLOSING_TEXT) or CLOSING_TEXT not in texts, texts[-3:]
+
+    def calls(self, store: Store) -> dict[str, int]:
+        return dict(Counter(c.op for c in self.fake.calls))
+
+
+class LarkChaos:
+    """The fake Lark Open Platform behind lark-oapi, with random faults on every API but the tenant
+    token; clicks are encrypted, signed `card.action.trigger` callbacks on the room's card."""
+
+    name = "lark"
+    key, token = "chaos-encrypt-key", "chaos-verification-token"
+
+    def __init__(self, fake: lark_api.FakeLark) -> None:
+        self.fake = fake
+        self.users = {email: fake.add_user(name=email.split("@")[0], email=email) for email in (ANN, BOB, CAT)}
+        self.replays = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "LARK_APP_ID": self.fake.app_id,
+            "LARK_APP_SECRET": self.fake.app_secret,
+            "LARK_DOMAIN": self.fake.domain,
+            "LARK_ENCRYPT_KEY": self.key,
+            "LARK_VERIFICATION_TOKEN": self.token,
+            "LARK_TIMEOUT_SECONDS": 1.5,
+        }
+
+    def _cards(self, chat_id: str) -> list[lark_api.Message]:
+        chat = self.fake.chats[chat_id]
+        held = chat.history if chat.deleted else self.fake.chat_messages(chat_id)
+        return [m for m in held if m.msg_type == "interactive" and m.sender_type == "app"]
+
+    async def click(
+        self, api: httpx.AsyncClient, room: str, email: str, *, again_to: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        cards = self._cards(room)
+        if not cards:
+            raise httpx.HTTPError("no card in the room yet")
+        value = lark_api.card_buttons(cards[0].content)["Acknowledge"]
+        event = lark_api.card_action(
+            token=self.token, chat_id=room, message_id=cards[0].message_id, open_id=self.users[email], value=value
+        )
+        headers, body = lark_api.callback(event, encrypt_key=self.key)
+        r = await _twice(api, again_to, "/im/lark/events", body, headers, self)
+        iid = self.fake.chats[room].description.rsplit("/", 1)[-1]  # it ends with the incident link
+        for _ in range(50):  # a click on a card that just became outdated is refused: click the newer one
+            status = (await api.get(f"/api/v1/incidents/{iid}")).json()["incident"]["status"]
+            if status != "triggered":
+                return r
+            await asyncio.sleep(0.2)
+        raise httpx.HTTPError("the click was not applied (an outdated card?): again")
+
+    def check_room(self, store: Store, iid: str) -> None:
+        room = store.rooms.current(iid)
+        assert room is not None and room.chat_id is not None, f"{iid}: no room"
+        chat = self.fake.chats[room.chat_id]
+        same = [c for c in self.fake.chats.values() if c.name == chat.name]
+        assert len(same) == 1, f"{iid}: {len(same)} chats named {chat.name!r}"
+        assert chat.deleted, f"{iid}: chat {chat.chat_id} not disbanded"
+        for email, user in self.users.items():
+            assert chat.members.count(user) == 1, f"{iid}: {email} in the chat {chat.members.count(user)} times"
+        cards = self._cards(chat.chat_id)
+        assert len(cards) == 1, f"{iid}: {len(cards)} cards"
+        status = json.loads(cards[0].content)["header"]["text_tag_list"][0]["text"]["content"].lower()
+        assert cards[0].patches >= 1 and status == "closed", f"{iid}: card {status}, {cards[0].patches} patches"
+        assert cards[0].pinned, f"{iid}: card not pinned"
 
     def calls(self, store: Store) -> dict[str, int]:
         return dict(Counter(c.op for c in self.fake.calls))

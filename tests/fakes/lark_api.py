@@ -118,6 +118,8 @@ class Chat:
     deleted: bool = False
     top_notice: str | None = None
     link_token: str | None = None
+    # What the chat held when it was disbanded: Lark deletes it, a test still wants to check it.
+    history: list[Message] = field(default_factory=list)
 
 
 @dataclass
@@ -454,7 +456,7 @@ class FakeLark:
                 chat.deleted = True
                 # "After disbanding the group through the API, the group chat history will not be saved."
                 for mid in [m.message_id for m in fake.messages.values() if m.chat_id == chat_id]:
-                    del fake.messages[mid]
+                    chat.history.append(fake.messages.pop(mid))
             return _ok({})
 
         @app.post("/open-apis/im/v1/chats/{chat_id}/link")

@@ -295,6 +295,10 @@ class ImAdapter(abc.ABC):
         return None
 
     # -- setup --
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Load what the first call would (an SDK slow to import, say), in a thread before the
+        worker polls; adapters with nothing slow to load need not override it."""
+
     async def setup_checks(self) -> list[SetupCheck]:
         """Check credentials, scopes and settings against the platform (`warroom doctor`)."""
         return [SetupCheck(platform=self.platform, name="adapter", ok=True, detail="nothing to configure")]

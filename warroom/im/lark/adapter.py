@@ -126,6 +126,9 @@ class LarkAdapter(ImAdapter):
         self._cards: dict[str, _CardState] = {}
         self._links: dict[str, str] = {}
 
+    def prepare(self) -> None:
+        self.api.client  # noqa: B018 - lark-oapi's import is the slow part (seconds)
+
     # ------------------------------------------------------------------ rooms
     async def create_room(self, spec: RoomSpec) -> RoomRef:
         name = chat_name(spec)

@@ -75,7 +75,8 @@ class LarkApi:
 
     @property
     def client(self) -> Any:
-        """The lark-oapi client, built on first use (in the worker thread of the first call)."""
+        """The lark-oapi client, built on first use. lark-oapi takes seconds to import: a worker
+        builds it before it polls (`ImActivities.prepare`), an API process only if it calls."""
         with self._client_lock:
             if self._client is None:
                 import lark_oapi as lark
