@@ -11,7 +11,6 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from warroom.errors import Conflict, NotFound, PermanentImError, RateLimited, TransientImError
 from warroom.names import CONFLICT, IM_PERMANENT, IM_TRANSIENT, NOT_FOUND, RATE_LIMITED
 
-
 MESSAGE_MAX = 600
 
 
