@@ -62,12 +62,14 @@ from starters.dev import DevOptions, TemporalDevServer
 from starters.service import WarRoomService
 from tests.chaos.postgres import PrivatePostgres
 from tests.fakes import lark_api
+from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.slack_api import SIGNING_SECRET as SLACK_SIGNING_SECRET
 from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
 from tests.fakes.slack_api import FakeSlack, running_fake_slack
 from tests.fakes.wecom_api import FakeWeCom
-from tests.serving import free_port
+from tests.serving import free_port, serving
 from warroom.card import CLOSING_TEXT
+from warroom.im.dingtalk.stream import CARD_TOPIC
 from warroom.im.sandbox.adapter import sign
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.im.sandbox.tables import SandboxCallRow
@@ -83,7 +85,7 @@ T = TypeVar("T")
 # its incidents take longer; fewer of them keep the CI run to a few minutes. Kills come no more
 # often than a restarted worker (about 2 s to start on 2 cores) can finish some work: a worker
 # killed before it completes anything only makes its tasks wait for their timeouts.
-INCIDENTS = {"sandbox": 4, "slack": 3, "wecom": 3, "lark": 3}
+INCIDENTS = {"sandbox": 4, "slack": 3, "wecom": 3, "lark": 3, "dingtalk": 3}
 INCIDENTS_SET = os.environ.get("WARROOM_CHAOS_INCIDENTS")
 KILL_EVERY = float(os.environ.get("WARROOM_CHAOS_KILL_EVERY", "10"))
 FAULT_RATE = float(os.environ.get("WARROOM_CHAOS_FAULT_RATE", "0.3"))
@@ -314,6 +316,11 @@ async def test_nothing_is_lost_or_done_twice_under_chaos(tmp_path: Path, platfor
                 fake.chaos(FAULT_RATE)
                 await _run(tmp_path, WeComChaos(fake), shape, db)
             return
+        if platform_name == "dingtalk":
+            with FakeDingTalk() as fake:
+                fake.chaos(FAULT_RATE)
+                await _run(tmp_path, DingTalkChaos(fake), shape, db)
+            return
         if platform_name == "lark":
             with lark_api.FakeLark() as fake:
                 fake.chaos(FAULT_RATE)
@@ -415,9 +422,13 @@ async def _run(tmp_path: Path, platform: Platform, shape: Shape, db: Database) -
         async with contextlib.AsyncExitStack() as stack:
             pairs = []
             for app, s in zip(apps, stores, strict=True):
-                api = await stack.enter_async_context(
-                    httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chaos")
-                )
+                if platform.served:  # the replica holds the platform's long connection, as `warroom api` does
+                    url = await stack.enter_async_context(serving(app))
+                    api = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
+                else:
+                    api = await stack.enter_async_context(
+                        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chaos")
+                    )
                 pairs.append((WarRoomService(await app.state.warroom.client(), s, settings, wait=10), api))
             replicas = Replicas(pairs)
             incidents = int(INCIDENTS_SET or INCIDENTS[platform.name])
@@ -544,6 +555,7 @@ def _check_timeline(store: Store, iid: str) -> None:
 
 class Platform(Protocol):
     name: str
+    served: bool  # the API replicas must run as servers (their lifespan holds a long connection)
 
     def settings(self) -> dict[str, Any]: ...
 
@@ -578,6 +590,7 @@ class SandboxChaos:
     """The sandbox: faults injected by the worker's adapter, recorded in the sandbox's call log."""
 
     name = "sandbox"
+    served = False
 
     def __init__(self) -> None:
         self.replays = 0
@@ -621,6 +634,7 @@ class SlackChaos:
     """The fake Slack Web API, served by this test, with random faults on every method."""
 
     name = "slack"
+    served = False
 
     def __init__(self, fake: FakeSlack) -> None:
         self.fake = fake
@@ -665,6 +679,7 @@ class WeComChaos:
     encrypted template_card_events, the version taken from Ann's newest card in the room."""
 
     name = "wecom"
+    served = False
 
     def __init__(self, fake: FakeWeCom) -> None:
         self.fake = fake
@@ -721,6 +736,7 @@ class LarkChaos:
     token; clicks are encrypted, signed `card.action.trigger` callbacks on the room's card."""
 
     name = "lark"
+    served = False
     key, token = "chaos-encrypt-key", "chaos-verification-token"
 
     def __init__(self, fake: lark_api.FakeLark) -> None:
@@ -777,6 +793,65 @@ class LarkChaos:
         status = json.loads(cards[0].content)["header"]["text_tag_list"][0]["text"]["content"].lower()
         assert cards[0].patches >= 1 and status == "closed", f"{iid}: card {status}, {cards[0].patches} patches"
         assert cards[0].pinned, f"{iid}: card not pinned"
+
+    def calls(self, store: Store) -> dict[str, int]:
+        return dict(Counter(c.op for c in self.fake.calls))
+
+
+class DingTalkChaos:
+    """The fake DingTalk behind alibabacloud-dingtalk, httpx and dingtalk-stream, with random faults
+    on every API but the token and the Stream gateway. Clicks arrive over Stream mode: each API
+    replica holds a connection, and the fake pushes every frame on all of them (a redelivery to
+    another replica), so each click must take effect once however many replicas receive it."""
+
+    name = "dingtalk"
+    served = True
+
+    def __init__(self, fake: FakeDingTalk) -> None:
+        self.fake = fake
+        self.owner = fake.add_user("Owner", mobile="13800000009")
+        self.users = {email: fake.add_user(email.split("@")[0], email=email) for email in (ANN, BOB, CAT)}
+        self.replays = 0
+
+    def settings(self) -> dict[str, Any]:
+        return self.fake.settings(self.owner, DINGTALK_TIMEOUT_SECONDS=1.5)
+
+    def _cards(self, chat: str) -> list[Any]:
+        return [c for c in self.fake.cards.values() if c.open_conversation_id == chat]
+
+    async def click(
+        self, api: httpx.AsyncClient, room: str, email: str, *, again_to: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        cards = self._cards(room)
+        if not cards or self.fake.open_streams == 0:
+            raise httpx.HTTPError("no card in the room yet, or no replica connected")
+        params = {"action": "acknowledge", "card_version": cards[0].params["card_version"]}
+        frame = self.fake.frame(CARD_TOPIC, self.fake.card_click(cards[0].out_track_id, self.users[email], params))
+        await asyncio.to_thread(self.fake.push, frame)
+        receivers = self.fake.open_streams
+        for _ in range(50):
+            acks = self.fake.acks_for(frame["headers"]["messageId"])
+            if len(acks) >= receivers:
+                break
+            await asyncio.sleep(0.1)
+        self.replays += max(len(acks) - 1, 0)
+        iid = self.fake.groups[room].title.split()[0].removeprefix("inc-")
+        for _ in range(50):  # a click on a card that just became outdated is refused: click the newer one
+            status = (await api.get(f"/api/v1/incidents/{iid}")).json()["incident"]["status"]
+            if status != "triggered":
+                return httpx.Response(200)
+            await asyncio.sleep(0.2)
+        raise httpx.HTTPError(f"the click was not applied (acks {acks}; an outdated card?): again")
+
+    def check_room(self, store: Store, iid: str) -> None:
+        groups = [g for g in self.fake.groups.values() if g.title.split()[0] == f"inc-{iid}"]
+        assert len(groups) == 1, f"{iid}: {[g.title for g in groups]}"
+        group = groups[0]
+        assert group.disbanded, f"{iid}: group {group.title} not disbanded"
+        assert {ANN, BOB, CAT} <= {e for e, u in self.users.items() if u in group.members}, f"{iid}: {group.members}"
+        cards = self._cards(group.open_conversation_id)
+        assert len(cards) == 1, f"{iid}: {len(cards)} cards"
+        assert cards[0].params["status"] == "closed" and cards[0].updates >= 1, f"{iid}: card {cards[0].params}"
 
     def calls(self, store: Store) -> dict[str, int]:
         return dict(Counter(c.op for c in self.fake.calls))
