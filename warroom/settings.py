@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     im_platform: str = _env("WARROOM_IM_PLATFORM", "sandbox")
     api_token: SecretStr = _env("WARROOM_API_TOKEN", SecretStr(""))
     public_url: str = _env("WARROOM_PUBLIC_URL", "http://localhost:8000")
+    # The web console (issue 18): what signs its session cookies (empty: derived from
+    # WARROOM_API_TOKEN, else one per process, so sessions end with it), how long a session lasts.
+    session_secret: SecretStr = _env("WARROOM_SESSION_SECRET", SecretStr(""))
+    session_hours: float = _env("WARROOM_SESSION_HOURS", 12.0, gt=0)
 
     openai_api_key: SecretStr = _env("OPENAI_API_KEY", SecretStr(""))
     openai_base_url: str = _env("OPENAI_BASE_URL", "")
