@@ -20,6 +20,7 @@ from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
 from warroom.settings import Settings
 from warroom.store import Store
+from warroom.store.accounts import TOKEN_PREFIX
 from warroom.telemetry.metrics import ApiMetrics
 
 
@@ -97,13 +98,22 @@ async def service(request: Request) -> WarRoomService:
 
 
 def require_token(request: Request) -> None:
-    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`."""
-    token = app_state(request).settings.api_token.get_secret_value()
-    if not token:
-        return
+    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`: that
+    token (the service/admin token) or a person's personal token (`wrp_…`)."""
+    state = app_state(request)
+    token = state.settings.api_token.get_secret_value()
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    value = value.strip()
+    if scheme.lower() == "bearer" and value.startswith(TOKEN_PREFIX):
+        # A personal token (issue 18): the request acts as its person, whatever `actor` it claims.
+        account = state.store.accounts.by_token(value)
+        if account is not None:
+            request.state.person = account
+            return
+    if not token:
+        return
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
         raise ApiError(
             401,
             "unauthorized",
