@@ -208,12 +208,11 @@ async def test_local_accounts_refusals_and_personal_tokens(base_url: str, browse
         f"{base_url}/incidents/{incident_id}/act", form={"csrf": csrf, "action": "acknowledge"}
     )
     assert forged.ok  # redirected back to the page, with the refusal
-    await eve.reload()
-    await expect(eve.get_by_test_id("flash")).to_contain_text("Refused: eve@example.com is not a responder")
+    assert "Refused: eve@example.com is not a responder" in await forged.text()
     # without the CSRF token (another site's form): refused too
-    await eve.request.post(f"{base_url}/incidents/{incident_id}/act", form={"action": "close"})
+    forged = await eve.request.post(f"{base_url}/incidents/{incident_id}/act", form={"action": "close"})
+    assert "came from another site" in await forged.text()
     await eve.reload()
-    await expect(eve.get_by_test_id("flash")).to_contain_text("another site")
     await expect(eve.get_by_test_id("incident-status")).to_have_text("triggered")
 
     # personal tokens: made on the console, used by a script
