@@ -304,3 +304,55 @@ async def test_link_users_one_click_and_phone_layout(base_url: str, browser: Any
     assert await phone.evaluate("() => document.documentElement.scrollWidth") <= 390
     await shot(phone, "phone")
     assert not errors, errors
+
+
+async def test_oidc_signin_with_pkce_against_the_fake_provider(
+    client, worker, store, console_settings, browser: Any
+) -> None:
+    """Sign in through the fake OIDC provider: code + PKCE, the ID token checked; a callback with
+    a forged state is refused; the person is a non-admin unless listed."""
+    from playwright.async_api import expect
+
+    from .fakes.oidc_idp import FakeIdp
+
+    idp = FakeIdp()
+    async with serving(idp.app()) as idp_url:
+        idp.issuer = idp_url
+        app = create_app(console_settings, client=client, store=store)
+        async with serving(app) as url:
+            app.state.warroom.settings = console_settings.model_copy(
+                update={
+                    "public_url": url,
+                    "oidc_issuer": idp_url,
+                    "oidc_client_id": idp.client_id,
+                    "oidc_client_secret": SecretStr(idp.client_secret),
+                    "oidc_name": "Keycloak",
+                    "oidc_admins": "boss@example.com",
+                }
+            )
+            errors: list[str] = []
+            page = await new_page(browser, errors)
+            tid = page.get_by_test_id
+            await page.goto(f"{url}/runbooks")
+            await tid("signin-oidc").click()
+            await tid("idp-email").fill("Zoe@Example.com")
+            await tid("idp-approve").click()
+            await page.wait_for_url(f"{url}/runbooks")
+            await expect(tid("who")).to_have_text("Zoe")
+            assert not idp.refusals, idp.refusals
+            assert store.accounts.get("zoe@example.com") is not None  # created on first sign-in
+
+            # a callback this console did not start (forged code and state): refused, no session
+            other = await new_page(browser, errors)
+            await other.goto(f"{url}/signin/oidc/callback?code=forged&state=forged")
+            await expect(other.get_by_test_id("flash")).to_contain_text("did not start here")
+            await other.goto(f"{url}/")
+            assert "/signin" in other.url
+            # someone listed in WARROOM_OIDC_ADMINS signs in as an admin
+            await other.goto(f"{url}/signin/oidc")
+            approve_url = other.url
+            assert "code_challenge_method=S256" in approve_url
+            await other.get_by_test_id("idp-email").fill("boss@example.com")
+            await other.get_by_test_id("idp-approve").click()
+            await expect(other.get_by_test_id("who")).to_contain_text("admin")  # listed in WARROOM_OIDC_ADMINS
+            assert not errors, errors
