@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from starters.api import session
 from starters.api.app import create_app
-from starters.console import session
 from warroom.settings import Settings
 
 from .serving import serving

@@ -13,6 +13,7 @@ from fastapi import Request
 from temporalio.client import Client
 
 from connection.client import connect
+from starters.api import session
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
 from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
@@ -113,6 +114,8 @@ def require_token(request: Request) -> None:
             return
     if not token:
         return
+    if not given and _console_session(request):
+        return
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
         raise ApiError(
             401,
@@ -120,3 +123,17 @@ def require_token(request: Request) -> None:
             "missing or wrong API token: send `Authorization: Bearer <token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def _console_session(request: Request) -> bool:
+    """A signed-in console session stands for the token on pages of this site (the sandbox page):
+    with its CSRF token in `X-Warroom-Csrf`, which another site's page cannot read or send. A
+    non-admin acts as themself (as with a personal token); an admin's session may act as the
+    sandbox's simulated people."""
+    settings = app_state(request).settings
+    who = session.read(settings, request.cookies.get(session.COOKIE))
+    if who is None or not session.same(request.headers.get("x-warroom-csrf", ""), who.csrf):
+        return False
+    if not who.admin:
+        request.state.person = who
+    return True

@@ -18,10 +18,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from starters.api import session
 from starters.api.deps import AppState, app_state
-from starters.console import session
+from starters.api.session import Identity
+from starters.console import oidc
+from starters.console.begin import safe_next, start_session
 from starters.console.render import flash, page
-from starters.console.session import Identity
 from warroom.models import Incident
 
 router = APIRouter(include_in_schema=False)
@@ -66,8 +68,6 @@ def check_csrf(request: Request, who: Identity, given: str) -> None:
 def _signin_page(request: Request, error: str = "", status: int = 200, next_url: str = "/") -> Response:
     state = app_state(request)
     token = secrets.token_urlsafe(24)
-    from starters.console import oidc  # the OIDC button shows when a provider is configured
-
     response = page(
         request,
         "signin.html",
@@ -82,25 +82,9 @@ def _signin_page(request: Request, error: str = "", status: int = 200, next_url:
     return response
 
 
-def _safe_next(next_url: str) -> str:
-    """Only a path on this site (never `//evil.example` or `https://…`): no open redirect."""
-    return next_url if next_url.startswith("/") and not next_url.startswith("//") and "\\" not in next_url else "/"
-
-
 @router.get("/signin")
 async def signin_form(request: Request, next: str = "/") -> Response:
-    return _signin_page(request, next_url=_safe_next(next))
-
-
-def start_session(request: Request, email: str, name: str, *, admin: bool, via: str, next_url: str) -> Response:
-    settings = app_state(request).settings
-    _, value = session.issue(settings, email, name, admin=admin, via=via)
-    response = RedirectResponse(_safe_next(next_url), status_code=303)
-    response.set_cookie(
-        session.COOKIE, value, max_age=int(settings.session_hours * 3600), **session.cookie_options(settings)
-    )
-    response.delete_cookie(session.PRE_COOKIE, path="/")
-    return response
+    return _signin_page(request, next_url=safe_next(next))
 
 
 @router.post("/signin")
@@ -146,3 +130,17 @@ async def signout(request: Request, csrf: str = Form("")) -> Response:
 def signin_redirect(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
+
+
+@router.get("/console/session")
+async def whoami(request: Request) -> Response:
+    """Who is signed in, and the CSRF token the site's own scripts (the sandbox page) send with
+    their API calls instead of keeping the API token in the browser's storage."""
+    from fastapi.responses import JSONResponse
+
+    try:
+        who = await identify(request)
+    except SignInNeeded:
+        return JSONResponse({"error": {"code": "unauthorized", "message": "not signed in"}}, status_code=401)
+    body = {"email": who.email, "name": who.name, "admin": who.admin, "csrf": who.csrf}
+    return JSONResponse(body, headers={"cache-control": "no-store"})

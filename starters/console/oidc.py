@@ -28,8 +28,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from starters.api import session
 from starters.api.deps import app_state
-from starters.console import session
+from starters.console.begin import start_session
 from warroom.settings import Settings
 
 router = APIRouter(include_in_schema=False)
@@ -119,8 +120,6 @@ async def start(request: Request, next: str = "/") -> Response:
 
 @router.get("/signin/oidc/callback")
 async def callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
-    from starters.console.auth import start_session
-
     app = app_state(request)
     settings = app.settings
     flow = _unsign(settings, request.cookies.get(FLOW_COOKIE, ""))
