@@ -85,6 +85,8 @@ class LiveHub:
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         try:
+            if key not in self.marks:  # where this page starts from, before it is told it is live
+                self.marks.update(await asyncio.to_thread(self._fingerprints, [key]))
             seen = self.marks.get(key)
             yield "retry: 3000\n\n"
             while not await request.is_disconnected():

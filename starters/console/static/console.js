@@ -6,7 +6,7 @@
   var body = document.body;
   var url = body.getAttribute("data-live");
   var dot = document.querySelector("[data-testid=live]");
-  var refreshing = false, again = false;
+  var refreshing = false, again = false, loaded = Date.now();
 
   function refresh() {
     if (refreshing) { again = true; return; }
@@ -32,7 +32,12 @@
 
   if (url && window.EventSource) {
     var source = new EventSource(url);
-    source.addEventListener("open", function () { if (dot) { dot.hidden = false; dot.textContent = "live"; } });
+    var opened = 0;
+    source.addEventListener("open", function () {
+      // what changed between this page's load (or a lost connection) and the stream's start
+      if (opened++ > 0 || Date.now() - loaded > 2000) refresh();
+      if (dot) { dot.hidden = false; dot.textContent = "live"; }
+    });
     source.addEventListener("error", function () { if (dot) dot.textContent = "reconnecting"; });
     source.addEventListener("change", refresh);
     source.addEventListener("signin", function () { source.close(); location.href = "/signin"; });
