@@ -94,7 +94,7 @@ async def incident(request: Request, incident_id: str) -> Response:
     )
     return page(
         request,
-        "incident.html",
+        "incident_page.html",
         **ctx,
         may_act=can_act(who, i),
         platforms=platforms(state),
