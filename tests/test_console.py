@@ -242,6 +242,13 @@ async def test_local_accounts_refusals_and_personal_tokens(base_url: str, browse
         ).json()
     acked = [e for e in entries if e["kind"] == "action.acknowledge"]
     assert [(e["actor"], e["source"]) for e in acked] == [("ann@example.com", "api")]
+    # Eve's refused console action is in the timeline, and shown on the page
+    refused = [(e["actor"], e["source"], e["outcome"]) for e in entries if e["kind"] == "action.refused"]
+    assert refused == [("eve@example.com", "web", "refused")], refused
+    await eve.goto(f"{base_url}/incidents/{incident_id}")
+    await expect(
+        eve.get_by_test_id("timeline-entry").and_(eve.locator('[data-kind="action.refused"]'))
+    ).to_contain_text("eve@example.com")
 
     ann = await new_page(browser, errors)
     await sign_in(ann, base_url, email="ann@example.com", password="ann-password-1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +21,19 @@ from starters.api.errors import ApiError
 from starters.console.auth import can_act, check_csrf, identify
 from starters.console.pages import platforms
 from starters.console.render import flash
+from warroom.enums import Outcome, TimelineKind
 from warroom.errors import Conflict, NotFound
 from warroom.im.plugins import platform_names
-from warroom.models import Action, IncidentIn, Responder, RoomState, Severity, Source, unique_responders
+from warroom.models import (
+    Action,
+    IncidentIn,
+    Responder,
+    RoomState,
+    Severity,
+    Source,
+    TimelineEntry,
+    unique_responders,
+)
 
 router = APIRouter(include_in_schema=False)
 _NAMED = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<contact>[^<>]+)>\s*$")
@@ -53,6 +64,25 @@ def parse_people(text: str) -> list[Responder]:
     return unique_responders(people)
 
 
+def _record_refusal(state: Any, incident_id: str, actor: str, path: str) -> None:
+    """A refused console action, in the timeline like a refused click in the room. Written here,
+    not by the workflow (nothing reached it): numbered as the newest entry, with an id of its own
+    (`<incident>-web-<random>`), so the workflow's numbering is untouched."""
+    what = path.rstrip("/").rsplit("/", 1)[-1]
+    entry = TimelineEntry(
+        id=f"{incident_id}-web-{uuid.uuid4().hex[:12]}",
+        incident_id=incident_id,
+        seq=state.store.timeline.last_seq(incident_id),
+        at=datetime.now(UTC),
+        actor=actor,
+        source=Source.WEB,
+        kind=TimelineKind.ACTION_REFUSED.value,
+        detail=f"{what} from the console: not a responder of this incident (nor an admin)",
+        outcome=Outcome.REFUSED,
+    )
+    state.store.timeline.append([entry])
+
+
 def _back(path: str, kind: str, text: str) -> Response:
     return flash(RedirectResponse(path, status_code=303), kind, text)
 
@@ -66,6 +96,7 @@ async def _guarded(request: Request, incident_id: str, csrf: str, do: Callable[[
         check_csrf(request, who, csrf)
         incident = await asyncio.to_thread(state.store.incidents.get, incident_id)
         if not can_act(who, incident):
+            await asyncio.to_thread(_record_refusal, state, incident_id, who.email, request.url.path)
             return _back(
                 back,
                 "error",
