@@ -290,6 +290,7 @@ def banner(opts: DevOptions, settings: Settings, temporal: TemporalDevServer | N
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
+    t.add_row("Console", f"[link={base}/]{base}/[/link]")
     t.add_row("Sandbox IM", f"[link={base}/sandbox]{base}/sandbox[/link]")
     t.add_row("API docs", f"[link={base}/docs]{base}/docs[/link]")
     if temporal and opts.ui:

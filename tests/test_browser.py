@@ -171,13 +171,27 @@ async def test_sandbox_page_asks_for_the_api_token(client, worker, store, settin
         await tid("api-token").press("Enter")
         await expect(tid("live")).to_have_text("live")
         await expect(tid("error")).to_have_count(0)
-        # the token is kept in localStorage and used for the incident API too
-        await page.reload()
-        await expect(tid("api-token")).to_have_value("s3cret")
+        # the token is used for the incident API too, and never kept in the browser's storage
         await tid("create-title").fill("Token-protected")
         await tid("create-submit").click()
         await expect(tid("card").get_by_test_id("card-title")).to_have_text("Token-protected")
         await expect(tid("error")).to_have_count(0)
+        assert await page.evaluate("() => Object.keys(localStorage).filter((k) => /token/i.test(k))") == []
+        await page.reload()
+        await expect(tid("api-token")).to_have_value("")
+        await expect(tid("live")).to_have_text("offline")
+
+        # signed in to the console, the page needs no token: the session (cookie + CSRF header) stands for it
+        await page.goto(f"{url}/signin")
+        await tid("signin-token-input").fill("s3cret")
+        await tid("signin-token-submit").click()
+        await page.goto(f"{url}/sandbox")
+        await expect(tid("live")).to_have_text("live")
+        await expect(tid("error")).to_have_count(0)
+        await expect(tid("room-item")).to_have_count(1)
+        # the cookie alone (another site's request, without the CSRF header) is refused
+        r = await page.request.get(f"{url}/api/v1/incidents")
+        assert r.status == 401
 
 
 async def test_sandbox_routes_for_the_page(client, worker, store, settings) -> None:

@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     im_platform: str = _env("WARROOM_IM_PLATFORM", "sandbox")
     api_token: SecretStr = _env("WARROOM_API_TOKEN", SecretStr(""))
     public_url: str = _env("WARROOM_PUBLIC_URL", "http://localhost:8000")
+    # The web console (issue 18): what signs its session cookies (empty: derived from
+    # WARROOM_API_TOKEN, else one per process, so sessions end with it), how long a session lasts.
+    session_secret: SecretStr = _env("WARROOM_SESSION_SECRET", SecretStr(""))
+    session_hours: float = _env("WARROOM_SESSION_HOURS", 12.0, gt=0)
+    # Console sign-in with OpenID Connect (authorization code + PKCE): the provider's issuer URL
+    # (its /.well-known/openid-configuration is read), this client, the button's label, and the
+    # emails that sign in as admins (comma-separated).
+    oidc_issuer: str = _env("WARROOM_OIDC_ISSUER", "")
+    oidc_client_id: str = _env("WARROOM_OIDC_CLIENT_ID", "")
+    oidc_client_secret: SecretStr = _env("WARROOM_OIDC_CLIENT_SECRET", SecretStr(""))
+    oidc_scopes: str = _env("WARROOM_OIDC_SCOPES", "openid email profile")
+    oidc_name: str = _env("WARROOM_OIDC_NAME", "single sign-on")
+    oidc_admins: str = _env("WARROOM_OIDC_ADMINS", "")
 
     openai_api_key: SecretStr = _env("OPENAI_API_KEY", SecretStr(""))
     openai_base_url: str = _env("OPENAI_BASE_URL", "")

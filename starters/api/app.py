@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from connection.tracing import setup_tracing
+from starters import console
 from starters.api import assistant, callbacks, codec, incidents, ops, sandbox, users
 from starters.api.deps import AppState, require_token
 from starters.api.errors import ApiError
@@ -84,6 +85,7 @@ def create_app(
     app.include_router(sandbox.router)
     app.include_router(ops.router)
     app.include_router(codec.router)
+    console.install(app)
     return app
 
 

@@ -13,6 +13,7 @@ from fastapi import Request
 from temporalio.client import Client
 
 from connection.client import connect
+from starters.api import session
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
 from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
@@ -20,6 +21,7 @@ from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
 from warroom.settings import Settings
 from warroom.store import Store
+from warroom.store.accounts import TOKEN_PREFIX
 from warroom.telemetry.metrics import ApiMetrics
 
 
@@ -97,16 +99,41 @@ async def service(request: Request) -> WarRoomService:
 
 
 def require_token(request: Request) -> None:
-    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`."""
-    token = app_state(request).settings.api_token.get_secret_value()
-    if not token:
-        return
+    """When WARROOM_API_TOKEN is set, every /api route needs `Authorization: Bearer <token>`: that
+    token (the service/admin token) or a person's personal token (`wrp_…`)."""
+    state = app_state(request)
+    token = state.settings.api_token.get_secret_value()
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    value = value.strip()
+    if scheme.lower() == "bearer" and value.startswith(TOKEN_PREFIX):
+        # A personal token (issue 18): the request acts as its person, whatever `actor` it claims.
+        account = state.store.accounts.by_token(value)
+        if account is not None:
+            request.state.person = account
+            return
+    if not token:
+        return
+    if not given and _console_session(request):
+        return
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
         raise ApiError(
             401,
             "unauthorized",
             "missing or wrong API token: send `Authorization: Bearer <token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def _console_session(request: Request) -> bool:
+    """A signed-in console session stands for the token on pages of this site (the sandbox page):
+    with its CSRF token in `X-Warroom-Csrf`, which another site's page cannot read or send. A
+    non-admin acts as themself (as with a personal token); an admin's session may act as the
+    sandbox's simulated people."""
+    settings = app_state(request).settings
+    who = session.read(settings, request.cookies.get(session.COOKIE))
+    if who is None or not session.same(request.headers.get("x-warroom-csrf", ""), who.csrf):
+        return False
+    if not who.admin:
+        request.state.person = who
+    return True

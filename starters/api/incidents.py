@@ -35,6 +35,19 @@ def _source(request: Request) -> Source:
 
 
 DEFAULT_ACTOR = "system"
+
+
+async def _may_act(request: Request, incident_id: str) -> None:
+    """With a personal token, the room's rule: a responder of the incident or an admin (403 else).
+    The service token stands for the whole installation and may always act."""
+    person = getattr(request.state, "person", None)
+    if person is None or person.admin:
+        return
+    incident = await asyncio.to_thread(app_state(request).store.incidents.get, incident_id)
+    if not any((r.email or "").lower() == person.email for r in incident.responders):
+        raise ApiError(403, "forbidden", f"{person.email} is not a responder of incident {incident_id}")
+
+
 Actor = Annotated[
     str | None,
     Field(
@@ -52,6 +65,9 @@ def _actor(request: Request, given: str | None) -> str:
     A body without `actor` (and a DELETE, which has no body) falls back to the `X-Warroom-Actor`
     header the CLI sends, and then to `system`.
     """
+    person = getattr(request.state, "person", None)
+    if person is not None:
+        return person.email  # a personal token: the person, not what the body claims
     if given and given.strip():
         return given.strip()
     header = request.headers.get("x-warroom-actor", "").strip()
@@ -151,6 +167,7 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
 
 @router.put("/incidents/{incident_id}/responders")
 async def set_responders(incident_id: str, body: RespondersIn, request: Request, svc: Svc) -> dict[str, Any]:
+    await _may_act(request, incident_id)
     incident = await svc.set_responders(
         incident_id, unique_responders(body.responders), actor=_actor(request, body.actor), source=_source(request)
     )
@@ -167,6 +184,7 @@ async def act(incident_id: str, body: ActionIn, request: Request, response: Resp
         raise ApiError(422, "invalid", f"snooze needs minutes (1 to {MAX_SNOOZE_MINUTES})")
     if body.action is not Action.SNOOZE and body.minutes is not None:
         raise ApiError(422, "invalid", f"minutes only applies to snooze, not to {body.action.value}")
+    await _may_act(request, incident_id)
     out = await svc.act(
         incident_id,
         body.action,
@@ -188,6 +206,7 @@ async def create_room(
     the room when the platform refused to create it."""
     body = body or WarRoomIn()
     state = app_state(request)
+    await _may_act(request, incident_id)
     platform = body.platform or state.settings.im_platform
     try:
         state.adapter(platform)
@@ -238,6 +257,7 @@ async def dismiss_room(
     """Dismiss the room of a closed incident: 200 once dismissed, 202 while dismissing, 409 while
     the incident is not closed (or has no room), 502 when the platform refused."""
     state = app_state(request)
+    await _may_act(request, incident_id)
     out = await svc.dismiss_room(
         incident_id, actor=_actor(request, body.actor if body else None), source=_source(request)
     )

@@ -73,3 +73,34 @@ def users_link(platform: Platform = None, api_url: ApiUrl = None, as_json: JsonO
                 m.get("detail") or "",
             )
         console.print(t)
+
+
+@app.command("add")
+@handled
+def users_add(
+    email: str,
+    name: str = typer.Option("", help="shown in the console"),
+    admin: bool = typer.Option(False, "--admin", help="may act on every incident"),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="WARROOM_NEW_PASSWORD"
+    ),
+) -> None:
+    """Add (or update) a local console account in WARROOM_DATABASE_URL (password: scrypt hash)."""
+    from datetime import UTC, datetime
+
+    from starters.cli.config import settings_or_exit
+    from warroom.store import Store
+
+    if "@" not in email:
+        err().print("[red]✘[/] the account's email is what the timeline records; give an email address")
+        raise typer.Exit(2)
+    if len(password) < 10:
+        err().print("[red]✘[/] use a password of at least 10 characters")
+        raise typer.Exit(2)
+    store = Store(settings_or_exit().database_url)
+    try:
+        created = store.accounts.put(email, name=name, password=password, admin=admin, now=datetime.now(UTC))
+    finally:
+        store.close()
+    what = "added" if created else "updated"
+    out().print(f"[green]✔[/] {email} {what}{' (admin)' if admin else ''}; sign in at the console with it.")

@@ -84,8 +84,17 @@
     constructor(status, code, message) { super(message); this.status = status; this.code = code; }
     toString() { return `${this.status} ${this.code}: ${this.message}`; }
   }
+  // Signed in to the console? Then its session (cookie + CSRF header) stands for the API token,
+  // which is no longer kept in the browser's storage.
+  let sessionCsrf = "";
+  const sessionReady = fetch("/console/session", { credentials: "same-origin" })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((s) => { if (s && s.csrf) sessionCsrf = s.csrf; })
+    .catch(() => {});
   async function api(method, path, body) {
+    await sessionReady;
     const headers = { "x-warroom-source": "web" };
+    if (sessionCsrf) headers["x-warroom-csrf"] = sessionCsrf;
     const token = $("api-token").value.trim();
     if (token) headers.authorization = `Bearer ${token}`;
     if (state.user) headers["x-warroom-actor"] = state.user;
@@ -105,7 +114,7 @@
       const code = err ? err.code : "error";
       if (res.status === 401) $("api-token").focus();
       throw new ApiFailure(res.status, code,
-        res.status === 401 ? `${message} (enter the API token at the top right)` : message);
+        res.status === 401 ? `${message} (sign in at the console, /signin, or enter the API token at the top right)` : message);
     }
     return { status: res.status, data };
   }
@@ -149,10 +158,8 @@
   });
 
   // ---------------------------------------------------------------- token
-  $("api-token").value = localStorage.getItem(TOKEN_KEY) || "";
-  $("api-token").addEventListener("change", (e) => {
-    const v = e.target.value.trim();
-    if (v) localStorage.setItem(TOKEN_KEY, v); else localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);  // kept there by older versions of this page
+  $("api-token").addEventListener("change", () => {
     state.pollError = "";
     renderErrors();
     poll();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from warroom.store.accounts import AccountStore
 from warroom.store.callbacks import CallbackClaims
 from warroom.store.db import Database
 from warroom.store.incidents import IncidentStore
@@ -30,6 +31,7 @@ class Store:
         self.runbooks = RunbookStore(self.db)
         self.callback_claims = CallbackClaims(self.db)
         self.step_progress = StepProgress(self.db)
+        self.accounts = AccountStore(self.db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -71,20 +71,35 @@ class RoomStore:
                 .order_by(RoomRow.generation.desc(), RoomRow.id.desc())
                 .limit(1)
             )
-            if row is None:
-                return None
-            return WarRoom(
-                state=RoomState(row.state),
-                platform=row.platform,
-                chat_id=row.chat_id,
-                name=row.name,
-                join_url=row.join_url,
-                generation=row.generation,
-                card_handle=row.card_handle,
-                members=[Member.model_validate(m) for m in row.members or []],
-                detail=row.detail or "",
-            )
+            return None if row is None else _room(row)
+
+    def current_many(self, incident_ids: list[str]) -> dict[str, WarRoom]:
+        """The newest room of each of these incidents (those that have one), in one query: what
+        the console's incident list shows beside each incident."""
+        out: dict[str, tuple[tuple[int, int], WarRoom]] = {}
+        with self.db.session() as s:
+            for i in range(0, len(incident_ids), 500):
+                rows = s.scalars(select(RoomRow).where(RoomRow.incident_id.in_(incident_ids[i : i + 500])))
+                for row in rows:
+                    rank = (row.generation, row.id)
+                    if row.incident_id not in out or out[row.incident_id][0] < rank:
+                        out[row.incident_id] = (rank, _room(row))
+        return {k: v for k, (_, v) in out.items()}
 
     def incident_for_chat(self, platform: str, chat_id: str) -> str | None:
         with self.db.session() as s:
             return s.scalar(select(RoomRow.incident_id).where(RoomRow.platform == platform, RoomRow.chat_id == chat_id))
+
+
+def _room(row: RoomRow) -> WarRoom:
+    return WarRoom(
+        state=RoomState(row.state),
+        platform=row.platform,
+        chat_id=row.chat_id,
+        name=row.name,
+        join_url=row.join_url,
+        generation=row.generation,
+        card_handle=row.card_handle,
+        members=[Member.model_validate(m) for m in row.members or []],
+        detail=row.detail or "",
+    )

@@ -216,3 +216,29 @@ class StepProgressRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of workflow + activity id
     data: Mapped[dict] = mapped_column(JSON)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AccountRow(Base):
+    """A person who signs in to the console (issue 18): a local account (scrypt password hash) or
+    one first seen through OIDC (no password). `admin` may act on every incident; others only on
+    incidents they respond to."""
+
+    __tablename__ = "accounts"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiTokenRow(Base):
+    """A personal API token: only its SHA-256 digest is kept; requests with it act as `email`."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(ForeignKey("accounts.email", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

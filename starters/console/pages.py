@@ -1,0 +1,163 @@
+"""The console's pages (GET): incidents, an incident, Link Users, runbooks, personal tokens.
+
+Each reads the store (the read models the workflows keep current), never Temporal: a page load
+costs a few SQL reads, however many people have the console open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from starters.api.deps import AppState, app_state
+from starters.console.auth import can_act, identify
+from starters.console.render import page
+from warroom.errors import NotFound
+from warroom.im.plugins import platform_names
+from warroom.models import Incident, IncidentStatus, RoomState, Severity, WarRoom
+
+router = APIRouter(include_in_schema=False)
+LIST_LIMIT = 200
+
+
+def platforms(state: AppState) -> list[str]:
+    """Platforms a room can be created on: the configured ones, the default first."""
+    names = [p for p in state.settings.configured_platforms() if p in platform_names()]
+    default = state.settings.im_platform
+    return [default, *[p for p in names if p != default]] if default in names else names
+
+
+def _matches(i: Incident, room: WarRoom | None, q: dict[str, str]) -> bool:
+    if q["status"] and i.status.value != q["status"]:
+        return False
+    if q["severity"] and i.severity.value != q["severity"]:
+        return False
+    if q["platform"] and (room is None or room.platform != q["platform"]):
+        return False
+    if q["text"]:
+        hay = " ".join([i.id, i.title, i.description, *(r.email or r.name for r in i.responders)]).lower()
+        if q["text"].lower() not in hay:
+            return False
+    return True
+
+
+@router.get("/")
+async def incidents(
+    request: Request, status: str = "", severity: str = "", platform: str = "", text: str = ""
+) -> Response:
+    await identify(request)
+    state = app_state(request)
+    q = {"status": status, "severity": severity, "platform": platform, "text": text.strip()[:200]}
+
+    def read() -> list[tuple[Incident, WarRoom | None]]:
+        rows, _ = state.store.incidents.list(limit=LIST_LIMIT)
+        rooms = state.store.rooms.current_many([i.id for i in rows])
+        return [(i, rooms.get(i.id)) for i in rows if _matches(i, rooms.get(i.id), q)]
+
+    rows = await asyncio.to_thread(read)
+    return page(
+        request,
+        "incidents.html",
+        rows=rows,
+        q=q,
+        statuses=[s.value for s in IncidentStatus],
+        severities=[s.value for s in Severity],
+        platforms=platforms(state),
+        live_url="/live",
+    )
+
+
+def incident_context(state: AppState, incident_id: str) -> dict[str, Any]:
+    incident = state.store.incidents.get(incident_id)
+    room = state.store.rooms.current(incident_id) or WarRoom(platform=state.settings.im_platform)
+    timeline = state.store.timeline.list(incident_id)
+    review = state.store.reviews.latest(incident_id)
+    return {"incident": incident, "room": room, "timeline": timeline, "review": review}
+
+
+@router.get("/incidents/{incident_id}")
+async def incident(request: Request, incident_id: str) -> Response:
+    who = await identify(request)
+    state = app_state(request)
+    try:
+        ctx = await asyncio.to_thread(incident_context, state, incident_id[:64])
+    except NotFound:
+        return page(request, "missing.html", 404, what=f"incident {incident_id[:64]}")
+    i: Incident = ctx["incident"]
+    room: WarRoom = ctx["room"]
+    responders_text = "\n".join(
+        f"{r.name} <{r.email or r.phone}>" if r.name and (r.email or r.phone) else (r.email or r.phone or r.name)
+        for r in i.responders
+    )
+    return page(
+        request,
+        "incident_page.html",
+        **ctx,
+        may_act=can_act(who, i),
+        platforms=platforms(state),
+        snooze_choices=state.settings.snooze_choices_minutes,
+        room_open=room.state in (RoomState.ACTIVE, RoomState.CREATING),
+        can_create=room.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED)
+        and i.status is not IncidentStatus.CLOSED,
+        can_dismiss=i.status is IncidentStatus.CLOSED and room.state in (RoomState.ACTIVE, RoomState.FAILED),
+        responders_text=responders_text,
+        live_url=f"/incidents/{i.id}/live",
+    )
+
+
+@router.get("/users")
+async def link_users(request: Request) -> Response:
+    """Link Users: everyone known from incidents, their link on each configured platform."""
+    await identify(request)
+    state = app_state(request)
+    names = platforms(state)
+
+    def read() -> list[dict[str, Any]]:
+        links = state.store.links.list()
+        people: dict[str, dict[str, Any]] = {}
+        for i in state.store.incidents.list(limit=LIST_LIMIT)[0]:
+            for r in i.responders:
+                key = (r.email or r.phone or r.name or r.id).lower()
+                people.setdefault(key, {"name": r.name, "email": r.email, "phone": r.phone, "links": {}})
+        for link in links:
+            key = (link.email or link.phone or "").lower()
+            person = people.setdefault(key, {"name": link.name, "email": link.email, "phone": link.phone, "links": {}})
+            person["links"][link.platform] = link
+        return sorted(people.values(), key=lambda p: (p["email"] or p["phone"] or p["name"] or "").lower())
+
+    return page(request, "users.html", people=await asyncio.to_thread(read), platforms=names)
+
+
+@router.get("/runbooks")
+async def runbooks(request: Request) -> Response:
+    await identify(request)
+    books = await asyncio.to_thread(app_state(request).store.runbooks.all)
+    return page(request, "runbooks.html", books=books)
+
+
+@router.get("/runbooks/new")
+async def runbook_new(request: Request) -> Response:
+    await identify(request)
+    return page(request, "runbook_edit.html", name="", markdown="", new=True)
+
+
+@router.get("/runbooks/{name}")
+async def runbook(request: Request, name: str, edit: bool = False) -> Response:
+    await identify(request)
+    books = await asyncio.to_thread(app_state(request).store.runbooks.all)
+    if name not in books:
+        return page(request, "missing.html", 404, what=f"runbook {name[:100]}")
+    template = "runbook_edit.html" if edit else "runbook.html"
+    return page(request, template, name=name, markdown=books[name], new=False)
+
+
+@router.get("/tokens")
+async def tokens(request: Request) -> Response:
+    who = await identify(request)
+    state = app_state(request)
+    account = await asyncio.to_thread(state.store.accounts.get, who.email)
+    mine = await asyncio.to_thread(state.store.accounts.tokens, who.email) if account else []
+    return page(request, "tokens.html", tokens=mine, has_account=account is not None)

@@ -1,0 +1,86 @@
+"""Console sign-in under hostile input, over plain HTTP (no browser): forged and expired session
+cookies, wrong passwords, the sign-in form without its CSRF token, open redirects, and the
+password hashes themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import UTC, datetime
+
+import httpx
+from pydantic import SecretStr
+
+from starters.api import session
+from starters.api.app import create_app
+from warroom.passwords import hash_password, verify_password
+
+
+def test_password_hashes() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("scrypt$") and "correct" not in stored
+    assert verify_password("correct horse", stored)
+    assert not verify_password("correct horsE", stored)
+    assert hash_password("correct horse") != stored  # salted
+    for bad in (None, "", "md5$x", "scrypt$1$2$3$zz$yy", "scrypt$notanumber$8$1$00$00"):
+        assert not verify_password("correct horse", bad)
+
+
+def test_session_cookie_forged_or_expired(settings) -> None:
+    secured = settings.model_copy(update={"api_token": SecretStr("t0ken")})
+    who, value = session.issue(secured, "ann@example.com", "Ann", admin=False, via="password")
+    assert session.read(secured, value) == who
+    body, _, mac = value.rpartition(".")
+    # the same body claiming admin, with the old signature: refused
+    claims = json.loads(session._unb64(body)) | {"admin": True}
+    assert session.read(secured, session._b64(json.dumps(claims).encode()) + "." + mac) is None
+    assert session.read(secured, value[:-2] + "xx") is None
+    assert session.read(secured.model_copy(update={"api_token": SecretStr("other")}), value) is None
+    for junk in ("", ".", "a.b", "x" * 5000, "%%%.%%%"):
+        assert session.read(secured, junk) is None
+    expired = dataclasses.replace(who, expires=time.time() - 1)
+    body = session._b64(json.dumps(dataclasses.asdict(expired)).encode())
+    mac = session._b64(session.hmac.new(session._secret(secured), body.encode(), session.hashlib.sha256).digest())
+    assert session.read(secured, f"{body}.{mac}") is None
+
+
+async def test_signin_refusals_and_open_redirects(settings, store) -> None:
+    secured = settings.model_copy(update={"api_token": SecretStr("t0ken")})
+    store.accounts.put("ann@example.com", name="Ann", password="ann-password-1", admin=False, now=datetime.now(UTC))
+    app = create_app(secured, store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        assert (await http.get("/")).status_code == 303  # to /signin
+        assert (await http.get("/users")).headers["location"].startswith("/signin?next=%2Fusers")
+        form = await http.get("/signin?next=//evil.example/x")
+        assert form.status_code == 200 and "evil.example" not in form.text
+
+        def csrf() -> str:  # each sign-in form rendered comes with a fresh one
+            return http.cookies[session.PRE_COOKIE]
+
+        # no CSRF token: refused, nothing signed in
+        r = await http.post("/signin", data={"email": "ann@example.com", "password": "ann-password-1"})
+        assert r.status_code == 400 and session.COOKIE not in r.cookies
+        for email, password in (("ann@example.com", "wrong"), ("nobody@example.com", "ann-password-1")):
+            r = await http.post("/signin", data={"csrf": csrf(), "email": email, "password": password})
+            assert r.status_code == 401 and "Wrong email or password" in r.text
+        r = await http.post("/signin", data={"csrf": csrf(), "token": "not-it"})
+        assert r.status_code == 401
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            await http.get("/signin")
+            r = await http.post(
+                "/signin",
+                data={"csrf": csrf(), "email": "ann@example.com", "password": "ann-password-1", "next": target},
+            )
+            assert r.status_code == 303 and r.headers["location"] == "/", target
+        page = await http.get("/")
+        assert page.status_code == 200 and "Ann" in page.text
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "<script>" not in page.text
+        # a bad form on an action: a clear refusal, never a 500
+        r = await http.post("/incidents/nope/act", data={"action": "acknowledge"})
+        assert r.status_code == 303
+        r = await http.post("/incidents", data={"csrf": "x", "title": "t"})
+        assert r.status_code == 303
+        assert (await http.get("/incidents/" + "x" * 500)).status_code == 404
+        assert (await http.get("/console/static/../app.py")).status_code == 404
