@@ -15,10 +15,13 @@ from temporalio.client import Client
 from connection.client import connect
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
+from starters.intake import Intake
 from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
 from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
 from warroom.settings import Settings
+from warroom.sources.pagerduty_api import PagerDutyApi
+from warroom.sources.rules import RulesFile
 from warroom.store import Store
 from warroom.telemetry.metrics import ApiMetrics
 
@@ -27,7 +30,13 @@ class AppState:
     """What every request handler needs; one per app."""
 
     def __init__(
-        self, settings: Settings, store: Store, client: Client | None, *, answer_within: float | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        client: Client | None,
+        *,
+        answer_within: float | None = None,
+        rules: RulesFile | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -38,6 +47,9 @@ class AppState:
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
         self.metrics = ApiMetrics(store.db)
+        pd_token = settings.pagerduty_api_token.get_secret_value()
+        self.pagerduty = PagerDutyApi(settings.pagerduty_api_base_url, pd_token) if pd_token else None
+        self.intake = Intake(rules or RulesFile(), self.pagerduty)  # incident sources (starters/api/sources.py)
         # Incidents whose war room a request of this process is opening right now, set once that
         # request has looked at the room: concurrent requests for the same room wait for that
         # look, and are not the one that opened it (200, not 201).
@@ -86,6 +98,8 @@ class AppState:
         """Close the IM adapters built for requests (the store is closed by whoever opened it)."""
         for adapter in self._adapters.values():
             await adapter.aclose()
+        if self.pagerduty is not None:
+            await self.pagerduty.aclose()
 
 
 def app_state(request: Request) -> AppState:

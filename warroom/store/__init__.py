@@ -10,6 +10,7 @@ from warroom.store.migrate import migrate
 from warroom.store.progress import StepProgress
 from warroom.store.reviews import ReviewStore, RunbookStore
 from warroom.store.rooms import RoomStore
+from warroom.store.sources import SourceStore
 from warroom.store.timeline import TimelineStore
 from warroom.store.transcript import TranscriptStore
 
@@ -30,6 +31,7 @@ class Store:
         self.runbooks = RunbookStore(self.db)
         self.callback_claims = CallbackClaims(self.db)
         self.step_progress = StepProgress(self.db)
+        self.sources = SourceStore(self.db)
 
     def close(self) -> None:
         self.db.dispose()
