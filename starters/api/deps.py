@@ -20,7 +20,7 @@ from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomServi
 from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
 from warroom.settings import Settings
-from warroom.sources.pagerduty_api import PagerDutyApi
+from warroom.sources import pagerduty_api
 from warroom.sources.rules import RulesFile
 from warroom.store import Store
 from warroom.telemetry.metrics import ApiMetrics
@@ -47,8 +47,7 @@ class AppState:
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
         self.metrics = ApiMetrics(store.db)
-        pd_token = settings.pagerduty_api_token.get_secret_value()
-        self.pagerduty = PagerDutyApi(settings.pagerduty_api_base_url, pd_token) if pd_token else None
+        self.pagerduty = pagerduty_api.from_settings(settings)
         self.intake = Intake(rules or RulesFile(), self.pagerduty)  # incident sources (starters/api/sources.py)
         # Incidents whose war room a request of this process is opening right now, set once that
         # request has looked at the room: concurrent requests for the same room wait for that

@@ -8,12 +8,22 @@ import contextlib
 import httpx
 
 from warroom.models import IncidentStatus
+from warroom.settings import Settings
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
 
 class PagerDutyRefused(Exception):
     """PagerDuty did not accept the change (its answer, or why it could not be asked)."""
+
+
+class PagerDutyUnavailable(Exception):
+    """PagerDuty could not answer now (unreachable, 5xx, 429): asking again later may work."""
+
+
+def from_settings(settings: Settings) -> PagerDutyApi | None:
+    token = settings.pagerduty_api_token.get_secret_value()
+    return PagerDutyApi(settings.pagerduty_api_base_url, token) if token else None
 
 
 class PagerDutyApi:
@@ -25,11 +35,16 @@ class PagerDutyApi:
         )
 
     async def user_email(self, user_id: str) -> str | None:
-        r = await self._http.get(f"/users/{user_id}")
-        if r.status_code == 404:
+        """The user's email; None when PagerDuty does not say (the person then stays a PagerDuty
+        id, shown in the room's card, and is invited once PagerDuty answers a later delivery)."""
+        try:
+            r = await self._http.get(f"/users/{user_id}")
+            if r.status_code != 200:
+                return None
+            email = (r.json().get("user") or {}).get("email")
+        except (httpx.HTTPError, ValueError, AttributeError):
             return None
-        r.raise_for_status()
-        return (r.json().get("user") or {}).get("email")
+        return email if isinstance(email, str) else None
 
     async def set_status(self, incident_id: str, status: IncidentStatus, from_email: str) -> None:
         """`PUT /incidents/{id}` as `From` the acting person; raises unless PagerDuty accepts it."""
@@ -43,7 +58,9 @@ class PagerDutyApi:
                 json={"incident": {"type": "incident_reference", "status": wanted}},
             )
         except httpx.HTTPError as e:
-            raise PagerDutyRefused(f"PagerDuty could not be reached: {e}") from e
+            raise PagerDutyUnavailable(f"PagerDuty could not be reached: {e}") from e
+        if r.status_code >= 500 or r.status_code == 429:
+            raise PagerDutyUnavailable(f"PagerDuty answered {r.status_code}; asking again")
         if r.status_code >= 300:
             message = r.text[:300]
             with contextlib.suppress(Exception):
