@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,14 @@ class Settings(BaseSettings):
     runbooks_dir: str = _env("WARROOM_RUNBOOKS_DIR", "runbooks")
     transcript_retention_days: int = _env("WARROOM_TRANSCRIPT_RETENTION_DAYS", 90, ge=0)  # 0: keep forever
 
+    # Incident sources (CONTRACT.md, "Incident sources"): their credentials and the rules file.
+    alertmanager_token: SecretStr = _env("WARROOM_ALERTMANAGER_TOKEN", SecretStr(""))
+    grafana_token: SecretStr = _env("WARROOM_GRAFANA_TOKEN", SecretStr(""))
+    pagerduty_api_token: SecretStr = _env("PAGERDUTY_API_TOKEN", SecretStr(""))
+    pagerduty_webhook_secrets: SecretStr = _env("PAGERDUTY_WEBHOOK_SECRETS", SecretStr(""))  # comma-separated
+    pagerduty_api_base_url: str = _env("PAGERDUTY_API_BASE_URL", "https://api.pagerduty.com")
+    rules_file: str = _env("WARROOM_RULES_FILE", "")  # empty: ./warroom-rules.yaml when present
+
     payload_key: SecretStr = _env("WARROOM_PAYLOAD_KEY", SecretStr(""))
     metrics_port: int | None = _env("WARROOM_METRICS_PORT", None)
     # Beyond CONTRACT.md (deployment): platform → region bindings ("lark=cn,dingtalk=cn,wecom=cn": their IM
@@ -122,6 +131,12 @@ class Settings(BaseSettings):
     def configured_platforms(self) -> list[str]:
         """Installed platforms whose credentials are set (the sandbox needs none)."""
         return [p for p in platform_names() if self.platform(p).configured()]
+
+    def rules_path(self) -> str | None:
+        """The rules file to read: WARROOM_RULES_FILE, else `./warroom-rules.yaml` when present."""
+        if self.rules_file:
+            return self.rules_file
+        return "warroom-rules.yaml" if Path("warroom-rules.yaml").is_file() else None
 
     @property
     def is_sqlite(self) -> bool:

@@ -23,6 +23,7 @@ from activities.im import ImActivities
 from activities.incidents import IncidentActivities
 from connection.client import connect
 from warroom.settings import Settings, get_settings
+from warroom.sources import pagerduty_api
 from warroom.store import Store
 from warroom.telemetry.logs import configure_logging
 from warroom.telemetry.metrics import worker_metrics
@@ -43,7 +44,7 @@ def build_worker(client: Client, store: Store, settings: Settings, **options: ob
     ai = AiActivities(store, settings, im)
     activities = list(im.all()) + ai.im_queue()
     if not settings.region:
-        activities += IncidentActivities(store).all() + ai.main_queue()
+        activities += IncidentActivities(store, pagerduty_api.from_settings(settings)).all() + ai.main_queue()
     bound = settings.platform_region_map()
     if settings.region and bound and settings.region not in bound.values():
         log.warning(

@@ -24,11 +24,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from connection.tracing import setup_tracing
 from starters import console
-from starters.api import assistant, callbacks, codec, incidents, ops, sandbox, users
+from starters.api import assistant, callbacks, codec, incidents, ops, sandbox, sources, users
 from starters.api.deps import AppState, require_token
 from starters.api.errors import ApiError
 from warroom.errors import Conflict, NotFound
 from warroom.settings import Settings, get_settings
+from warroom.sources.rules import RulesFileError, load_rules
 from warroom.store import Store
 from warroom.telemetry.logs import configure_logging, logging_context
 
@@ -52,6 +53,10 @@ def create_app(
         # The sandbox signs its own callbacks; without a configured secret, one per process.
         secret = SecretStr(secrets.token_hex(16))
         settings = settings.model_copy(update={"WARROOM_SANDBOX_SIGNING_SECRET": secret})
+    try:
+        rules = load_rules(settings.rules_path())
+    except RulesFileError as e:
+        raise SystemExit(f"War Room cannot start: {e}") from None  # a typo must not stop rooms silently
     own_store = store is None
     store = store or Store(settings.database_url)
 
@@ -72,7 +77,7 @@ def create_app(
         description="Incident war rooms on your IM platform, orchestrated by Temporal.",
         lifespan=lifespan,
     )
-    app.state.warroom = AppState(settings, store, client, answer_within=answer_within)
+    app.state.warroom = AppState(settings, store, client, answer_within=answer_within, rules=rules)
     _install_error_handlers(app)
     _install_body_limit(app)
     _install_telemetry(app)
@@ -81,7 +86,9 @@ def create_app(
     app.include_router(incidents.router, prefix="/api/v1", dependencies=auth)
     app.include_router(users.router, prefix="/api/v1", dependencies=auth)
     app.include_router(assistant.router, prefix="/api/v1", dependencies=auth)
+    app.include_router(sources.rules_router, prefix="/api/v1", dependencies=auth)
     app.include_router(callbacks.router)
+    app.include_router(sources.router)
     app.include_router(sandbox.router)
     app.include_router(ops.router)
     app.include_router(codec.router)

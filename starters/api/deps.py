@@ -16,10 +16,13 @@ from connection.client import connect
 from starters.api import session
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
+from starters.intake import Intake
 from starters.service import ANSWER_WITHIN_SECONDS, SharedRequests, WarRoomService
 from warroom.im.base import ImAdapter
 from warroom.im.registry import build_adapter
 from warroom.settings import Settings
+from warroom.sources import pagerduty_api
+from warroom.sources.rules import RulesFile
 from warroom.store import Store
 from warroom.store.accounts import TOKEN_PREFIX
 from warroom.telemetry.metrics import ApiMetrics
@@ -29,7 +32,13 @@ class AppState:
     """What every request handler needs; one per app."""
 
     def __init__(
-        self, settings: Settings, store: Store, client: Client | None, *, answer_within: float | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        client: Client | None,
+        *,
+        answer_within: float | None = None,
+        rules: RulesFile | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -40,6 +49,8 @@ class AppState:
         self._lock = asyncio.Lock()
         self._adapters: dict[str, ImAdapter] = {}
         self.metrics = ApiMetrics(store.db)
+        self.pagerduty = pagerduty_api.from_settings(settings)
+        self.intake = Intake(rules or RulesFile(), self.pagerduty)  # incident sources (starters/api/sources.py)
         # Incidents whose war room a request of this process is opening right now, set once that
         # request has looked at the room: concurrent requests for the same room wait for that
         # look, and are not the one that opened it (200, not 201).
@@ -88,6 +99,8 @@ class AppState:
         """Close the IM adapters built for requests (the store is closed by whoever opened it)."""
         for adapter in self._adapters.values():
             await adapter.aclose()
+        if self.pagerduty is not None:
+            await self.pagerduty.aclose()
 
 
 def app_state(request: Request) -> AppState:

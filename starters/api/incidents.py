@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
-from starters.api.views import incident_json, room_json, timeline_json
+from starters.api.views import incident_json, room_json, source_json, timeline_json
 from starters.service import WarRoomService
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
 from warroom.models import (
@@ -138,8 +138,20 @@ async def list_incidents(
     status: IncidentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    source: Annotated[str | None, Query(max_length=100)] = None,
+    external_id: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> dict[str, Any]:
     store = app_state(request).store
+    if source is not None or external_id is not None:  # the incident of a source's incident
+        if not (source and external_id):
+            raise ApiError(422, "invalid", "source and external_id go together")
+        link = await asyncio.to_thread(store.sources.find, source, external_id)
+        if link is None:
+            return {"items": [], "next_cursor": None}
+        found = await asyncio.to_thread(store.incidents.get, link.incident_id)
+        if status and found.status is not status:
+            return {"items": [], "next_cursor": None}
+        return {"items": [incident_json(found) | {"source": source_json(link)}], "next_cursor": None}
     try:
         items, next_cursor = await asyncio.to_thread(store.incidents.list, status=status, limit=limit, cursor=cursor)
     except ValueError as e:
@@ -156,8 +168,9 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
         entries = state.store.timeline.list(incident_id)
         platform = state.settings.im_platform
         room = state.store.rooms.current(incident_id)
+        link = state.store.sources.of_incident(incident_id)
         return {
-            "incident": incident_json(incident),
+            "incident": incident_json(incident) | {"source": source_json(link)},
             "war_room": room_json(room, platform),
             "timeline": timeline_json(entries),
         }

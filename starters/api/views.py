@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from warroom.models import Incident, TimelineEntry, WarRoom
+from warroom.store.sources import SourceLink
 
 
 def incident_json(i: Incident) -> dict[str, Any]:
     return i.model_dump(mode="json")
+
+
+def source_json(link: SourceLink | None) -> dict[str, str] | None:
+    """Where an incident came from (CONTRACT.md: `source: {name, external_id, url}`); None: typed in."""
+    if link is None:
+        return None
+    return {"name": link.source, "external_id": link.external_id, "url": link.url}
 
 
 def room_json(room: WarRoom | None, default_platform: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from warroom.store.migrate import migrate
 from warroom.store.progress import StepProgress
 from warroom.store.reviews import ReviewStore, RunbookStore
 from warroom.store.rooms import RoomStore
+from warroom.store.sources import SourceStore
 from warroom.store.timeline import TimelineStore
 from warroom.store.transcript import TranscriptStore
 
@@ -32,6 +33,7 @@ class Store:
         self.callback_claims = CallbackClaims(self.db)
         self.step_progress = StepProgress(self.db)
         self.accounts = AccountStore(self.db)
+        self.sources = SourceStore(self.db)
 
     def close(self) -> None:
         self.db.dispose()

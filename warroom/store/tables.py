@@ -242,3 +242,32 @@ class ApiTokenRow(Base):
     email: Mapped[str] = mapped_column(ForeignKey("accounts.email", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---- incident sources (migration 0006) ---------------------------------------------------------
+
+
+class SourceLinkRow(Base):
+    """An incident of an incident source (Alertmanager group key, PagerDuty incident id) and ours:
+    `at` is the source time of the newest delivery applied, so an older one never rolls it back."""
+
+    __tablename__ = "source_links"
+    __table_args__ = (UniqueConstraint("incident_id", name="uq_source_links_incident"),)
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(1000), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SourceDeliveryRow(Base):
+    """Deliveries taken, by source and delivery id (or body hash): a redelivery does nothing."""
+
+    __tablename__ = "source_deliveries"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # applied | stale
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -10,7 +10,7 @@ new snapshot updates the card.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.incident import calls, options
 from workflows.incident.chat import RoomChat
@@ -124,6 +124,14 @@ class ActionQueue:
                 )
             )
         except ActivityError as e:
+            await self._refuse(p, actor, cause(e))
+            return
+        except ApplicationError as e:
+            # A local activity refused for good (PagerDuty answering 400, a store conflict) reaches
+            # the workflow as its ApplicationError, not wrapped in ActivityError: before this patch
+            # it failed the workflow; now it is refused like any other refusal.
+            if not workflow.patched("source-refusals"):
+                raise
             await self._refuse(p, actor, cause(e))
             return
         suggested = self._s.ai.suggested.pop(p.action.value, None)

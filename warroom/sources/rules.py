@@ -1,0 +1,163 @@
+"""The rules file (WARROOM_RULES_FILE, YAML): which incidents get a room on their own, where, with
+whom; and the generic webhooks with their mappings. Validated at start: an invalid file stops the
+process naming the line at fault, so a typo never silently stops rooms from opening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from warroom.models import Incident, IncidentStatus, Labels, Severity
+from warroom.sources.severity import RANK
+
+
+class RulesFileError(Exception):
+    """The rules file cannot be used; the message names the file and line."""
+
+
+class Match(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = None
+    severity_at_least: Severity | None = None
+    labels: Labels = Field(default_factory=dict)
+
+
+class RoomChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    platform: str | None = None
+    invite: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("invite")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for email in v:
+            if "@" not in email or " " in email.strip():
+                raise ValueError(f"not an email address: {email!r}")
+        return [e.strip().lower() for e in v]
+
+
+class Reminders(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unacknowledged_after_minutes: int | None = Field(None, ge=1)
+    update_every_minutes: int | None = Field(None, ge=1)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    match: Match = Field(default_factory=Match)
+    room: RoomChoice | None = None
+    reminders: Reminders | None = None
+    dismiss_after_close_minutes: int | None = Field(None, ge=0)
+
+    def matches(self, source: str, incident: Incident) -> bool:
+        m = self.match
+        if m.source and m.source != source:
+            return False
+        if m.severity_at_least and RANK[incident.severity] < RANK[m.severity_at_least]:
+            return False
+        return all(incident.labels.get(k) == v for k, v in m.labels.items())
+
+
+class WebhookMapping(BaseModel):
+    """JMESPath expressions into the delivered JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    severity: str | None = None
+    status: str | None = None
+    responders: str | None = None  # a list of emails, or of objects with `email`/`name`
+    at: str | None = None  # the source's time of the delivery (RFC 3339): orders deliveries
+    delivery_id: str | None = None  # the delivery's own id (else: the body's hash)
+    description: str | None = None
+    url: str | None = None
+
+
+class Webhook(BaseModel):
+    """A generic webhook: `token` (bearer/basic) or `hmac_secret` (hex HMAC-SHA256 of the body in
+    `signature_header`, an optional `sha256=` prefix allowed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: str | None = None
+    hmac_secret: str | None = None
+    signature_header: str = "X-Signature"
+    mapping: WebhookMapping
+    severity_map: dict[str, Severity] = Field(default_factory=dict)
+    status_map: dict[str, IncidentStatus] = Field(default_factory=dict)
+
+    @field_validator("mapping")
+    @classmethod
+    def _compiles(cls, v: WebhookMapping) -> WebhookMapping:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
+        for key, expr in v.model_dump().items():
+            if expr is not None:
+                try:
+                    jmespath.compile(expr)
+                except JMESPathError as e:
+                    raise ValueError(f"{key}: not a JMESPath expression: {e}") from None
+        return v
+
+    def model_post_init(self, _: Any) -> None:
+        if not self.token and not self.hmac_secret:
+            raise ValueError("a webhook needs `token` or `hmac_secret`: an open webhook could open rooms for anyone")
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[Rule] = Field(default_factory=list)
+    webhooks: dict[str, Webhook] = Field(default_factory=dict)
+
+    def first_match(self, source: str, incident: Incident) -> Rule | None:
+        return next((r for r in self.rules if r.matches(source, incident)), None)
+
+
+EMPTY = RulesFile()
+
+
+def load_rules(path: str | Path | None) -> RulesFile:
+    """The rules of `path` (none: no rules). Raises `RulesFileError` naming the line at fault."""
+    if not path:
+        return EMPTY
+    p = Path(path)
+    try:
+        raw = p.read_text()
+    except OSError as e:
+        raise RulesFileError(f"{p}: cannot read the rules file: {e}") from None
+    try:
+        node = yaml.compose(raw)
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise RulesFileError(f"{p}:{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    try:
+        return RulesFile.model_validate(data or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [x for x in err["loc"] if x != "__root__"]
+        line = _line_of(node, loc)
+        where = ".".join(str(x) for x in loc) or "top level"
+        raise RulesFileError(f"{p}: line {line}: {where}: {err['msg']}") from None
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
+    """The line of the deepest YAML node on the path `loc` (1-based)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == str(key)), None)
+            if found is None:
+                break
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
