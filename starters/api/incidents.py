@@ -23,6 +23,7 @@ from warroom.models import (
     WarRoom,
     unique_responders,
 )
+from warroom.store.sources import SourceLink
 
 router = APIRouter(tags=["incidents"])
 Svc = Annotated[WarRoomService, Depends(service)]
@@ -151,7 +152,7 @@ async def list_incidents(
         found = await asyncio.to_thread(store.incidents.get, link.incident_id)
         if status and found.status is not status:
             return {"items": [], "next_cursor": None}
-        return {"items": [incident_json(found) | {"source": source_json(link)}], "next_cursor": None}
+        return {"items": [incident_json(found) | _source_of(link)], "next_cursor": None}
     try:
         items, next_cursor = await asyncio.to_thread(store.incidents.list, status=status, limit=limit, cursor=cursor)
     except ValueError as e:
@@ -170,7 +171,7 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
         room = state.store.rooms.current(incident_id)
         link = state.store.sources.of_incident(incident_id)
         return {
-            "incident": incident_json(incident) | {"source": source_json(link)},
+            "incident": incident_json(incident) | _source_of(link),
             "war_room": room_json(room, platform),
             "timeline": timeline_json(entries),
         }
@@ -317,3 +318,8 @@ async def timeline(incident_id: str, request: Request) -> list[dict[str, Any]]:
     store = app_state(request).store
     await asyncio.to_thread(store.incidents.get, incident_id)  # 404 for an unknown incident
     return timeline_json(await asyncio.to_thread(store.timeline.list, incident_id))
+
+
+def _source_of(link: SourceLink | None) -> dict[str, object]:
+    """`source` on an incident that came from a source (CONTRACT); typed-in incidents have none."""
+    return {"source": source_json(link)} if link is not None else {}
