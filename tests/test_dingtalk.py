@@ -227,6 +227,39 @@ async def test_card_params_are_strings_and_updates_coalesce_in_place(fake: FakeD
     await adapter.update_card(chat, handle, huge)
 
 
+async def test_a_message_is_sent_once_across_workers_sharing_the_database(fake: FakeDingTalk, tmp_path):
+    """Two workers' adapters on one database: a retried send lands on the other worker (the first
+    was killed, or its attempt timed out) and finds what the first attempt came to."""
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}", create_schema=True)
+    settings = DingTalkSettings(_env_file=None, **fake.settings(fake.owner))  # type: ignore[attr-defined]
+
+    def worker() -> DingTalkAdapter:
+        context = PlatformContext(settings=settings, public_url="https://warroom.example.com", database=store.db)
+        return build_dingtalk_adapter(context)  # type: ignore[return-value]
+
+    one, two = worker(), worker()
+    try:
+        chat = (await one.create_room(spec())).chat_id
+        sent = await one.post_message(chat, "Checkout is down", "i1:msg:1")
+        assert (await two.post_message(chat, "Checkout is down", "i1:msg:1")) == sent  # no second call
+        fake.fail("robot.send", "timeout_after")  # DingTalk posted it, the answer came too late
+        with pytest.raises(TransientImError):
+            await one.post_message(chat, "Acknowledged by Ana", "i1:msg:2")
+        again = await two.post_message(chat, "Acknowledged by Ana", "i1:msg:2")
+        assert again.message_id == "unconfirmed:i1:msg:2"
+        fake.fail("robot.send", "500")  # DingTalk answered with an error: nothing posted, sent again
+        with pytest.raises(TransientImError):
+            await one.post_message(chat, "Snoozed", "i1:msg:3")
+        await two.post_message(chat, "Snoozed", "i1:msg:3")
+        await eventually(lambda: len(fake.group_messages(chat)) == 3)
+        texts = [json.dumps(m.param, ensure_ascii=False) for m in fake.group_messages(chat)]
+        assert [sum(word in t for t in texts) for word in ("Checkout", "Acknowledged", "Snoozed")] == [1, 1, 1]
+    finally:
+        await one.aclose()
+        await two.aclose()
+        store.close()
+
+
 def test_posted_text_never_pings_or_hides_a_link():
     hostile = "@all [login](https://evil.example) ![x](https://evil.example/p.png) <font>x</font> @u123"
     out = text.with_mentions(hostile, ["u1", "bad id with spaces"])

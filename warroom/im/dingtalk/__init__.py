@@ -5,8 +5,8 @@ Modules: `settings`, `capabilities`, `tokens` (one access-token cache per app, p
 alibabacloud-dingtalk SDK for api.dingtalk.com, httpx for oapi.dingtalk.com), `naming` (group
 titles, dedup ids), `text` (markdown that never pings or phishes), `card` (the card's
 `cardParamMap`), `directory` (people by phone and by email), `callbacks` (HTTP robot callbacks and
-the card-click payload), `stream` (the Stream-mode connection), `outbox` (robot messages sent
-once), `checks` (`warroom doctor`), `adapter` (the `ImAdapter`).
+the card-click payload), `stream` (the Stream-mode connection), `tables` (robot messages sent
+once, in SQL: `warroom.im.sent_once`), `checks` (`warroom doctor`), `adapter` (the `ImAdapter`).
 
 Importing this package is cheap: the SDKs are imported when an adapter is built.
 """
@@ -31,5 +31,6 @@ plugin = PlatformPlugin(
     settings_class=DingTalkSettings,
     capabilities=CAPABILITIES,
     build=_build,
+    tables="warroom.im.dingtalk.tables",
     long_connection=True,
 )

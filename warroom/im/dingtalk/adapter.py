@@ -5,7 +5,8 @@ Exactly-once, from DingTalk's own dedup keys where it has them and War Room's re
   creates of one room in this process share one call;
 - the card: its `outTrackId` (from the incident and the card's key); a create that timed out after
   DingTalk made the card is retried with the same id and makes none;
-- a message: the outbox (`outbox`), DingTalk having no key for them;
+- a message: `warroom.im.sent_once` (in SQL, shared by every worker), DingTalk having no key for
+  them;
 - members: adding someone present and removing someone gone are success; the owner is never removed.
 
 Card updates coalesce like Lark's: only the newest version waiting is sent, and an older version
@@ -20,6 +21,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from sqlalchemy import Engine
 
 from warroom.errors import PermanentImError, TransientImError
 from warroom.im.base import (
@@ -38,7 +41,7 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.dingtalk import card as cards
-from warroom.im.dingtalk import naming
+from warroom.im.dingtalk import naming, tables
 from warroom.im.dingtalk import text as markdown
 from warroom.im.dingtalk.api import DingTalkApi
 from warroom.im.dingtalk.callbacks import HttpCallbacks
@@ -46,10 +49,10 @@ from warroom.im.dingtalk.capabilities import CAPABILITIES, GROUP_CAP, MAX_INVITE
 from warroom.im.dingtalk.checks import DingTalkSetup, run_checks
 from warroom.im.dingtalk.directory import Directory
 from warroom.im.dingtalk.errors import GONE_CODES, UNKNOWN_OUTCOME
-from warroom.im.dingtalk.outbox import Outbox
 from warroom.im.dingtalk.settings import DingTalkSettings
 from warroom.im.dingtalk.stream import StreamConnection
 from warroom.im.plugin import PlatformContext
+from warroom.im.sent_once import SentOnce
 
 log = logging.getLogger("warroom.im.dingtalk")
 
@@ -71,7 +74,9 @@ class DingTalkAdapter(ImAdapter):
     platform = "dingtalk"
     capabilities = CAPABILITIES
 
-    def __init__(self, api: DingTalkApi, settings: DingTalkSettings, *, public_url: str = "") -> None:
+    def __init__(
+        self, api: DingTalkApi, settings: DingTalkSettings, *, public_url: str = "", engine: Engine | None = None
+    ) -> None:
         self.api = api
         self.settings = settings
         self.public_url = public_url.rstrip("/")
@@ -86,7 +91,7 @@ class DingTalkAdapter(ImAdapter):
             chat_of=self._chat_of_card,
             timeout=settings.timeout_seconds,
         )
-        self.outbox = Outbox()
+        self.sent = SentOnce(tables.sent, engine)
         self._creating: dict[str, asyncio.Future[tuple[str, str]]] = {}
         self._members: dict[str, set[str]] = {}
         self._member_locks: dict[str, asyncio.Lock] = {}
@@ -242,7 +247,7 @@ class DingTalkAdapter(ImAdapter):
         if not self.robot_code:
             raise PermanentImError("DingTalk messages need DINGTALK_ROBOT_CODE", platform=self.platform,
                                    code="not_configured")  # fmt: skip
-        earlier = self.outbox.claim(idempotency_key)
+        earlier = await asyncio.to_thread(self.sent.claim, idempotency_key)
         if earlier is not None:
             return MessageRef(message_id=earlier.ref or f"unconfirmed:{idempotency_key}")
         body = markdown.with_mentions(text, [m.im_user_id for m in mentions])
@@ -250,16 +255,12 @@ class DingTalkAdapter(ImAdapter):
             ref = await self.api.send_markdown(
                 robot_code=self.robot_code, open_conversation_id=chat_id, title=markdown.title_of(text), text=body
             )
-        except TransientImError as e:
-            if e.code in UNKNOWN_OUTCOME:
-                self.outbox.unknown(idempotency_key)
-            else:
-                self.outbox.failed(idempotency_key)
+        except BaseException as e:
+            unknown = isinstance(e, TransientImError) and e.code in UNKNOWN_OUTCOME
+            forget = self.sent.unknown if unknown else self.sent.failed
+            await asyncio.shield(asyncio.to_thread(forget, idempotency_key))  # recorded even when cancelled
             raise
-        except BaseException:
-            self.outbox.failed(idempotency_key)
-            raise
-        self.outbox.sent(idempotency_key, ref or idempotency_key)
+        await asyncio.shield(asyncio.to_thread(self.sent.sent, idempotency_key, ref or idempotency_key))
         return MessageRef(message_id=ref or idempotency_key)
 
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
@@ -308,4 +309,5 @@ def build_dingtalk_adapter(context: PlatformContext) -> DingTalkAdapter:
         oapi_base_url=settings.oapi_base_url,
         timeout=settings.timeout_seconds,
     )
-    return DingTalkAdapter(api, settings, public_url=context.public_url)
+    engine = context.database.engine if context.database is not None else None
+    return DingTalkAdapter(api, settings, public_url=context.public_url, engine=engine)

@@ -7,7 +7,7 @@
 
 Only wire concerns live here: the token (`tokens`, refreshed once when DingTalk refuses it), the
 per-API budgets (`limits`), and every failure as a typed error (`errors`). Policy (dedup ids,
-batching, coalescing, the outbox) is the adapter's. The SDK is imported on first use.
+batching, coalescing, messages sent once) is the adapter's. The SDK is imported on first use.
 """
 
 from __future__ import annotations

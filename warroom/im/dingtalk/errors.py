@@ -17,7 +17,7 @@ Decisions:
 
 `TransientImError.code` says whether the request may have taken effect: "timeout"/"dropped"
 (maybe) vs "connect"/an HTTP status (DingTalk answered, or never heard us). The robot-message
-outbox relies on that difference, as DingTalk has no dedup key for messages.
+sent-once record (`warroom.im.sent_once`) relies on that difference, as DingTalk has no dedup key for messages.
 """
 
 from __future__ import annotations
