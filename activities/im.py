@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.checkpoints import Checkpoints
-from activities.errors import retry_decisions
+from activities.errors import brief, retry_decisions
 from activities.in_place import retrying_in_place
 from warroom import names
 from warroom.card import CLOSING_TEXT, closed_name, status_text
@@ -132,7 +132,8 @@ class ImActivities:
     @activity.defn(name=names.IM_OPEN_ROOM)
     async def open_room(self, inp: OpenRoomInput) -> OpenedRoom:
         """A new room in one activity, on the shortest path the platform allows: the room is
-        created while the people are looked up, then the invites and the card go out together.
+        created while the people are looked up, then the invites, the card and (where it takes a
+        call) the join link go out together.
 
         Each call is retried where it failed (`activities.in_place`), and each step's result is
         recorded as soon as it is known (`activities.checkpoints`): an attempt after a failure (or
@@ -176,6 +177,8 @@ class ImActivities:
             steps.append(self._invite_step(done, checkpoints, adapter, chat_id, inp.people, found, lookup_refused))
         if done.card is None:
             steps.append(self._card_step(done, checkpoints, adapter, chat_id, inp))
+        if done.room.join_url is None:
+            steps.append(self._join_link_step(done, checkpoints, adapter, chat_id))
         steps.append(self._register(inp.platform, inp.spec, done.room))
         _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
 
@@ -219,6 +222,21 @@ class ImActivities:
         handle, refused = await _unless_refused(_post_card(adapter, chat_id, inp.card, inp.card_key))
         done.card, done.card_refused = (handle or ""), refused
         checkpoints.record(done)
+
+    async def _join_link_step(
+        self, done: OpenProgress, checkpoints: Checkpoints[OpenProgress], adapter: ImAdapter, chat_id: str
+    ) -> None:
+        """The room's join link, beside the invites and the card: on platforms where it takes a
+        call of its own (Lark, DingTalk) that call is off the path to a ready room. A room works
+        without its link, so a failure leaves it out instead of failing the room."""
+        try:
+            link = await adapter.join_url(chat_id)
+        except Exception as e:
+            log.warning("no join link for %s room %s: %s", adapter.platform, chat_id, brief(e))
+            return
+        if link and done.room is not None:
+            done.room = done.room.model_copy(update={"join_url": link})
+            checkpoints.record(done)
 
     @activity.defn(name=names.IM_INVITE_MEMBERS)
     async def invite_members(self, inp: InviteMembersInput) -> list[MemberOutcome]:

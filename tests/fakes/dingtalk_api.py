@@ -138,6 +138,7 @@ class Call:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+    at: float = field(default_factory=time.time)  # when it took effect (after any injected latency)
 
 
 class DingTalkError(Exception):

@@ -11,6 +11,8 @@ the fake's `respond`:
 - `drop_after`: the request takes effect, then the connection is closed without an answer;
 - `timeout_after`: the request takes effect and its answer comes `late_seconds` later, after the
   client has given up (the case that makes every IM call need to be idempotent).
+
+`latency` holds every request that long before it is handled: the benchmarks' per-call L.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Faults:
         self.rate = 0.0
         self._choices: tuple[str, ...] = ()
         self._spared: frozenset[str] = frozenset()
+        self.latency = 0.0  # seconds every request waits before it is handled (the benchmarks' L)
 
     def fail(self, op: str, *faults: str) -> None:
         with self._lock:
@@ -81,6 +84,8 @@ class FaultInjector:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         op = self.operation(scope["method"], scope["path"])
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
         fault = self.faults.next(op)
         if fault is None:
             return await self.app(scope, receive, send)

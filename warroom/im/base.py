@@ -221,7 +221,9 @@ class ImAdapter(abc.ABC):
     # -- outbound --
     @abc.abstractmethod
     async def create_room(self, spec: RoomSpec) -> RoomRef:
-        """Create the group chat; the same `spec.idempotency_key` must yield the same chat."""
+        """Create the group chat; the same `spec.idempotency_key` must yield the same chat. The
+        ref's `join_url` may be left None when the link takes a call of its own: the core then
+        asks `join_url` beside the invites and the card, off the path to a ready room."""
 
     @abc.abstractmethod
     async def lookup_user(self, *, email: str | None, phone: str | None) -> str | None:

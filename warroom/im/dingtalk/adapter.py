@@ -122,7 +122,8 @@ class DingTalkAdapter(ImAdapter):
             pending.add_done_callback(lambda _: self._creating.pop(uuid, None))
         chat_id, _legacy_chat_id = await asyncio.shield(pending)
         self._members.setdefault(chat_id, {self.owner})
-        return RoomRef(chat_id=chat_id, name=title, join_url=await self.join_url(chat_id))
+        # The join link is a call of its own: the core asks for it beside the invites and the card.
+        return RoomRef(chat_id=chat_id, name=title, join_url=self._links.get(chat_id))
 
     async def join_url(self, chat_id: str) -> str | None:
         if chat_id not in self._links:
