@@ -337,5 +337,7 @@ async def test_a_room_removed_by_hand_is_recorded_and_ends_the_run(client, worke
     # a new room can be opened for the incident afterwards (a new workflow run, numbering continues)
     again = (await svc.create_room(incident.id, platform=None, actor=ANN, source=Source.API)).value
     assert again.chat_id != room.chat_id and again.generation == room.generation + 1
+    created = [e.detail for e in store.timeline.list(incident.id) if e.kind == "room.created"]
+    assert len(created) == 2 and "new room" not in created[0] and "a new room (number 2)" in created[1]
     seqs = [e.seq for e in store.timeline.list(incident.id)]
     assert seqs == list(range(1, len(seqs) + 1))

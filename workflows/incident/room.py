@@ -176,6 +176,8 @@ class RoomReconciler:
         room = self._s.room
         room.state, room.chat_id, room.name, room.join_url = RoomState.ACTIVE, ref.chat_id, ref.name, ref.join_url
         detail = f"{room.platform} room {ref.name!r} ({ref.chat_id})"
+        if room.generation > 1:  # text only: the commands are those of every room
+            detail += f": a new room (number {room.generation}), the incident's earlier room stays dismissed"
         self._timeline.log(TimelineKind.ROOM_CREATED, "system", Source.SYSTEM, detail)
         self._timeline.room_changed()
 
