@@ -36,6 +36,7 @@ from warroom.messages import (
     JoinRoomRequest,
     LinkUsersInput,
     LinkUsersResult,
+    PeopleLinkedSignal,
     Person,
     ReviewRequest,
     RoomActionSignal,
@@ -47,7 +48,17 @@ from warroom.messages import (
     WorkflowView,
     workflow_id,
 )
-from warroom.models import Action, Incident, IncidentIn, IncidentStatus, Responder, Source, WarRoom
+from warroom.models import (
+    Action,
+    Incident,
+    IncidentIn,
+    IncidentStatus,
+    MemberState,
+    Responder,
+    RoomState,
+    Source,
+    WarRoom,
+)
 from warroom.settings import Settings
 from warroom.store import Store
 from workflows.incident import (
@@ -360,12 +371,49 @@ class WarRoomService:
                     people.setdefault(r.contact, Person(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
             if not cursor:
                 break
-        return await self.client.execute_workflow(
+        result = await self.client.execute_workflow(
             LinkUsers.run,
             args=[LinkUsersInput(platform=platform, people=list(people.values())), self.config()],
             id=f"link-users-{platform}-{uuid.uuid4().hex[:8]}",
             task_queue=self.settings.task_queue,
         )
+        by_id = {p.responder_id: p for p in people.values()}
+        found = [by_id[o.responder_id] for o in result.linked if o.responder_id in by_id]
+        await self.people_linked(platform, [c for p in found for c in (p.email, p.phone) if c])
+        return result
+
+    async def people_linked(self, platform: str, contacts: list[str]) -> int:
+        """Tell every open incident whose room on `platform` has one of these people unlinked, so
+        it invites them now; returns how many incidents were told."""
+        wanted = {c.lower() for c in contacts if c}
+        told = 0
+        for incident_id, matched in await asyncio.to_thread(self._waiting_for, platform, wanted):
+            try:
+                signal = PeopleLinkedSignal(platform=platform, contacts=matched)
+                await self.handle(incident_id).signal(IncidentWarRoom.people_linked, signal)
+                told += 1
+            except RPCError as e:
+                if e.status is not RPCStatusCode.NOT_FOUND:
+                    raise  # the incident's run ended meanwhile: nobody left to invite
+        return told
+
+    def _waiting_for(self, platform: str, wanted: set[str]) -> list[tuple[str, list[str]]]:
+        """(incident id, the wanted contacts unlinked in its room) for every open incident."""
+        out: list[tuple[str, list[str]]] = []
+        cursor = None
+        while wanted:
+            page, cursor = self.store.incidents.list(limit=200, cursor=cursor)
+            open_ids = [i.id for i in page if i.status is not IncidentStatus.CLOSED]
+            for incident_id, room in self.store.rooms.current_many(open_ids).items():
+                if room.platform != platform or room.state is not RoomState.ACTIVE:
+                    continue
+                unlinked = [m for m in room.members if m.state is MemberState.UNLINKED]
+                matched = sorted({c for m in unlinked for c in ((m.email or "").lower(), m.phone or "")} & wanted)
+                if matched:
+                    out.append((incident_id, matched))
+            if not cursor:
+                break
+        return out
 
 
 def _now() -> datetime:

@@ -374,6 +374,32 @@ def texts(fake: FakeDingTalk, chat: str) -> list[str]:
     return [m.text for m in fake.group_messages(chat)]
 
 
+async def test_people_linked_after_their_room_opened_are_invited_into_it(stack):
+    """A responder DingTalk did not know when the room opened is unlinked; once One-click Link finds
+    them (they joined the organization since), the open room invites them without anything else."""
+    http, fake, _ = stack
+    ann = fake.add_user("Ann", mobile="13800000001")
+    incident_id = f"dt-{uuid.uuid4().hex[:8]}"
+    responders = [{"name": "Ann", "phone": "13800000001"}, {"name": "Dan", "phone": "13800000077"}]
+    body = {"id": incident_id, "title": "Disk full", "severity": "high", "responders": responders}
+    assert (await http.post("/api/v1/incidents", json=body)).status_code == 201
+    r = await http.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "dingtalk"})
+    assert r.status_code in (200, 201), r.text
+    view = await view_when(http, incident_id, lambda v: "member.unlinked" in kinds(v))
+    chat = view["war_room"]["chat_id"]
+    assert fake.groups[chat].members == {fake.owner, ann}  # type: ignore[attr-defined]
+
+    dan = fake.add_user("Dan", mobile="13800000077")
+    r = await http.post("/api/v1/users/link", json={"platform": "dingtalk"})
+    assert r.status_code == 200 and {m["im_user_id"] for m in r.json()["linked"]} >= {dan}, r.text
+    view = await view_when(http, incident_id, lambda v: any(
+        m["name"] == "Dan" and m["state"] == "invited" for m in v["war_room"]["members"]))  # fmt: skip
+    assert dan in fake.groups[chat].members
+    view = await view_when(http, incident_id, lambda v: any(
+        e["kind"] == "member.invited" and dan in e["detail"] for e in v["timeline"]))  # fmt: skip
+    assert sum(e["kind"] == "member.invited" and dan in e["detail"] for e in view["timeline"]) == 1
+
+
 async def test_lifecycle_through_the_real_stack_over_stream(stack):
     http, fake, _ = stack
     fake.add_department(7)

@@ -230,6 +230,15 @@ class PostNoticeInput(BaseModel):
     key: str
 
 
+class PeopleLinkedSignal(BaseModel):
+    """People were just linked on `platform` (One-click Link, a fix by hand, a self-link): the
+    room's members who were not linked and have one of these contacts (email or phone, as on the
+    incident) are invited again."""
+
+    platform: str
+    contacts: list[str] = Field(default_factory=list, max_length=10_000)
+
+
 class RoomGoneSignal(BaseModel):
     """The platform says the room was disbanded or archived by hand."""
 

@@ -276,9 +276,13 @@ async def fix_link(
             method=method,
             now=datetime.now(UTC),
         )
+        told = await (await state.service()).people_linked(platform, [person.email])
     except (PermissionError, ValueError) as e:
         return _back("/users", "error", str(e).splitlines()[-1])
-    return _back("/users", "ok", f"{person.email} linked on {platform} by hand.")
+    except ApiError as e:
+        return _back("/users", "error", e.message)
+    rooms = f"; inviting them to {told} war room{'s' if told != 1 else ''}" if told else ""
+    return _back("/users", "ok", f"{person.email} linked on {platform} by hand{rooms}.")
 
 
 @router.post("/runbooks")

@@ -1,8 +1,9 @@
 """The room's members, kept equal to the incident's responders (and the people who asked to join).
 
-A responder is invited when they are new, when their contact changed, or when an earlier invite
-is still pending; a responder taken off the incident is removed from the room (or only marked,
-when removing is off). A permanently failed invite is not retried until the contact changes.
+A responder is invited when they are new, when their contact changed, when an earlier invite is
+still pending, or when they were not linked and someone has linked them since; a responder taken
+off the incident is removed from the room (or only marked, when removing is off). A permanently
+failed invite is not retried until the contact changes.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ class Members:
         current = {r.id for r in wanted}
         gone = [m for m in room.members if m.responder_id not in current and m.state is not MemberState.REMOVED]
         return invite, gone
+
+    def linked(self, platform: str, contacts: list[str]) -> int:
+        """Members not linked before whose contact was just linked on the room's platform become
+        pending again, so the next pass invites them; returns how many."""
+        room, wanted = self._s.room, {c.lower() for c in contacts}
+        if room.platform != platform or room.state is not RoomState.ACTIVE:
+            return 0
+        again = [
+            m for m in room.members
+            if m.state is MemberState.UNLINKED and {(m.email or "").lower(), m.phone or ""} & wanted
+        ]  # fmt: skip
+        for m in again:
+            m.state = MemberState.PENDING
+        return len(again)
 
     def mark_pending(self, invite: list[Person]) -> None:
         """The people about to be invited, as pending members with their current contact."""

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         CreateRoomRequest,
         DismissRoomRequest,
         JoinRoomRequest,
+        PeopleLinkedSignal,
         ReviewRequest,
         RoomActionSignal,
         RoomGoneSignal,
@@ -187,6 +188,12 @@ class IncidentWarRoom:
         current = self.room.is_current(sig.platform, sig.chat_id, RoomState.ACTIVE, RoomState.DISMISSING)
         if current and not self._seen(sig.event_id):
             self.room.gone(sig)
+
+    @workflow.signal
+    def people_linked(self, sig: PeopleLinkedSignal) -> None:
+        """People were linked on a platform since their invite found them unlinked: invite them."""
+        self._messages_this_run += 1
+        self.room.members.linked(sig.platform, sig.contacts)
 
     @workflow.signal
     def room_message(self, sig: RoomMessageSignal) -> None:
