@@ -14,6 +14,8 @@ from pydantic import SecretStr
 
 from starters.api import session
 from starters.api.app import create_app
+from tests.fakes.oidc_idp import FakeIdp
+from tests.serving import serving
 from warroom.passwords import hash_password, verify_password
 
 
@@ -84,3 +86,31 @@ async def test_signin_refusals_and_open_redirects(settings, store) -> None:
         assert r.status_code == 303
         assert (await http.get("/incidents/" + "x" * 500)).status_code == 404
         assert (await http.get("/console/static/../app.py")).status_code == 404
+
+
+async def test_oidc_sign_in_self_links_the_im_user_id_the_provider_vouches_for(client, settings, store) -> None:
+    """With WARROOM_OIDC_IM_CLAIMS, the user id an ID-token claim carries is linked to the person
+    at sign-in (method self-link); a claim that is no plausible id is ignored, sign-in goes on."""
+    idp = FakeIdp()
+    idp.extra_claims["zoe@example.com"] = {"https://slack.com/user_id": "U0ZOE42"}
+    idp.extra_claims["max@example.com"] = {"https://slack.com/user_id": "<!channel>\n" * 40}
+    async with serving(idp.app()) as idp_url, httpx.AsyncClient() as idp_http:
+        idp.issuer = idp_url
+        app = create_app(settings, client=client, store=store)
+        async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+            app.state.warroom.settings = settings.model_copy(update={
+                "public_url": url, "oidc_issuer": idp_url, "oidc_client_id": idp.client_id,
+                "oidc_client_secret": SecretStr(idp.client_secret),
+                "oidc_im_claims": "slack=https://slack.com/user_id, nosuch=sub",
+            })  # fmt: skip
+            for email in ("Zoe@Example.com", "max@example.com"):
+                http.cookies.clear()
+                authorize = httpx.URL((await http.get("/signin/oidc")).headers["location"])
+                approved = await idp_http.post(
+                    f"{idp_url}/authorize", data={**dict(authorize.params), "login_email": email.lower()}
+                )
+                signed_in = await http.get(approved.headers["location"])
+                assert signed_in.status_code == 303 and signed_in.headers["location"] == "/", signed_in.text
+    links = store.links.list("slack")
+    assert [(u.email, u.im_user_id, u.method) for u in links] == [("zoe@example.com", "U0ZOE42", "self-link")]
+    assert not idp.refusals

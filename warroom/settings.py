@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     oidc_scopes: str = _env("WARROOM_OIDC_SCOPES", "openid email profile")
     oidc_name: str = _env("WARROOM_OIDC_NAME", "single sign-on")
     oidc_admins: str = _env("WARROOM_OIDC_ADMINS", "")
+    # Self-link at sign-in: which ID-token claim holds a person's user id on which IM platform
+    # (`platform=claim`, comma-separated), e.g. Sign in with Slack's
+    # `slack=https://slack.com/user_id`. The provider vouches for it, so it is linked as is.
+    oidc_im_claims: str = _env("WARROOM_OIDC_IM_CLAIMS", "")
 
     openai_api_key: SecretStr = _env("OPENAI_API_KEY", SecretStr(""))
     openai_base_url: str = _env("OPENAI_BASE_URL", "")

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from datetime import UTC, datetime
@@ -31,7 +32,10 @@ from joserfc.jwk import KeySet
 from starters.api import session
 from starters.api.deps import app_state
 from starters.console.begin import start_session
+from warroom.im.plugins import platform_names
 from warroom.settings import Settings
+
+log = logging.getLogger("warroom.console")
 
 router = APIRouter(include_in_schema=False)
 FLOW_COOKIE = "warroom_oidc"
@@ -146,9 +150,31 @@ async def callback(request: Request, code: str = "", state: str = "", error: str
         return _failed("the provider gave no verified email for this person")
     name = str(claims.get("name") or claims.get("preferred_username") or "")[:200]
     account = await asyncio.to_thread(app.store.accounts.ensure, email, name=name, now=datetime.now(UTC))
+    await _self_link(app, email, account.name or name, claims)
     admins = {a.strip().lower() for a in settings.oidc_admins.split(",") if a.strip()}
     response = start_session(
         request, email, account.name or name, admin=account.admin or email in admins, via="oidc", next_url=flow["next"]
     )
     response.delete_cookie(FLOW_COOKIE, path="/")
     return response
+
+
+def im_claims(settings: Settings) -> dict[str, str]:
+    """WARROOM_OIDC_IM_CLAIMS as {platform: claim}, installed platforms only."""
+    pairs = (item.split("=", 1) for item in settings.oidc_im_claims.split(",") if "=" in item)
+    return {p.strip(): c.strip() for p, c in pairs if p.strip() in platform_names() and c.strip()}
+
+
+async def _self_link(app: Any, email: str, name: str, claims: dict[str, Any]) -> None:
+    """Link the person to the IM user ids their provider vouches for, then have their open war
+    rooms invite them. Sign-in goes on whatever happens here: the link can be fixed later."""
+    for platform, claim in im_claims(app.settings).items():
+        value = claims.get(claim)
+        if not isinstance(value, str) or not 0 < len(value) <= 200 or not value.isprintable():
+            continue
+        try:
+            await asyncio.to_thread(app.store.links.save, platform, email=email, phone=None, name=name,
+                                    im_user_id=value, method="self-link", now=datetime.now(UTC))  # fmt: skip
+            await (await app.service()).people_linked(platform, [email])
+        except Exception as e:
+            log.warning("could not self-link %s on %s at sign-in: %s", email, platform, str(e)[:200])

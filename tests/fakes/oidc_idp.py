@@ -43,6 +43,7 @@ class FakeIdp:
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "idp-1"}))
     grants: dict[str, Grant] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
+    extra_claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # by email: more ID-token claims
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -148,6 +149,7 @@ class FakeIdp:
                 "email": grant.email,
                 "email_verified": grant.verified,
                 "name": grant.email.split("@")[0].title(),
+                **idp.extra_claims.get(grant.email.lower(), {}),
             }
             id_token = jwt.encode({"alg": "RS256", "kid": "idp-1"}, claims, idp.key)
             return JSONResponse(
