@@ -143,6 +143,14 @@ async def test_walkthrough_token_signin_room_live_dismiss(base_url: str, browser
         entries = (await http.get(f"/api/v1/incidents/{incident_id}/timeline")).json()
         assert ("action.acknowledge", "admin", "web") in [(e["kind"], e["actor"], e["source"]) for e in entries]
 
+        # Asked in the room, the assistant's impact assessment appears on the page, live.
+        r = await http.post(f"/sandbox/api/rooms/{chat_id}/messages", json={"user": "ann@example.com",
+                                                                          "text": "@warroom impact"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        await expect(tid("impact")).to_contain_text("Impact", timeout=15_000)
+        await expect(tid("impact")).to_contain_text("severity high, acknowledged")
+        assert await tid("impact").locator("img").count() == 0
+
         # A click in the sandbox room, as Ann: the open page follows, without a reload.
         await expect(tid("live")).to_have_text("live")
         marker = await page.evaluate("() => { window.__same = 1; return 1 }")

@@ -15,9 +15,10 @@ from fastapi.responses import Response
 from starters.api.deps import AppState, app_state
 from starters.console.auth import can_act, identify
 from starters.console.render import page
+from warroom.enums import TimelineKind
 from warroom.errors import NotFound
 from warroom.im.plugins import platform_names
-from warroom.models import Incident, IncidentStatus, RoomState, Severity, WarRoom
+from warroom.models import Incident, IncidentStatus, Outcome, RoomState, Severity, TimelineEntry, WarRoom
 
 router = APIRouter(include_in_schema=False)
 LIST_LIMIT = 200
@@ -75,7 +76,16 @@ def incident_context(state: AppState, incident_id: str) -> dict[str, Any]:
     room = state.store.rooms.current(incident_id) or WarRoom(platform=state.settings.im_platform)
     timeline = state.store.timeline.list(incident_id)
     review = state.store.reviews.latest(incident_id)
-    return {"incident": incident, "room": room, "timeline": timeline, "review": review}
+    return {"incident": incident, "room": room, "timeline": timeline, "review": review, "impact": _impact(timeline)}
+
+
+def _impact(timeline: list[TimelineEntry]) -> dict[str, Any] | None:
+    """The assistant's newest impact assessment posted to the room (its timeline entry reads
+    "impact assessment (why, mode, facts …): <text>"), for the incident page's Impact panel."""
+    for e in reversed(timeline):
+        if e.kind == TimelineKind.AI_IMPACT.value and e.outcome is Outcome.OK and "): " in e.detail:
+            return {"text": e.detail.split("): ", 1)[1], "at": e.at, "id": e.id}
+    return None
 
 
 @router.get("/incidents/{incident_id}")
