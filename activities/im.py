@@ -28,6 +28,7 @@ from warroom.messages import (
     CreateRoomInput,
     DismissInput,
     InviteMembersInput,
+    LinkProgress,
     LinkUsersInput,
     LinkUsersResult,
     MemberOutcome,
@@ -326,10 +327,15 @@ class ImActivities:
 
     @activity.defn(name=names.IM_LINK_USERS)
     async def link_users(self, inp: LinkUsersInput) -> LinkUsersResult:
-        """Bulk linking: resolve everyone at once and store the links found."""
+        """Bulk linking: resolve everyone at once and store the links found. Progress goes out as
+        heartbeat details (`LinkProgress`), which the console reads to show how far it got."""
         adapter = self.adapter(inp.platform)
+
+        def progress(done: int, total: int) -> None:
+            activity.heartbeat(LinkProgress(done=done, total=total))
+
         with retry_decisions():
-            resolutions = await resolve_people(adapter, self.store.links, _contacts(inp.people))
+            resolutions = await resolve_people(adapter, self.store.links, _contacts(inp.people), progress=progress)
         result = LinkUsersResult()
         for p, r in zip(inp.people, resolutions, strict=True):
             outcome = MemberOutcome(

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
@@ -34,6 +35,7 @@ from warroom.messages import (
     CreateRoomRequest,
     DismissRoomRequest,
     JoinRoomRequest,
+    LinkProgress,
     LinkUsersInput,
     LinkUsersResult,
     PeopleLinkedSignal,
@@ -358,8 +360,14 @@ class WarRoomService:
 
     # ------------------------------------------------------------------ user linking
     async def link_users(self, platform: str | None = None) -> LinkUsersResult:
-        """Resolve every responder of every open incident on `platform` and store the links."""
+        """Resolve every responder of every open incident on `platform`, store the links, and have
+        the open rooms invite whoever was found."""
         platform = platform or self.settings.im_platform
+        workflow_id, people = await self.start_link_users(platform)
+        return await self.link_users_done(platform, workflow_id, people)
+
+    async def start_link_users(self, platform: str) -> tuple[str, list[Person]]:
+        """Start One-click Link (`LinkUsers`) on `platform`: (its workflow id, the people it resolves)."""
         people: dict[str, Person] = {}
         cursor = None
         while True:
@@ -371,16 +379,46 @@ class WarRoomService:
                     people.setdefault(r.contact, Person(responder_id=r.id, name=r.name, email=r.email, phone=r.phone))
             if not cursor:
                 break
-        result = await self.client.execute_workflow(
+        workflow_id = f"link-users-{platform}-{uuid.uuid4().hex[:8]}"
+        await self.client.start_workflow(
             LinkUsers.run,
             args=[LinkUsersInput(platform=platform, people=list(people.values())), self.config()],
-            id=f"link-users-{platform}-{uuid.uuid4().hex[:8]}",
+            id=workflow_id,
             task_queue=self.settings.task_queue,
         )
-        by_id = {p.responder_id: p for p in people.values()}
+        return workflow_id, list(people.values())
+
+    async def link_users_done(self, platform: str, workflow_id: str, people: list[Person]) -> LinkUsersResult:
+        """Wait for a One-click Link, then have the open rooms invite whoever it found."""
+        result: LinkUsersResult = await self.client.get_workflow_handle(
+            workflow_id, result_type=LinkUsersResult
+        ).result()
+        by_id = {p.responder_id: p for p in people}
         found = [by_id[o.responder_id] for o in result.linked if o.responder_id in by_id]
         await self.people_linked(platform, [c for p in found for c in (p.email, p.phone) if c])
         return result
+
+    async def link_progress(self, workflow_id: str) -> tuple[LinkProgress | None, LinkUsersResult | None]:
+        """(how far a One-click Link got while it runs, its result once done); (None, None) when
+        there is no such run."""
+        handle = self.client.get_workflow_handle(workflow_id, result_type=LinkUsersResult)
+        try:
+            desc = await handle.describe()
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                return None, None
+            raise
+        if desc.status == WorkflowExecutionStatus.COMPLETED:
+            return None, await handle.result()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            raise Conflict(f"One-click Link {workflow_id} ended without a result ({desc.status.name.lower()})")
+        progress = LinkProgress()
+        for pending in desc.raw_description.pending_activities:
+            if pending.heartbeat_details.payloads:
+                (progress,) = await self.client.data_converter.decode(
+                    pending.heartbeat_details.payloads, [LinkProgress]
+                )
+        return progress, None
 
     async def people_linked(self, platform: str, contacts: list[str]) -> int:
         """Tell every open incident whose room on `platform` has one of these people unlinked, so

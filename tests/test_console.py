@@ -288,7 +288,7 @@ async def test_link_users_one_click_and_phone_layout(base_url: str, browser: Any
     await expect(page.get_by_text("Cy <b>bold</b>")).to_be_visible()  # escaped, shown as typed
     await expect(tid("person").first.get_by_test_id("link-sandbox")).to_contain_text("not linked")
     await tid("one-click-link-sandbox").click()
-    await expect(tid("flash")).to_contain_text("3 linked, 0 not linked on sandbox")
+    await expect(tid("link-result")).to_contain_text("3 linked, 0 not linked on sandbox")
     for row in await tid("person").all():
         await expect(row.get_by_test_id("link-sandbox")).to_contain_text("by email")
     await tid("fix-open").click()

@@ -633,3 +633,17 @@ def test_a_callback_claim_is_taken_once_across_replicas_until_it_expires(store: 
         assert store.callback_claims.claim("slack", "\udcff" + "x" * 5000, now=T0)  # any key fits
     finally:
         other.close()
+
+
+async def test_bulk_lookups_report_their_progress(store: Store) -> None:
+    """One-click Link's progress: each person counted once as their lookup ends, found or not."""
+    from tests.platforms.memory.adapter import MemoryAdapter
+    from warroom.directory import Contact, resolve_people
+
+    store.links.save("memory", email="bob@example.com", phone=None, name="Bob", im_user_id="m-bob",
+                     method="email", now=datetime.now(UTC))  # fmt: skip
+    people = [Contact(email="ann@example.com"), Contact(email="bob@example.com"), Contact(name="Nobody")]
+    seen: list[tuple[int, int]] = []
+    found = await resolve_people(MemoryAdapter("t"), store.links, people, progress=lambda d, t: seen.append((d, t)))
+    assert [r.im_user_id for r in found] == ["m-ann", "m-bob", None]
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -8,6 +8,7 @@ twenty responders costs two database round trips, not sixty.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -28,9 +29,14 @@ class Contact(BaseModel):
     phone: str | None = None
 
 
-async def resolve_people(adapter: ImAdapter, links: LinkStore, people: list[Contact]) -> list[Resolution]:
+Progress = Callable[[int, int], None]  # (people resolved so far, people in all)
+
+
+async def resolve_people(
+    adapter: ImAdapter, links: LinkStore, people: list[Contact], *, progress: Progress | None = None
+) -> list[Resolution]:
     """Resolve everyone (same order), storing newly found links. Platform errors propagate (retryable)."""
-    found = await look_up_people(adapter, links, people)
+    found = await look_up_people(adapter, links, people, progress=progress)
     await found.save()
     return found.people
 
@@ -46,15 +52,28 @@ class Found:
             await asyncio.to_thread(self.links.save_many, self.platform, self.new, datetime.now(UTC))
 
 
-async def look_up_people(adapter: ImAdapter, links: LinkStore, people: list[Contact]) -> Found:
+async def look_up_people(
+    adapter: ImAdapter, links: LinkStore, people: list[Contact], *, progress: Progress | None = None
+) -> Found:
     """Resolve everyone (same order) without waiting to store the new links: a caller with more
     to do (invite them) stores them meanwhile. Platform errors propagate (retryable); what was
     found before one is stored first, so that the retry asks only for the rest."""
     platform = adapter.platform
     stored = await asyncio.to_thread(links.find_many, platform, [(p.email, p.phone) for p in people])
+    done = 0
+
+    async def counted(step: Awaitable[Resolution]) -> Resolution:
+        nonlocal done
+        try:
+            return await step
+        finally:
+            done += 1
+            if progress is not None:
+                progress(done, len(people))
+
     found = await asyncio.gather(
         *(
-            _ask_platform(adapter, p) if known is None else _stored(known)
+            counted(_ask_platform(adapter, p) if known is None else _stored(known))
             for p, known in zip(people, stored, strict=True)
         ),
         return_exceptions=True,

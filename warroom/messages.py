@@ -267,6 +267,13 @@ class LinkUsersInput(BaseModel):
     people: list[Person]
 
 
+class LinkProgress(BaseModel):
+    """How far a One-click Link got: the `im_link_users` activity's heartbeat details."""
+
+    done: int = 0
+    total: int = 0
+
+
 class LinkUsersResult(BaseModel):
     linked: list[MemberOutcome] = Field(default_factory=list)
     unlinked: list[MemberOutcome] = Field(default_factory=list)

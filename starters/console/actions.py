@@ -6,6 +6,7 @@ back to the page with what happened (a redirect after POST: a reload never repea
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,8 @@ from warroom.models import (
     TimelineEntry,
     unique_responders,
 )
+
+log = logging.getLogger("warroom.console")
 
 router = APIRouter(include_in_schema=False)
 _NAMED = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<contact>[^<>]+)>\s*$")
@@ -237,12 +240,26 @@ async def one_click_link(request: Request, csrf: str = Form(""), platform: str =
         chosen = platform or state.settings.im_platform
         if chosen not in platform_names():
             raise ValueError(f"platform {chosen[:20]!r} is not available")
-        result = await (await state.service()).link_users(chosen)
+        svc = await state.service()
+        workflow_id, people = await svc.start_link_users(chosen)
     except (PermissionError, ValueError) as e:
         return _back("/users", "error", str(e))
     except ApiError as e:
         return _back("/users", "error", e.message)
-    return _back("/users", "ok", f"{len(result.linked)} linked, {len(result.unlinked)} not linked on {chosen}.")
+    # The rooms invite whoever it finds once it is done; the page follows it meanwhile.
+    finishing = asyncio.create_task(svc.link_users_done(chosen, workflow_id, people))
+    _finishing.add(finishing)
+    finishing.add_done_callback(_finished_linking)
+    return RedirectResponse(f"/users?linking={workflow_id}", status_code=303)
+
+
+_finishing: set[asyncio.Task[Any]] = set()
+
+
+def _finished_linking(task: asyncio.Task[Any]) -> None:
+    _finishing.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("One-click Link did not finish: %s", str(task.exception())[:300])
 
 
 @router.post("/users/fix")

@@ -7,6 +7,7 @@ costs a few SQL reads, however many people have the console open.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,7 @@ from warroom.im.plugins import platform_names
 from warroom.models import Incident, IncidentStatus, Outcome, RoomState, Severity, TimelineEntry, WarRoom
 
 router = APIRouter(include_in_schema=False)
+LINKING = re.compile(r"link-users-(?P<platform>[a-z0-9_]{1,30})-[0-9a-f]{8}")
 LIST_LIMIT = 200
 
 
@@ -138,7 +140,20 @@ async def link_users(request: Request) -> Response:
             person["links"][link.platform] = link
         return sorted(people.values(), key=lambda p: (p["email"] or p["phone"] or p["name"] or "").lower())
 
-    return page(request, "users.html", people=await asyncio.to_thread(read), platforms=names)
+    return page(request, "users.html", people=await asyncio.to_thread(read), platforms=names,
+                linking=await _linking(state, request.query_params.get("linking", "")))  # fmt: skip
+
+
+async def _linking(state: AppState, workflow_id: str) -> dict[str, Any] | None:
+    """The One-click Link this page was sent to follow (`?linking=<its workflow id>`)."""
+    m = LINKING.fullmatch(workflow_id)
+    if m is None:
+        return None
+    progress, result = await (await state.service()).link_progress(workflow_id)
+    shown: dict[str, Any] = {"platform": m["platform"], "running": progress is not None, "result": result}
+    if progress is not None:
+        shown.update(done=progress.done, total=progress.total)
+    return shown
 
 
 @router.get("/runbooks")
