@@ -90,7 +90,8 @@ async def test_signin_refusals_and_open_redirects(settings, store) -> None:
 
 async def test_oidc_sign_in_self_links_the_im_user_id_the_provider_vouches_for(client, settings, store) -> None:
     """With WARROOM_OIDC_IM_CLAIMS, the user id an ID-token claim carries is linked to the person
-    at sign-in (method self-link); a claim that is no plausible id is ignored, sign-in goes on."""
+    at sign-in (method self-link); a claim that is no plausible id is ignored, sign-in goes on; a
+    replayed callback (its code used already) makes no session."""
     idp = FakeIdp()
     idp.extra_claims["zoe@example.com"] = {"https://slack.com/user_id": "U0ZOE42"}
     idp.extra_claims["max@example.com"] = {"https://slack.com/user_id": "<!channel>\n" * 40}
@@ -106,11 +107,19 @@ async def test_oidc_sign_in_self_links_the_im_user_id_the_provider_vouches_for(c
             for email in ("Zoe@Example.com", "max@example.com"):
                 http.cookies.clear()
                 authorize = httpx.URL((await http.get("/signin/oidc")).headers["location"])
+                flow = http.cookies["warroom_oidc"]
                 approved = await idp_http.post(
                     f"{idp_url}/authorize", data={**dict(authorize.params), "login_email": email.lower()}
                 )
                 signed_in = await http.get(approved.headers["location"])
                 assert signed_in.status_code == 303 and signed_in.headers["location"] == "/", signed_in.text
+                # The same callback again, flow cookie and all (a replayed code): the provider
+                # refuses the code's second use, and no session is made.
+                http.cookies.clear()
+                http.cookies.set("warroom_oidc", flow)
+                replayed = await http.get(approved.headers["location"])
+                assert replayed.headers["location"] == "/signin" and session.COOKIE not in replayed.cookies
+                assert idp.refusals and "invalid_grant" in idp.refusals[-1]
     links = store.links.list("slack")
     assert [(u.email, u.im_user_id, u.method) for u in links] == [("zoe@example.com", "U0ZOE42", "self-link")]
-    assert not idp.refusals
+    assert len(idp.refusals) == 2  # the two replays, nothing else
