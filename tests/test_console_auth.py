@@ -123,3 +123,27 @@ async def test_oidc_sign_in_self_links_the_im_user_id_the_provider_vouches_for(c
     links = store.links.list("slack")
     assert [(u.email, u.im_user_id, u.method) for u in links] == [("zoe@example.com", "U0ZOE42", "self-link")]
     assert len(idp.refusals) == 2  # the two replays, nothing else
+
+
+async def test_the_incident_list_pages_back_through_a_long_history(settings, store) -> None:
+    """Newest 200 first, then Older → the rest (filters kept); a cursor that is not ours shows the
+    newest page, not a 500."""
+    from datetime import timedelta
+
+    from warroom.models import IncidentIn
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(230):
+        store.incidents.upsert(IncidentIn(id=f"old-{n:03d}", title=f"Incident {n}"), t0 + timedelta(minutes=n))
+    app = create_app(settings, store=store)  # no token and no accounts: the local console is open
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        first = await http.get("/", params={"text": "incident"})
+        assert first.status_code == 200 and first.text.count('data-testid="incident-row"') == 200
+        assert "old-229" in first.text and "old-029" not in first.text
+        older = first.text.split('href="/?', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert "text=incident" in older and "cursor=" in older
+        second = await http.get(f"/?{older}")
+        assert second.text.count('data-testid="incident-row"') == 30 and "old-000" in second.text
+        assert 'data-testid="newest"' in second.text and 'data-testid="older"' not in second.text
+        forged = await http.get("/", params={"cursor": "not-ours"})
+        assert forged.status_code == 200 and forged.text.count('data-testid="incident-row"') == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,6 +25,7 @@ from warroom.models import Incident, IncidentStatus, Outcome, RoomState, Severit
 router = APIRouter(include_in_schema=False)
 LINKING = re.compile(r"link-users-(?P<platform>[a-z0-9_]{1,30})-[0-9a-f]{8}")
 LIST_LIMIT = 200
+SCAN_PAGES = 10
 
 
 def platforms(state: AppState) -> list[str]:
@@ -49,22 +51,37 @@ def _matches(i: Incident, room: WarRoom | None, q: dict[str, str]) -> bool:
 
 @router.get("/")
 async def incidents(
-    request: Request, status: str = "", severity: str = "", platform: str = "", text: str = ""
+    request: Request, status: str = "", severity: str = "", platform: str = "", text: str = "", cursor: str = ""
 ) -> Response:
     await identify(request)
     state = app_state(request)
     q = {"status": status, "severity": severity, "platform": platform, "text": text.strip()[:200]}
+    by_status = IncidentStatus(status) if status in IncidentStatus._value2member_map_ else None
 
-    def read() -> list[tuple[Incident, WarRoom | None]]:
-        rows, _ = state.store.incidents.list(limit=LIST_LIMIT)
-        rooms = state.store.rooms.current_many([i.id for i in rows])
-        return [(i, rooms.get(i.id)) for i in rows if _matches(i, rooms.get(i.id), q)]
+    def read() -> tuple[list[tuple[Incident, WarRoom | None]], str | None]:
+        """Up to LIST_LIMIT matches, newest first, from `cursor` on; reads at most SCAN_PAGES pages
+        of incidents for them (a rare filter over a long history shows what it found, and Older)."""
+        shown: list[tuple[Incident, WarRoom | None]] = []
+        after: str | None = cursor or None
+        for _ in range(SCAN_PAGES):
+            try:
+                rows, after = state.store.incidents.list(status=by_status, limit=LIST_LIMIT, cursor=after)
+            except ValueError:  # a cursor that is not ours: from the start
+                rows, after = state.store.incidents.list(status=by_status, limit=LIST_LIMIT)
+            rooms = state.store.rooms.current_many([i.id for i in rows])
+            shown += [(i, rooms.get(i.id)) for i in rows if _matches(i, rooms.get(i.id), q)]
+            if after is None or len(shown) >= LIST_LIMIT:
+                break
+        return shown, after
 
-    rows = await asyncio.to_thread(read)
+    rows, older = await asyncio.to_thread(read)
     return page(
         request,
         "incidents.html",
         rows=rows,
+        older=urlencode({**{k: v for k, v in q.items() if v}, "cursor": older}) if older else "",
+        newest=urlencode({k: v for k, v in q.items() if v}),
+        paged=bool(cursor),
         q=q,
         statuses=[s.value for s in IncidentStatus],
         severities=[s.value for s in Severity],
