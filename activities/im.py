@@ -18,7 +18,7 @@ from temporalio import activity
 from activities.checkpoints import Checkpoints
 from activities.errors import brief, retry_decisions
 from activities.in_place import retrying_in_place
-from warroom import names
+from warroom import names, selflink
 from warroom.card import CLOSING_TEXT, closed_name, status_text
 from warroom.directory import Contact, Found, Resolution, look_up_people, resolve_people
 from warroom.errors import PermanentImError
@@ -309,8 +309,14 @@ class ImActivities:
 
     @activity.defn(name=names.IM_POST_NOTICE)
     async def post_notice(self, inp: PostNoticeInput) -> None:
+        adapter = self.adapter(inp.platform)
+        text = inp.text
+        if inp.offer_self_link and adapter.capabilities.private_notices:
+            url = selflink.offer(self.settings, inp.platform, inp.im_user_id)
+            if url:
+                text += f" Are you a responder? Link this account to you, then click again: {url}"
         with retry_decisions():
-            await self.adapter(inp.platform).post_notice(inp.chat_id, inp.im_user_id, inp.text, inp.key)
+            await adapter.post_notice(inp.chat_id, inp.im_user_id, text, inp.key)
 
     @activity.defn(name=names.IM_DISMISS_ROOM)
     async def dismiss_room(self, inp: DismissInput) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import time
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import httpx
 from pydantic import SecretStr
@@ -147,3 +148,52 @@ async def test_the_incident_list_pages_back_through_a_long_history(settings, sto
         assert 'data-testid="newest"' in second.text and 'data-testid="older"' not in second.text
         forged = await http.get("/", params={"cursor": "not-ours"})
         assert forged.status_code == 200 and forged.text.count('data-testid="incident-row"') == 200
+
+
+def test_self_link_tokens_are_ours_fresh_and_untampered(settings) -> None:
+    from warroom import selflink
+
+    keyed = settings.model_copy(update={"session_secret": SecretStr("s3cret")})
+    url = selflink.offer(keyed, "slack", "U0EVE", now=1000.0)
+    assert url and url.startswith(f"{keyed.public_url}/users/self-link?t=")
+    token = url.split("?t=", 1)[1].replace("%2E", ".")
+    assert selflink.verify(keyed, token, now=1001.0) == selflink.Claim("slack", "U0EVE")
+    assert selflink.verify(keyed, token, now=1000.0 + selflink.VALID_SECONDS + 1) is None  # expired
+    other = keyed.model_copy(update={"session_secret": SecretStr("another")})
+    assert selflink.verify(other, token, now=1001.0) is None  # signed by someone else
+    body, mac = token.split(".")
+    forged = selflink.offer(other, "slack", "U0ADMIN", now=1000.0).split("?t=", 1)[1]  # type: ignore[union-attr]
+    assert selflink.verify(keyed, forged.split(".")[0] + "." + mac, now=1001.0) is None  # body swapped
+    for garbage in ("", ".", "x" * 3000, "a.b", "\x00.\xff", body + "."):
+        assert selflink.verify(keyed, garbage, now=1001.0) is None
+    assert selflink.offer(settings, "slack", "U0EVE") is None  # no key to sign with: nothing offered
+
+
+async def test_self_link_page_links_the_account_to_the_signed_in_person(client, settings, store) -> None:
+    """The address a room's refusal offered: signed in, a person confirms and the account is theirs;
+    an expired or forged address changes nothing; a confirmation without CSRF is refused."""
+    from warroom import selflink
+
+    keyed = settings.model_copy(update={"api_token": SecretStr("t0ken")})
+    store.accounts.put("eve@example.com", name="Eve", password="eve-password-1", admin=False, now=datetime.now(UTC))
+    token = selflink.offer(keyed, "slack", "U0EVE").split("?t=", 1)[1]  # type: ignore[union-attr]
+    app = create_app(keyed, client=client, store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        first = await http.get(f"/users/self-link?t={token}")
+        assert first.status_code == 303 and first.headers["location"].startswith("/signin")  # who are you?
+        await http.get("/signin")
+        r = await http.post("/signin", data={"csrf": http.cookies[session.PRE_COOKIE], "email": "eve@example.com",
+                                             "password": "eve-password-1"})  # fmt: skip
+        assert r.status_code == 303
+        page = await http.get(f"/users/self-link?t={token}")
+        assert page.status_code == 200 and "U0EVE" in page.text and "eve@example.com" in page.text
+        assert store.links.list("slack") == []  # looking changes nothing
+        assert (await http.get("/users/self-link?t=forged.token")).status_code == 410
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        refused = await http.post("/users/self-link", data={"csrf": "wrong", "t": token})
+        assert refused.status_code == 303 and store.links.list("slack") == []
+        done = await http.post("/users/self-link", data={"csrf": csrf, "t": unquote(token)})
+        assert done.status_code == 303 and done.headers["location"] == "/users"
+    assert [(u.email, u.im_user_id, u.method) for u in store.links.list("slack")] == [
+        ("eve@example.com", "U0EVE", "self-link")
+    ]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ import pytest_asyncio
 
 from starters.api.app import create_app
 from tests.fakes.slack_api import BOT_USER_ID, SIGNING_SECRET, SPEC_PATH, TOKEN, FakeSlack, running_fake_slack
+from warroom import selflink
 from warroom.im.slack.blocks import CARD_EVENT_TYPE
 from warroom.settings import Settings
 
@@ -58,6 +61,7 @@ def settings(tmp_path, fake: FakeSlack) -> Settings:
         WARROOM_SANDBOX_SIGNING_SECRET="test-secret",
         WARROOM_IM_PLATFORM="slack",
         WARROOM_PUBLIC_URL="https://warroom.example.com",
+        WARROOM_SESSION_SECRET="slack-tests",  # self-link offers are signed with it
         SLACK_BOT_TOKEN=TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_BASE_URL=fake.url,
@@ -221,7 +225,7 @@ async def test_forged_and_stale_callbacks_are_rejected_with_401(http, fake, capl
     assert sum("rejected slack callback" in line for line in audit) == 3
 
 
-async def test_stale_and_unauthorized_clicks_are_refused_in_private(http, fake, store):
+async def test_stale_and_unauthorized_clicks_are_refused_in_private(http, fake, store, settings):
     ann, eve = fake.add_user(ANN), fake.add_user(EVE)
     iid = await create_incident(http, ANN)
     ch = fake.channels[(await open_room(http, iid))["chat_id"]]
@@ -232,13 +236,16 @@ async def test_stale_and_unauthorized_clicks_are_refused_in_private(http, fake, 
     await click(http, fake, ch.id, eve, "wr:acknowledge:")
     refusal = await eventually(lambda: [e for e in fake.ephemerals if e["user"] == eve])
     assert "not a linked responder" in refusal[0]["text"] and refusal[0]["channel"] == ch.id
+    # ephemeral, so eve alone sees it: the offer to link her Slack account to whoever she signs in as
+    offer = re.search(r"https://warroom\.example\.com/users/self-link\?t=(\S+)", refusal[0]["text"])
+    assert offer and selflink.verify(settings, unquote(offer[1])) == selflink.Claim("slack", eve)
     assert (await incident(http, iid))["incident"]["status"] == "triggered"
 
     await click(http, fake, ch.id, ann, "wr:acknowledge:")
     await eventually(lambda: "acknowledged" in card_text(fake, ch.id))
     await deliver(http, fake, old_snooze)  # a click on the card as it was before the acknowledgement
     stale = await eventually(lambda: [e for e in fake.ephemerals if e["user"] == ann])
-    assert "out of date" in stale[0]["text"]
+    assert "out of date" in stale[0]["text"] and "self-link" not in stale[0]["text"]  # ann is linked
     assert (await incident(http, iid))["incident"]["status"] == "acknowledged"
     refused = await eventually(lambda: entries(store, iid, "action.refused", 2))  # notices go out first
     assert [(e.actor, e.source.value) for e in refused] == [(eve, "slack"), (ANN, "slack")]

@@ -228,6 +228,9 @@ class PostNoticeInput(BaseModel):
     im_user_id: str
     text: str
     key: str
+    # The person is not linked: where the notice is theirs alone, offer them a self-link address
+    # (made by the activity, which has the key: `warroom.selflink`).
+    offer_self_link: bool = False
 
 
 class PeopleLinkedSignal(BaseModel):

@@ -22,6 +22,7 @@ from starters.api.errors import ApiError
 from starters.console.auth import can_act, check_csrf, identify
 from starters.console.pages import platforms
 from starters.console.render import flash
+from warroom import selflink
 from warroom.enums import Outcome, TimelineKind
 from warroom.errors import Conflict, NotFound
 from warroom.im.plugins import platform_names
@@ -300,6 +301,29 @@ async def fix_link(
         return _back("/users", "error", e.message)
     rooms = f"; inviting them to {told} war room{'s' if told != 1 else ''}" if told else ""
     return _back("/users", "ok", f"{person.email} linked on {platform} by hand{rooms}.")
+
+
+@router.post("/users/self-link")
+async def confirm_self_link(request: Request, csrf: str = Form(""), t: str = Form("", max_length=2000)) -> Response:
+    """Link the IM account a room's self-link offer named to the signed-in person."""
+    who = await identify(request)
+    state = app_state(request)
+    try:
+        check_csrf(request, who, csrf)
+        claim = selflink.verify(state.settings, t)
+        if claim is None or claim.platform not in platform_names():
+            raise ValueError("this link has expired or was not made here; click in the room again for a fresh one")
+        if who.via == "open":
+            raise PermissionError("this console is open to everyone, so it cannot tell who you are: ask an admin")
+        await asyncio.to_thread(state.store.links.save, claim.platform, email=who.email, phone=None, name=who.name,
+                                im_user_id=claim.im_user_id, method="self-link", now=datetime.now(UTC))  # fmt: skip
+        told = await (await state.service()).people_linked(claim.platform, [who.email])
+    except (PermissionError, ValueError) as e:
+        return _back("/users", "error", str(e))
+    except ApiError as e:
+        return _back("/users", "error", e.message)
+    rooms = f"; inviting it to {told} war room{'s' if told != 1 else ''}" if told else ""
+    return _back("/users", "ok", f"{claim.im_user_id} on {claim.platform} is linked to you{rooms}.")
 
 
 @router.post("/runbooks")

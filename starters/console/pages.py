@@ -17,9 +17,10 @@ from fastapi.responses import Response
 from starters.api.deps import AppState, app_state
 from starters.console.auth import can_act, identify
 from starters.console.render import page
+from warroom import selflink
 from warroom.enums import TimelineKind
 from warroom.errors import NotFound
-from warroom.im.plugins import platform_names
+from warroom.im.plugins import get_plugin, platform_names
 from warroom.models import Incident, IncidentStatus, Outcome, RoomState, Severity, TimelineEntry, WarRoom
 
 router = APIRouter(include_in_schema=False)
@@ -203,3 +204,14 @@ async def tokens(request: Request) -> Response:
     account = await asyncio.to_thread(state.store.accounts.get, who.email)
     mine = await asyncio.to_thread(state.store.accounts.tokens, who.email) if account else []
     return page(request, "tokens.html", tokens=mine, has_account=account is not None)
+
+
+@router.get("/users/self-link")
+async def self_link(request: Request, t: str = "") -> Response:
+    """The page a self-link offer in a room opens: link that IM account to the signed-in person?"""
+    await identify(request)
+    state = app_state(request)
+    claim = selflink.verify(state.settings, t[:2000])
+    title = get_plugin(claim.platform).title if claim and claim.platform in platform_names() else ""
+    return page(request, "self_link.html", status=200 if claim else 410, claim=claim if title else None,
+                token=t, title=title)  # fmt: skip

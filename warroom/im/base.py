@@ -44,6 +44,9 @@ class Capabilities(BaseModel, frozen=True):
     phone_lookup: bool = False
     remove_members: bool = True  # False: people who leave the incident stay in the room
     max_invite_batch: int = 100
+    # `post_notice` reaches the person alone (Slack's ephemeral messages, WeCom's app messages):
+    # where it does, an unlinked clicker is offered a self-link address (`warroom.selflink`).
+    private_notices: bool = False
 
 
 class RoomSpec(BaseModel):

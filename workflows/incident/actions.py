@@ -101,8 +101,8 @@ class ActionQueue:
                 (m for m in self._s.room.members if m.im_user_id == p.im_user_id and m.state is MemberState.INVITED),
                 None,
             )
-            if member is None:
-                await self._refuse(p, p.im_user_id, "is not a linked responder of this incident")
+            if member is None:  # offered a self-link: the same command, only its input says more
+                await self._refuse(p, p.im_user_id, "is not a linked responder of this incident", offer_self_link=True)
                 return
             actor = member.email or member.phone or member.responder_id
             if p.card_version is not None and p.card_version < self._s.status_card_version:
@@ -144,13 +144,15 @@ class ActionQueue:
         self._s.last_action = f"{actor} {past(p.action)}" + (f" for {p.minutes} min" if snoozed else "")
         p.done = True
 
-    async def _refuse(self, p: Pending, actor: str, reason: str) -> None:
+    async def _refuse(self, p: Pending, actor: str, reason: str, *, offer_self_link: bool = False) -> None:
         entry = self._timeline.log(
             TimelineKind.ACTION_REFUSED, actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED
         )
         p.error, p.done = f"{p.action.value} refused: {reason}", True
         if p.im_user_id is not None and self._s.room.state is RoomState.ACTIVE:
-            await self._chat.notice(p.im_user_id, f"{p.action.value} refused: {reason}.", key=entry.id)
+            await self._chat.notice(
+                p.im_user_id, f"{p.action.value} refused: {reason}.", key=entry.id, offer_self_link=offer_self_link
+            )
 
 
 async def apply_at_source(inp: ApplyActionInput) -> Incident:

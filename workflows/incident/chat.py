@@ -37,7 +37,7 @@ class RoomChat:
             workflow.logger.warning("could not post to the room: %s", cause(e))
             return None
 
-    async def notice(self, im_user_id: str, text: str, *, key: str) -> None:
+    async def notice(self, im_user_id: str, text: str, *, key: str, offer_self_link: bool = False) -> None:
         """Tell one person (an ephemeral message, or a mention where the platform has none)."""
         room = self._s.room
         try:
@@ -48,6 +48,7 @@ class RoomChat:
                     im_user_id=im_user_id,
                     text=text,
                     key=f"{workflow.info().workflow_id}:notice:{room.generation}:{key}",
+                    offer_self_link=offer_self_link,
                 ),
                 options.im(self._cfg, room.platform),
             )

@@ -12,4 +12,5 @@ CAPABILITIES = Capabilities(
     phone_lookup=False,  # Slack's Web API has no lookup by phone
     remove_members=True,
     max_invite_batch=100,
+    private_notices=True,  # chat.postEphemeral
 )

@@ -17,4 +17,5 @@ CAPABILITIES = Capabilities(
     phone_lookup=True,  # user/getuserid
     remove_members=True,
     max_invite_batch=MAX_INVITE_BATCH,
+    private_notices=True,  # a message from the app to that person
 )
