@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from starters.service import WarRoomService
 from warroom.errors import NotFound
+from warroom.messages import RoomPolicy
 from warroom.models import Incident, IncidentStatus, Responder, RoomState, Source
 from warroom.sources.base import SourceEvent
 from warroom.sources.merge import incident_id, merged
@@ -71,6 +72,14 @@ class Intake:
             await asyncio.to_thread(store.sources.release, event.source, event.delivery_key, event.external_id, before)
             raise
         taken = Taken(incident.id, claim.value)
+        if rule and (rule.reminders or rule.dismiss_after_close_minutes is not None):
+            reminders = rule.reminders
+            await svc.set_policy(incident.id, RoomPolicy(
+                rule=rule.name,
+                unacknowledged_after_minutes=reminders.unacknowledged_after_minutes if reminders else None,
+                update_every_minutes=reminders.update_every_minutes if reminders else None,
+                dismiss_after_close_minutes=rule.dismiss_after_close_minutes,
+            ))  # fmt: skip
         if rule and rule.room and incident.status is not IncidentStatus.CLOSED:
             room = await asyncio.to_thread(store.rooms.current, incident.id)
             if room is None or room.state not in (RoomState.ACTIVE, RoomState.CREATING):

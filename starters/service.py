@@ -44,6 +44,7 @@ from warroom.messages import (
     RoomActionSignal,
     RoomGoneSignal,
     RoomMessageSignal,
+    RoomPolicy,
     SnapshotSignal,
     WarRoomConfig,
     WarRoomInput,
@@ -419,6 +420,15 @@ class WarRoomService:
                     pending.heartbeat_details.payloads, [LinkProgress]
                 )
         return progress, None
+
+    async def set_policy(self, incident_id: str, policy: RoomPolicy) -> None:
+        """Hand the incident's workflow the reminders and dismissal its rule asks for (a run that
+        ended has nothing left to remind)."""
+        try:
+            await self.handle(incident_id).signal(IncidentWarRoom.set_policy, policy)
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                raise
 
     async def people_linked(self, platform: str, contacts: list[str]) -> int:
         """Tell every open incident whose room on `platform` has one of these people unlinked, so

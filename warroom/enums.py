@@ -110,6 +110,11 @@ class TimelineKind(StrEnum):
     # An action that was not applied (unlinked or unauthorized user, invalid transition); the
     # detail starts with the action's name.
     ACTION_REFUSED = "action.refused"
+    # Reminders by rule (the rules file): a nudge while nobody acknowledged, a status-update
+    # reminder while open, the heads-up before the room's automatic dismissal after close.
+    REMINDER_UNACKNOWLEDGED = "reminder.unacknowledged"
+    REMINDER_UPDATE = "reminder.update"
+    REMINDER_DISMISSAL = "reminder.dismissal"
     AI_ANSWER = "ai.answer"
     AI_IMPACT = "ai.impact"
     AI_KNOWLEDGE = "ai.knowledge"

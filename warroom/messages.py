@@ -52,6 +52,27 @@ class AiState(BaseModel):
     suggested: dict[str, str] = Field(default_factory=dict)  # action → the ai.answer entry that suggested it
 
 
+class RoomPolicy(BaseModel):
+    """What the rule that matched an incident asks of its room over time (the rules file's
+    `reminders` and `dismiss_after_close_minutes`); sent to the workflow by the intake."""
+
+    rule: str = ""
+    unacknowledged_after_minutes: int | None = Field(None, ge=1, le=100_000)
+    update_every_minutes: int | None = Field(None, ge=1, le=100_000)
+    dismiss_after_close_minutes: int | None = Field(None, ge=0, le=100_000)
+
+
+class ReminderState(BaseModel):
+    """The reminders' clocks, carried across continue-as-new; all cleared by what they wait for."""
+
+    policy: RoomPolicy | None = None
+    triggered_since: datetime | None = None  # nobody has acknowledged since then
+    nudged: bool = False  # for this stretch of `triggered`
+    last_update_at: datetime | None = None  # the last thing people did or said in the room
+    closed_at: datetime | None = None  # the close the room's automatic dismissal follows
+    heads_up: bool = False  # the dismissal was announced for this close
+
+
 class CarriedState(BaseModel):
     """Everything that survives continue-as-new. Kept small: no transcripts, bounded dedup."""
 
@@ -76,6 +97,7 @@ class CarriedState(BaseModel):
     # People who asked to be added to the room (platforms without a join link): members beside the
     # responders, until the room is dismissed.
     guests: list[Responder] = Field(default_factory=list)
+    reminders: ReminderState = Field(default_factory=ReminderState)
 
 
 class WarRoomInput(BaseModel):

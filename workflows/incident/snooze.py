@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -29,10 +29,15 @@ class SnoozeTimer:
     def __init__(self, state: CarriedState, timeline: TimelineRecorder) -> None:
         self._s, self._timeline = state, timeline
 
-    async def wait(self, condition: Callable[[], bool]) -> None:
-        """Until `condition()` holds, or the snooze is over (`due()` then says so)."""
+    async def wait(self, condition: Callable[[], bool], *, also_until: datetime | None = None) -> None:
+        """Until `condition()` holds, or the snooze is over (`due()` then says so), or `also_until`
+        (another timer's deadline, the reminders')."""
+        timeout = self._remaining()
+        if also_until is not None:
+            other = max(also_until - workflow.now(), timedelta(milliseconds=1))
+            timeout = other if timeout is None else min(timeout, other)
         with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(condition, timeout=self._remaining())
+            await workflow.wait_condition(condition, timeout=timeout)
 
     def due(self) -> bool:
         until = self._s.incident.snoozed_until

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from workflows.incident.actions import ActionQueue
 from workflows.incident.assistant import Assistant
 from workflows.incident.chat import RoomChat
+from workflows.incident.reminders import Reminders
 from workflows.incident.room import RoomReconciler
 from workflows.incident.search import SearchAttributes
 from workflows.incident.snapshot import take_snapshot
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RoomActionSignal,
         RoomGoneSignal,
         RoomMessageSignal,
+        RoomPolicy,
         SnapshotSignal,
         WarRoomInput,
         WorkflowView,
@@ -79,6 +81,7 @@ class IncidentWarRoom:
         self.actions = ActionQueue(self.s, self.timeline, chat)
         self.snooze = SnoozeTimer(self.s, self.timeline)
         self.assistant = Assistant(self.s, self.cfg, self.timeline, self.room.card, chat)
+        self.reminders = Reminders(self.s, self.timeline, chat, self.room)
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
             detail = f"opened: [{i.severity.value}] {i.title} ({i.status.value})"
@@ -99,6 +102,7 @@ class IncidentWarRoom:
                 await self.snooze.end()  # a snooze that is over ends at the source
             await self.room.reconcile(hold_dismissal=self.assistant.busy)  # first: people wait on the room
             await self.assistant.catch_up()
+            await self.reminders.catch_up()  # a nudge, a status-update reminder, a dismissal by rule
             self.search.upsert()
             if self._over():
                 break
@@ -113,7 +117,7 @@ class IncidentWarRoom:
         if self._handing_over:  # no new timer: the run ends as soon as every handler is answered
             await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
         else:
-            await self.snooze.wait(self._has_work)
+            await self.snooze.wait(self._has_work, also_until=self.reminders.next_at())
 
     def _has_work(self) -> bool:
         done = self._finished() and workflow.all_handlers_finished()
@@ -127,6 +131,7 @@ class IncidentWarRoom:
             or self.snooze.due()
             or self.room.needs_work()
             or self.assistant.pending()
+            or self.reminders.due()
         )
 
     def _finished(self) -> bool:
@@ -179,6 +184,7 @@ class IncidentWarRoom:
         self._messages_this_run += 1
         if not self._seen(sig.event_id):
             self.actions.click(sig)
+            self.reminders.heard()
 
     @workflow.signal
     def room_gone(self, sig: RoomGoneSignal) -> None:
@@ -188,6 +194,12 @@ class IncidentWarRoom:
         current = self.room.is_current(sig.platform, sig.chat_id, RoomState.ACTIVE, RoomState.DISMISSING)
         if current and not self._seen(sig.event_id):
             self.room.gone(sig)
+
+    @workflow.signal
+    def set_policy(self, policy: RoomPolicy) -> None:
+        """The rule that matched the incident: its reminders and its dismissal after close."""
+        self._messages_this_run += 1
+        self.reminders.set_policy(policy)
 
     @workflow.signal
     def people_linked(self, sig: PeopleLinkedSignal) -> None:
@@ -205,6 +217,7 @@ class IncidentWarRoom:
         # app_mention events): the mention must still count as a question.
         if not self._seen(sig.event_id + (":mention" if sig.mentions_bot else "")):
             self.assistant.heard(sig)
+            self.reminders.heard()
 
     def _seen(self, key: str) -> bool:
         if key in self.s.seen:
@@ -275,6 +288,7 @@ class IncidentWarRoom:
         if self._seen(key):
             return self.s.incident
         pending = self.actions.request(key, req)
+        self.reminders.heard()
         await workflow.wait_condition(lambda: pending.done)
         await self.timeline.recorded()
         if pending.error:
