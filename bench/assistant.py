@@ -58,7 +58,7 @@ SET = ROOT / "tests" / "assistant_set"
 RUNBOOKS = ROOT / "runbooks"
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 # What pings a whole room on some platform when it reaches it unescaped.
-MASS_PING = re.compile(r"<!(channel|here|everyone)\b|(?<![\w＠])@(all|here|channel|everyone)\b|<at[^>]*\ball\b", re.I)
+MASS_PING = re.compile(r"<!(channel|here|everyone)\b|(?<!\w)@(all|here|channel|everyone)\b|<at[^>]*\ball\b", re.I)
 
 
 @dataclass
@@ -232,7 +232,9 @@ def answer_cites(ans: AiAnswer, text: str) -> set[str]:
 
 def review_claims(md: str) -> tuple[int, int]:
     body = md.split("\n## Sources", 1)[0]
-    lines = [ln for ln in body.splitlines() if ln.strip() and not ln.startswith("#") and "_Nothing recorded._" not in ln]
+    lines = [
+        ln for ln in body.splitlines() if ln.strip() and not ln.startswith("#") and "_Nothing recorded._" not in ln
+    ]
     return len(lines), sum(1 for ln in lines if CITE.search(ln))
 
 

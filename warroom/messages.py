@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import AliasChoices, BaseModel, Field
 
 from warroom.im.base import Mention, RoomRef, RoomSpec, StatusCard
+from warroom.im.rich import Rich
 from warroom.models import Action, Incident, MemberState, Responder, Source, TimelineEntry, WarRoom
 
 WORKFLOW_TYPE = "IncidentWarRoom"
@@ -298,6 +299,8 @@ class AiAnswer(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    first_text_ms: float = 0.0  # with a streamed model answer: when its first words arrived
+    rich: Rich | None = None  # the same answer with links, for platforms that render formatting
 
 
 class AiImpactInput(BaseModel):

@@ -42,6 +42,7 @@ class Completion:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     streamed: bool = False
+    first_text_ms: float = 0.0  # when the first words arrived (streamed), or the whole answer did
 
 
 def configured(settings: Settings) -> bool:
@@ -90,8 +91,11 @@ class ModelClient:
                 stream=True,
                 stream_options={"include_usage": True},
             )
+            first = 0.0
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    if not parts:
+                        first = (time.perf_counter() - started) * 1000
                     parts.append(chunk.choices[0].delta.content)
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
@@ -105,6 +109,7 @@ class ModelClient:
             )
             text = (resp.choices[0].message.content or "") if resp.choices else ""
             usage = resp.usage
+            first = (time.perf_counter() - started) * 1000
         if not text.strip():
             raise AiTransient(f"model {self.model} returned an empty answer")
         return Completion(
@@ -114,6 +119,7 @@ class ModelClient:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             latency_ms=(time.perf_counter() - started) * 1000,
             streamed=self.settings.ai_stream,
+            first_text_ms=first,
         )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
