@@ -142,6 +142,10 @@ class Assistant:
         doc = Rich(more_url=ctx.console_url())
         plain_lines: list[str] = []
         lines = [ln for ln in body.splitlines() if ln.strip()]
+        if head and lines and lines[0].lstrip().startswith(("• ", "- ", "* ")):
+            doc.add(Span(text=head, bold=True))
+            plain_lines.append(head)
+            head = ""
         for n, raw in enumerate(lines):
             bullet = raw.lstrip().startswith(("• ", "- ", "* "))
             text = raw.lstrip()[2:] if bullet else raw

@@ -52,6 +52,11 @@ class ImpactFacts(BaseModel):
         return not (self.services or self.regions or self.users or self.similar)
 
 
+def number(v: float) -> str:
+    """A metric's value as people write it: 3,200,000 rather than 3.2e+06."""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
+
+
 def _values(v: str) -> list[str]:
     return [p.strip() for p in re.split(r"[,;/]| and ", v) if p.strip()]
 
@@ -90,7 +95,7 @@ def facts(ctx: IncidentContext) -> ImpactFacts:
             elif key in USER_KEYS:
                 _add(f.users, v, src)
         if a.metric and a.value is not None:
-            _add(f.users, f"{a.metric} = {a.value:g}" + (f" on {a.service}" if a.service else ""), src)
+            _add(f.users, f"{a.metric} = {number(a.value)}" + (f" on {a.service}" if a.service else ""), src)
         for m in _USERS_RE.findall(f"{a.title}. {a.description}"):
             _add(f.users, m.strip(), src)
     for m in _USERS_RE.findall(f"{i.title}. {i.description}"):

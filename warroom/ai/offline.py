@@ -65,7 +65,8 @@ ASPECTS: list[tuple[str, re.Pattern[str]]] = [
             re.I,
         ),
     ),
-    ("decision", re.compile(r"\b(decid\w*|decision|plan|did we do|we do)\b|决定", re.I)),
+    ("decision", re.compile(r"\b(decid\w*|decision|plan|did we do)\b|决定", re.I)),
+    ("real", re.compile(r"\b(real|false alarm|false positive|genuine|noise)\b|误报", re.I)),
     (
         "status",
         re.compile(
@@ -83,7 +84,7 @@ ASPECTS: list[tuple[str, re.Pattern[str]]] = [
         "howto",
         re.compile(r"\b(how (do|to|can|should) (we|i)|runbook|playbook|mitigat\w*|procedure)\b|如何|怎么处理", re.I),
     ),
-    ("eta", re.compile(r"\b(when|eta|how long)\b|多久|什么时候", re.I)),
+    ("eta", re.compile(r"\b(when will|eta|how long|how soon)\b|多久|什么时候", re.I)),
 ]
 MISSING = {
     "impact": "who or what is affected",
@@ -99,13 +100,23 @@ _IMPACT_WORDS = re.compile(
 )
 _CHANGE_WORDS = re.compile(
     r"\b(deploy\w*|chang\w*|config\w*|push\w*|rotat\w*|migrat\w*|terraform|upgrad\w*|release\w*|"
-    r"removed|reindex|import|v\d[\w.]*)\b|更新|变更|切换|改",
+    r"removed|reindex|import|v\d[\w.]*|maintenance|planned|expired|lost|stale|oom\w*|not silenced)\b|更新|变更|切换|改",
     re.I,
 )
 _DECISION_WORDS = re.compile(
     r"\b(decided|decision|let'?s|we will|we'll|going to|roll(ing)? ?back|revert\w*|fail(ing)? ?over|"
     r"rerout\w*|route|restart\w*|scal(e|ing)|pause|kill|snooze)\b|决定|回滚|重启",
     re.I,
+)
+DECISION_FIRM = re.compile(r"\b(decided|decision|let'?s|we will|we'll)\b|决定", re.I)
+_STATE_WORDS = re.compile(  # how things stand now
+    r"\b(resolved|recovered|fixed|green|back to|down to|drained|draining|restored|stable|ok)\b|恢复|已恢复", re.I
+)
+_REAL_WORDS = re.compile(
+    r"\b(false (alarm|positive)|not real|no customer impact|users are fine|planned)\b|误报", re.I
+)
+_NOT_CAUSE = re.compile(
+    r"\b(decided|decision|let'?s|we will|we'll|going to|action items?|follow[- ]up|todo|lesson)\b|决定|后续", re.I
 )
 _ETA_WORDS = re.compile(r"\b(eta|minutes?|hours?|by \d|draining|back to)\b|分钟|小时", re.I)
 _ACTION_REQUEST = re.compile(r"\b(close|resolve|ack(nowledge)?|snooze|reopen|page|invite|escalate|delete|kick)\b", re.I)
@@ -251,6 +262,8 @@ def _answer_lines(
     msgs = [m for m in ctx.human_messages() if m.message_id != exclude and not re.search(r"@warroom", m.text, re.I)]
     quiet = NOISE | AI_KINDS | {TimelineKind.ROOM_CREATED}
     events = [e for e in ctx.timeline if e.kind not in quiet]
+    reopened = _last(ctx, (TimelineKind.ACTION_REOPEN,))
+    since = [m for m in msgs if reopened is None or m.at >= reopened.at] or msgs  # what still holds
     by_id = {f"M:{m.message_id}": m for m in msgs}
     docs = [Doc(id=k, text=transcript.one_line(m.text), kind="message") for k, m in by_id.items()]
     docs += [Doc(id=f"T:{e.id}", text=ctx.entry_text(e), kind="timeline") for e in events]
@@ -267,10 +280,13 @@ def _answer_lines(
         lines.append(_said(ctx, m))
         return True
 
-    def best(pattern: re.Pattern[str], n: int = 1) -> int:
-        """Up to `n` messages matching `pattern`: the most relevant to `q` first, else the newest."""
-        pool = [m for m in ranked_msgs if pattern.search(m.text)]
-        pool += [m for m in reversed(msgs) if pattern.search(m.text) and m not in pool]
+    def best(
+        pattern: re.Pattern[str], n: int = 1, *, unless: tuple[re.Pattern[str], ...] = (), newest: bool = False
+    ) -> int:
+        """Up to `n` messages matching `pattern` (and none of `unless`): the most relevant to `q`
+        first (or the newest first), then the newest."""
+        fits = [m for m in reversed(since) if pattern.search(m.text) and not any(u.search(m.text) for u in unless)]
+        pool = fits if newest else [m for m in ranked_msgs if m in fits] + [m for m in fits if m not in ranked_msgs]
         return sum(say(m) for m in pool[:n])
 
     missing: list[str] = []
@@ -286,23 +302,26 @@ def _answer_lines(
                 found += 1
             found += best(_IMPACT_WORDS)
         elif aspect == "cause":
-            found += best(ROOT_CAUSE, 1) + best(_CHANGE_WORDS, 1)
+            unless = (_NOT_CAUSE, _STATE_WORDS)
+            found += best(ROOT_CAUSE, 1, unless=unless) + best(_CHANGE_WORDS, 1, unless=unless)
+        elif aspect == "real":
+            found += best(_REAL_WORDS)
         elif aspect == "decision":
-            found += best(_DECISION_WORDS, 2)
+            found += best(DECISION_FIRM, 1) or best(_DECISION_WORDS, 1)
         elif aspect == "eta":
             found += best(_ETA_WORDS)
         elif aspect == "status":
-            lines.append(status_line(ctx, now, []))
-            found += 1
-            last = msgs[-1:] if msgs else []
-            found += sum(say(m) for m in last)
+            if aspect == asked[0]:
+                lines.append(status_line(ctx, now, []))
+                found += 1
+            found += best(_STATE_WORDS, unless=(_NOT_CAUSE,), newest=True) or best(re.compile("."), 2, newest=True)
         elif aspect == "people":
             lines.append(_people(ctx))
             found += 1
         elif aspect == "next":
             suggestion, text = _next(ctx, [])
             lines.append(text)
-            found += 1
+            found += 1 + best(DECISION_FIRM, newest=True)
             steps = _howto(ctx, q, [])
             if steps:
                 lines.append(steps)
@@ -314,8 +333,8 @@ def _answer_lines(
             found += best(_DECISION_WORDS)
         if not found and aspect in MISSING:
             missing.append(MISSING[aspect])
-    if len(lines) < 2:  # what the extracts say about the words of the question itself
-        for cid in ranked[:3]:
+    if len(lines) < 3:  # what the extracts say about the words of the question itself
+        for cid in ranked[:2]:
             if len(lines) >= 3 or cid in used:
                 continue
             if cid in by_id:
@@ -327,10 +346,10 @@ def _answer_lines(
     if not lines:
         lines.append("I found nothing about that in the timeline, this room's messages or the runbooks.")
         lines.append(status_line(ctx, now, []))
-    lead = [("• " + x if len(lines) > 1 else x) for x in lines[:3]]
+    lead = [("• " + x if len(lines) > 1 else x) for x in lines[:4]]
     if missing:
         lead.append("Not in the record yet: " + "; ".join(missing) + ".")
-    details = [("• " + x) for x in lines[3:]]
+    details = [("• " + x) for x in lines[4:]]
     details += ["• " + _said(ctx, m, 300) for m in ranked_msgs[:6] if f"M:{m.message_id}" not in used]
     details += ["• " + _event(ctx, e) for e in events[-4:] if f"T:{e.id}" not in used]
     return lead, details, suggestion
@@ -388,20 +407,27 @@ def _howto(ctx: IncidentContext, q: str, cites: list[str]) -> str:
     steps = first_steps(m.section)
     text = f"Runbook {m.runbook.title} {_cite(cites, f'R:{m.runbook.name}')}"
     if m.section is not None and steps:
-        text += f" — {m.section.heading}: " + " ".join(f"{n}. {s}" for n, s in enumerate(steps, 1))
-    return text + f" Read more: {ctx.runbook_url(m.runbook)}"
+        text += f" — {m.section.heading}: " + " ".join(
+            f"{n}. {transcript.one_line(s, 120)}" for n, s in enumerate(steps[:2], 1)
+        )
+    return text
 
 
 def _next(ctx: IncidentContext, cites: list[str]) -> tuple[Action | None, str]:
     i = ctx.incident
     if i.status is IncidentStatus.TRIGGERED:
+        opened = _first(ctx, (TimelineKind.INCIDENT_CREATED,))
+        src = f" [T:{opened.id}]" if opened else ""
         return (
             Action.ACKNOWLEDGE,
-            "Nobody has acknowledged it yet: I suggest acknowledging, so the team knows it is owned.",
+            f"Nobody has acknowledged it since it opened{src}: I suggest acknowledging, so the team knows it is owned.",
         )
     if i.status is IncidentStatus.CLOSED:
-        return None, "It is closed; the post-incident review is next (`@warroom review`)."
-    recent = ctx.human_messages()[-10:]
+        closed = _last(ctx, (TimelineKind.ACTION_CLOSE,))
+        src = f" [T:{closed.id}]" if closed else ""
+        return None, f"It is closed{src}; the post-incident review is next (`@warroom review`)."
+    reopened = _last(ctx, (TimelineKind.ACTION_REOPEN,))
+    recent = [m for m in ctx.human_messages()[-10:] if reopened is None or m.at >= reopened.at]
     resolved = [m for m in recent if _RESOLVED.search(m.text)]
     if resolved and lifecycle.refusal(i, Action.CLOSE) is None:
         m = resolved[-1]
