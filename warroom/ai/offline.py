@@ -17,6 +17,7 @@ from warroom.ai.impact import facts as impact_facts
 from warroom.ai.retrieval import Doc, rank
 from warroom.ai.review import ROOT_CAUSE
 from warroom.ai.runbooks import first_steps, match
+from warroom.ai.signals import CHANGE, DECISION_FIRM, NOT_CAUSE, STATE
 from warroom.enums import ACTION_KINDS, AI_KINDS, action_of
 from warroom.models import Action, IncidentStatus, TimelineEntry, TimelineKind
 from warroom.store.transcript import TranscriptMessage
@@ -98,26 +99,12 @@ _IMPACT_WORDS = re.compile(
     r"declin\w*)\b|影响|用户|客户|失败",
     re.I,
 )
-_CHANGE_WORDS = re.compile(
-    r"\b(deploy\w*|chang\w*|config\w*|push\w*|rotat\w*|migrat\w*|terraform|upgrad\w*|release\w*|"
-    r"removed|reindex|import|v\d[\w.]*|maintenance|planned|expired|lost|stale|oom\w*|not silenced)\b|更新|变更|切换|改",
-    re.I,
-)
 _DECISION_WORDS = re.compile(
     r"\b(decided|decision|let'?s|we will|we'll|going to|roll(ing)? ?back|revert\w*|fail(ing)? ?over|"
     r"rerout\w*|route|restart\w*|scal(e|ing)|pause|kill|snooze)\b|决定|回滚|重启",
     re.I,
 )
-DECISION_FIRM = re.compile(r"\b(decided|decision|let'?s|we will|we'll)\b|决定", re.I)
-_STATE_WORDS = re.compile(  # how things stand now
-    r"\b(resolved|recovered|fixed|green|back to|down to|drained|draining|restored|stable|ok)\b|恢复|已恢复", re.I
-)
-_REAL_WORDS = re.compile(
-    r"\b(false (alarm|positive)|not real|no customer impact|users are fine|planned)\b|误报", re.I
-)
-_NOT_CAUSE = re.compile(
-    r"\b(decided|decision|let'?s|we will|we'll|going to|action items?|follow[- ]up|todo|lesson)\b|决定|后续", re.I
-)
+_REAL_WORDS = re.compile(r"\b(false (alarm|positive)|not real|no customer impact|users are fine|planned)\b|误报", re.I)
 _ETA_WORDS = re.compile(r"\b(eta|minutes?|hours?|by \d|draining|back to)\b|分钟|小时", re.I)
 _ACTION_REQUEST = re.compile(r"\b(close|resolve|ack(nowledge)?|snooze|reopen|page|invite|escalate|delete|kick)\b", re.I)
 _INJECTION = re.compile(
@@ -302,8 +289,8 @@ def _answer_lines(
                 found += 1
             found += best(_IMPACT_WORDS)
         elif aspect == "cause":
-            unless = (_NOT_CAUSE, _STATE_WORDS)
-            found += best(ROOT_CAUSE, 1, unless=unless) + best(_CHANGE_WORDS, 1, unless=unless)
+            unless = (NOT_CAUSE, STATE)
+            found += best(ROOT_CAUSE, 1, unless=unless) + best(CHANGE, 1, unless=unless)
         elif aspect == "real":
             found += best(_REAL_WORDS)
         elif aspect == "decision":
@@ -314,7 +301,7 @@ def _answer_lines(
             if aspect == asked[0]:
                 lines.append(status_line(ctx, now, []))
                 found += 1
-            found += best(_STATE_WORDS, unless=(_NOT_CAUSE,), newest=True) or best(re.compile("."), 2, newest=True)
+            found += best(STATE, unless=(NOT_CAUSE,), newest=True) or best(re.compile("."), 2, newest=True)
         elif aspect == "people":
             lines.append(_people(ctx))
             found += 1
