@@ -246,6 +246,7 @@ class PostMessageInput(BaseModel):
     text: str
     key: str
     mentions: list[Mention] = Field(default_factory=list)  # addressed first, in the platform's own form
+    rich: Rich | None = None  # the same message formatted (an assistant answer): posted instead of `text`
 
 
 class DismissInput(BaseModel):

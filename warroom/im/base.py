@@ -20,6 +20,7 @@ from typing import Literal, NewType
 
 from pydantic import BaseModel, Field
 
+from warroom.im.rich import Rich
 from warroom.models import Action, IncidentStatus, MemberState, Severity
 
 
@@ -255,6 +256,12 @@ class ImAdapter(abc.ABC):
     ) -> MessageRef:
         """Post a message once per key: the mentioned people first, then `text` as plain text
         (escaped: markup or mention syntax in it reaches the room as the characters typed)."""
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """Post a formatted message (an assistant answer: bold, lists, links we built) once per
+        key, rendered by the platform's `render.py` with every piece of text escaped; platforms
+        without formatting post its plain text."""
+        return await self.post_message(chat_id, rich.plain(), idempotency_key)
 
     async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
         """Tell one person something (a refused click) once per key; platforms with ephemeral

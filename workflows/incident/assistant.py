@@ -22,6 +22,7 @@ from workflows.incident.wording import cause, source_of
 
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import TimelineKind
+    from warroom.im.rich import Rich
     from warroom.messages import (
         AiAnswerInput,
         AiCaptureInput,
@@ -175,7 +176,10 @@ class Assistant:
         if ans.intent == "review":
             self._review_asks.append(ReviewAsk(asker, source))
             return
-        posted = await self._post(ans.text, key=f"ai-answer-{q.message_id}")
+        # Patch ai-rich-answers: the answer goes out formatted (links, bold, lists) where the
+        # activity sent a formatted copy; histories from before it posted the plain text.
+        rich = ans.rich if ans.rich is not None and workflow.patched("ai-rich-answers") else None
+        posted = await self._post(ans.text, key=f"ai-answer-{q.message_id}", rich=rich)
         cites = ", ".join(ans.citations) or "none"
         detail = f"to {asker} (message M:{q.message_id}, {ans.mode}, {ans.intent}); cites {cites}"
         if ans.suggestion is not None:
@@ -278,12 +282,12 @@ class Assistant:
         for a in asks:
             a.result, a.done = result, True
 
-    async def _post(self, text: str, *, key: str) -> str | None:
+    async def _post(self, text: str, *, key: str, rich: Rich | None = None) -> str | None:
         """Post in the room and keep our own message for the transcript; None when it failed."""
         room = self._s.room
         if not self._room_active():
             return None
-        message_id = await self._chat.post(text, key=key)
+        message_id = await self._chat.post(text, key=key, rich=rich)
         if message_id is None:
             return None
         self._captured.append(

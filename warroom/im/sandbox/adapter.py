@@ -37,6 +37,8 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.plugin import PlatformContext
+from warroom.im.rich import Rich
+from warroom.im.sandbox import render
 from warroom.im.sandbox.capabilities import CAPABILITIES
 from warroom.im.sandbox.platform import BOT_USER_ID, SandboxPlatform
 from warroom.im.sandbox.settings import SandboxSettings
@@ -173,6 +175,16 @@ class SandboxAdapter(ImAdapter):
     ) -> MessageRef:
         # The page shows <id> as @name: the people addressed become that, text alone never does.
         text = " ".join([*(f"<{m.im_user_id}>" for m in mentions), text.replace("<", "<\u200b")])
+        msg_id = await self._call(
+            "post_message",
+            chat_id,
+            lambda now: self.sandbox.post(chat_id, author=BOT_USER_ID, text=text, key=idempotency_key, now=now),
+        )
+        return MessageRef(message_id=str(msg_id))
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """The page's own markup (warroom/im/sandbox/render.py), which it shows with live links."""
+        text = render.render(rich)
         msg_id = await self._call(
             "post_message",
             chat_id,
