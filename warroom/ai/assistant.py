@@ -143,13 +143,13 @@ class Assistant:
         plain_lines: list[str] = []
         lines = [ln for ln in body.splitlines() if ln.strip()]
         if head and lines and lines[0].lstrip().startswith(("• ", "- ", "* ")):
-            doc.add(Span(text=head, bold=True))
+            doc.add(Span(text=head))
             plain_lines.append(head)
             head = ""
         for n, raw in enumerate(lines):
             bullet = raw.lstrip().startswith(("• ", "- ", "* "))
             text = raw.lstrip()[2:] if bullet else raw
-            spans: list[Span | str] = [Span(text=head, bold=True)] if n == 0 and head else []
+            spans: list[Span | str] = [Span(text=head)] if n == 0 and head else []
             out = (head + " ") if n == 0 and head else ""
             pos = 0
             for m in review.CITE.finditer(text):

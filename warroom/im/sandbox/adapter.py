@@ -174,7 +174,7 @@ class SandboxAdapter(ImAdapter):
         self, chat_id: str, text: str, idempotency_key: str, *, mentions: Sequence[Mention] = ()
     ) -> MessageRef:
         # The page shows <id> as @name: the people addressed become that, text alone never does.
-        text = " ".join([*(f"<{m.im_user_id}>" for m in mentions), text.replace("<", "<\u200b")])
+        text = " ".join([*(f"<{m.im_user_id}>" for m in mentions), text.replace("<", "<\u200b")]).rstrip(render.MARK)
         msg_id = await self._call(
             "post_message",
             chat_id,

@@ -1,5 +1,5 @@
 r"""An answer in the sandbox page's own markup (starters/static/sandbox.js reads it in the bot's
-messages): `[label](https://…)` a link, `**…**` bold, `` `…` `` code, and a backslash before any
+messages that end with MARK): `[label](https://…)` a link, `**…**` bold, `` `…` `` code, and a backslash before any
 of `\ [ ] * `` ` `` typed in a room, so quoted text stays characters; `<` is broken up as in the
 adapter's plain messages. Cut with a link to the console."""
 
@@ -10,6 +10,7 @@ import re
 from warroom.im.rich import Rich, Span, join, render_lines
 
 LIMIT = 4000
+MARK = "\u2063"  # ends a formatted message (invisible): the page reads markup only in those
 _SPECIAL = re.compile(r"([\\\[\]*`])")
 
 
@@ -28,4 +29,4 @@ def span(s: Span) -> str:
 
 
 def render(rich: Rich, limit: int = LIMIT) -> str:
-    return join(render_lines(rich, span, limit=limit, cut=lambda url: f"… [the rest]({url})" if url else "…"))
+    return join(render_lines(rich, span, limit=limit, cut=lambda url: f"… [the rest]({url})" if url else "…")) + MARK
