@@ -230,6 +230,12 @@ def answer_cites(ans: AiAnswer, text: str) -> set[str]:
     return set(ans.citations) | set(CITE.findall(text))
 
 
+def visible(ans: AiAnswer) -> str:
+    """What a person reads of a formatted answer: the words, links as their labels."""
+    assert ans.rich is not None
+    return "\n".join("".join(s.text for s in ln.spans) for ln in ans.rich.lines)
+
+
 def review_claims(md: str) -> tuple[int, int]:
     body = md.split("\n## Sources", 1)[0]
     lines = [
@@ -274,7 +280,7 @@ async def score_case(assistant: Assistant, store: Store, case: Case, sc: Scores)
         if ans.intent == "impact":  # what the workflow posts for it
             text = (await assistant.impact(AiImpactInput(incident=s.incident, room=s.room, requested=True))).text
         sc.first_text_ms.append(getattr(ans, "first_text_ms", 0.0) or (time.perf_counter() - started) * 1000)
-        sc.lengths.append(len(text))
+        sc.lengths.append(len(visible(ans) if ans.rich is not None else text))
         sc.examples.setdefault(f"{case.id}#{n}", text)
         cites = answer_cites(ans, text)
         for f in q.facts:
@@ -390,7 +396,7 @@ def table(title: str, sc: Scores) -> str:
         rows.append(f"{name:<24} {value:>8.2f}x {f'{a}/{b}':>6}")
     if sc.lengths:
         rows.append(
-            f"{'answer length (chars)':<24} {'median ' + str(int(statistics.median(sc.lengths))):>9} "
+            f"{'answer length (shown)':<24} {'median ' + str(int(statistics.median(sc.lengths))):>9} "
             f"max {max(sc.lengths)}"
         )
     return "\n".join(rows)
