@@ -115,6 +115,21 @@ class Seeded:
     entries: int
 
 
+def ids_of(case: Case) -> dict[str, str]:
+    """Event key → the citation id it gets when seeded (timeline `<incident>-<seq>`, messages 1000+n)."""
+    ids: dict[str, str] = {}
+    seq = 0
+    for n, e in enumerate(case.raw.get("events", []), 1):
+        if "say" in e:
+            cid = f"M:{1000 + n}"
+        else:
+            seq += 1
+            cid = f"T:{case.id}-{seq}"
+        if e.get("key"):
+            ids[e["key"]] = cid
+    return ids
+
+
 def seed(store: Store, case: Case) -> Seeded:
     d = case.raw
     iid = d["id"]
@@ -183,6 +198,7 @@ def seed(store: Store, case: Case) -> Seeded:
             for uid, email in people.items()
         ],
     )
+    assert ids == ids_of(case)
     return Seeded(incident, room, ids, end, len(entries))
 
 
@@ -207,6 +223,7 @@ class Scores:
     hostile_ok: int = 0
     lengths: list[int] = field(default_factory=list)
     first_text_ms: list[float] = field(default_factory=list)
+    answer_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     examples: dict[str, str] = field(default_factory=dict)
 
@@ -254,7 +271,11 @@ def hostile_ok(case: Case, text: str) -> str:
     return ""
 
 
-async def score_case(assistant: Assistant, store: Store, case: Case, sc: Scores) -> None:
+async def score_case(
+    assistant: Assistant, store: Store, case: Case, sc: Scores, reviewed_by_model: frozenset[str] = frozenset()
+) -> None:
+    """Ask the case's questions and draft its review (with a model: only where a review draft
+    was recorded for the fake to replay)."""
     s = seed(store, case)
     now = s.end + timedelta(minutes=2)
     for n, q in enumerate(case.questions, 1):
@@ -279,8 +300,11 @@ async def score_case(assistant: Assistant, store: Store, case: Case, sc: Scores)
         text = ans.text
         if ans.intent == "impact":  # what the workflow posts for it
             text = (await assistant.impact(AiImpactInput(incident=s.incident, room=s.room, requested=True))).text
-        sc.first_text_ms.append(getattr(ans, "first_text_ms", 0.0) or (time.perf_counter() - started) * 1000)
-        sc.lengths.append(len(visible(ans) if ans.rich is not None else text))
+        whole = (time.perf_counter() - started) * 1000
+        if ans.mode.startswith("model:"):
+            sc.first_text_ms.append(getattr(ans, "first_text_ms", 0.0) or whole)  # before issue 20: the whole answer
+            sc.answer_ms.append(whole)
+        sc.lengths.append(len(visible(ans) if getattr(ans, "rich", None) is not None else text))
         sc.examples.setdefault(f"{case.id}#{n}", text)
         cites = answer_cites(ans, text)
         for f in q.facts:
@@ -303,7 +327,7 @@ async def score_case(assistant: Assistant, store: Store, case: Case, sc: Scores)
             sc.hostile_ok += not why
             if why:
                 sc.failures.append(f"{case.id} q{n}: hostile: {why}")
-    if case.review:
+    if case.review and (assistant.model is None or case.id in reviewed_by_model):
         await assistant.review(
             AiReviewInput(incident=s.incident, room=s.room, key=f"bench-{case.id}"), now=now + timedelta(minutes=5)
         )
@@ -348,6 +372,7 @@ async def run(cases: list[Case] | None = None, *, model: bool = False) -> Scores
     """Score every case, each in a fresh SQLite store; with `model`, against the replaying fake."""
     cases = cases if cases is not None else load_cases()
     sc = Scores()
+    reviewed = frozenset(k for k, v in load_replies().items() if v.get("review"))
     async with _model_env(model) as extra:
         with tempfile.TemporaryDirectory() as tmp:
             for case in cases:
@@ -355,7 +380,7 @@ async def run(cases: list[Case] | None = None, *, model: bool = False) -> Scores
                 store = Store(settings.database_url)
                 assistant = Assistant(store, settings)
                 try:
-                    await score_case(assistant, store, case, sc)
+                    await score_case(assistant, store, case, sc, reviewed)
                 finally:
                     await assistant.aclose()
                     store.close()
@@ -378,6 +403,7 @@ async def _model_env(model: bool) -> AsyncIterator[dict[str, Any]]:
             "OPENAI_API_KEY": API_KEY,
             "WARROOM_AI_MODEL": MODEL,
             "WARROOM_AI_TIMEOUT": 10,
+            "WARROOM_AI_STREAM": True,
         }
 
 
@@ -394,6 +420,11 @@ def table(title: str, sc: Scores) -> str:
     for name, value in sc.figures().items():
         a, b = counts[name]
         rows.append(f"{name:<24} {value:>8.2f}x {f'{a}/{b}':>6}")
+    if any(sc.first_text_ms):
+        rows.append(
+            f"{'first text (ms)':<24} {'median ' + str(int(statistics.median(sc.first_text_ms))):>9} "
+            f"whole answer median {int(statistics.median(sc.answer_ms))} ms"
+        )
     if sc.lengths:
         rows.append(
             f"{'answer length (shown)':<24} {'median ' + str(int(statistics.median(sc.lengths))):>9} "
