@@ -315,6 +315,27 @@ async def test_review_on_close_is_linked_before_dismissal_and_regenerable(http: 
     assert any(m["text"].startswith("📘") for m in await bot_messages(http, chat))
 
 
+async def test_a_question_is_answered_as_asked_and_more_gives_the_details(http: httpx.AsyncClient) -> None:
+    """Issue 20: a question that names the impact gets an answer, not the impact assessment;
+    `@warroom more` expands the last answer; the footnotes link the console."""
+    iid, chat = await open_room(http)
+    await eventually(lambda: bot_messages(http, chat, "📊"), timeout=30)
+    await say(http, chat, BOB, "checkout v2.14 went out at 08:55, it changed the payment client timeout")
+    await say(http, chat, ANN, "about 12% of checkouts fail since then")
+    question = "@warroom What is the customer impact so far and what changed before it started?"
+    asked = await say(http, chat, ANN, question)
+    reply = await answer_to(http, chat, asked)
+    text = reply["text"]
+    assert "v2.14" in text and "12%" in text and "Details: `@warroom more`" in text, text
+    assert len([m for m in await bot_messages(http, chat, "📊")]) == 1  # no second impact message
+    assert any(f"/incidents/{iid}#t-{iid}-" in url for _, url in MARKER.findall(text))
+    more = await say(http, chat, BOB, "@warroom more")
+    details = await answer_to(http, chat, more)
+    assert "More on" in details["text"] and "What is the customer impact" in details["text"], details
+    audit = await eventually(lambda: _with(kinds(http, iid, "ai.answer"), lambda es: es if len(es) == 2 else None))
+    assert ", more)" in audit[1]["detail"] and ", answer)" in audit[0]["detail"]
+
+
 async def test_review_via_api_without_a_room_and_unknown_incident(http: httpx.AsyncClient) -> None:
     r = await http.post(f"{API}/incidents", json={"title": "Disk full on build agents", "responders": [{"email": ANN}]})
     iid = r.json()["id"]
