@@ -437,10 +437,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="store_true", help="through the OpenAI-compatible client and the fake model")
     p.add_argument("--failures", action="store_true", help="list every missed fact")
+    p.add_argument(
+        "--heldout", action="store_true", help="the held-out cases (tests/assistant_set/heldout), never tuned on"
+    )
     p.add_argument("--show", action="append", default=[], help="print the output for a case#n (or case#review)")
     args = p.parse_args()
-    sc = asyncio.run(run(model=args.model))
-    print(table("model (replayed)" if args.model else "offline", sc))
+    cases = load_cases(SET / "heldout") if args.heldout else None
+    sc = asyncio.run(run(cases, model=args.model))
+    print(table(("model (replayed)" if args.model else "offline") + (", held-out cases" if args.heldout else ""), sc))
     if args.failures:
         print("\n".join(sc.failures))
     for key in args.show:
