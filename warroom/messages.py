@@ -292,7 +292,7 @@ class AiAnswerInput(BaseModel):
 
 class AiAnswer(BaseModel):
     text: str  # what to post, with its sources
-    intent: str = "answer"  # answer, status, people, howto, next, help, refused, impact, review
+    intent: str = "answer"  # answer (any question), help, refused, more, impact, review (the bare commands)
     citations: list[str] = Field(default_factory=list)
     suggestion: Action | None = None
     mode: str = "offline"  # offline, or model:<name>
