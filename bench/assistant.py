@@ -396,7 +396,7 @@ async def _model_env(model: bool) -> AsyncIterator[dict[str, Any]]:
 
     from .replay import ReplayModel
 
-    replay = ReplayModel(load_cases(), load_replies())
+    replay = ReplayModel({c.id: ids_of(c) for c in load_cases()}, load_replies())
     async with running_fake_openai(replay.fake) as fake:
         yield {
             "OPENAI_BASE_URL": fake.url,

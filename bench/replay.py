@@ -21,11 +21,10 @@ _INCIDENT = re.compile(r"^id: (\S+)$", re.M)
 
 
 class ReplayModel:
-    def __init__(self, cases: list[Any], replies: dict[str, Any]) -> None:
-        from bench.assistant import ids_of
-
+    def __init__(self, ids: dict[str, dict[str, str]], replies: dict[str, Any]) -> None:
+        """`ids`: per case, event key → citation id (bench.assistant.ids_of)."""
         self.replies = replies
-        self.ids = {c.id: ids_of(c) for c in cases}
+        self.ids = ids
         self.fake = FakeOpenAI(answer=self.answer, chunk_delay=CHUNK_DELAY)
         self.replayed = 0
 

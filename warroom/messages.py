@@ -315,6 +315,7 @@ class AiImpact(BaseModel):
     fingerprint: str
     mode: str = "offline"
     known: bool = True  # False: no service, region, user or similar-incident fact yet
+    rich: Rich | None = None  # the same assessment formatted, for platforms that render formatting
 
 
 class AiKnowledgeInput(BaseModel):

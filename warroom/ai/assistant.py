@@ -301,6 +301,7 @@ class Assistant:
         ctx = await self._context(inp.incident, inp.room, with_others=True, transcript_limit=50)
         facts = impact.facts(ctx)
         text, mode = impact.render(facts, ctx), "offline"
+        rich = impact.rich(facts, ctx)
         if self.model is not None and (inp.requested or not facts.empty):
             redact = Redactor(self.settings.ai_redact)
             blocks = [
@@ -310,11 +311,15 @@ class Assistant:
             try:
                 c = await self.model.complete(prompts.messages(prompts.IMPACT_TASK, [redact(b) for b in blocks]))
                 body, _ = self._known_citations(ctx, redact.restore(c.text))
-                text = f"📊 Impact assessment — severity {facts.severity}, {ctx.incident.status.value}\n{body}"
+                head = f"📊 Impact assessment — severity {facts.severity}, {ctx.incident.status.value}"
+                text = f"{head}\n{body}"
+                rich, _, _ = self.compose(ctx, "", f"{head}\n{body}", hint=False)
                 mode = f"model:{self.model.model}"
             except AiError as e:
                 self._fallback(e, last_attempt)
-        return AiImpact(text=text[:MAX_POST], fingerprint=facts.fingerprint(), mode=mode, known=not facts.empty)
+        return AiImpact(
+            text=text[:MAX_POST], fingerprint=facts.fingerprint(), mode=mode, known=not facts.empty, rich=rich
+        )
 
     # ------------------------------------------------------------------ knowledge push
     async def knowledge(self, inp: AiKnowledgeInput, *, last_attempt: bool = True) -> list[AiKnowledgePush]:

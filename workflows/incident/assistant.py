@@ -204,7 +204,9 @@ class Assistant:
         ai.impact_for = for_key
         if not requested_by and (imp.fingerprint == ai.impact_shown or not imp.known):
             return  # same facts (refreshed, not repeated), or nothing known yet (asked for, it says so)
-        posted = await self._post(imp.text, key=f"ai-impact-{key or imp.fingerprint}")
+        # Patch ai-rich-impact: the assessment goes out formatted (bullets, a linked source).
+        rich = imp.rich if imp.rich is not None and workflow.patched("ai-rich-impact") else None
+        posted = await self._post(imp.text, key=f"ai-impact-{key or imp.fingerprint}", rich=rich)
         ai.impact_shown = imp.fingerprint
         why = f"asked by {requested_by}" if requested_by else f"severity/status {for_key}"
         self._log(
