@@ -22,7 +22,7 @@ from workflows.incident.wording import cause, source_of
 
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import TimelineKind
-    from warroom.im.rich import Rich
+    from warroom.im.rich import Rich, Span
     from warroom.messages import (
         AiAnswerInput,
         AiCaptureInput,
@@ -39,6 +39,22 @@ with workflow.unsafe.imports_passed_through():
     from warroom.models import IncidentStatus, Outcome, RoomState, Source, TimelineEntry
 
 MAX_PENDING_QUESTIONS = 20
+
+
+def review_link(result: AiReviewResult, why: str) -> Rich:
+    """The room's notice of a review draft, formatted: a link to read it, what it holds, how to
+    regenerate it."""
+    doc = Rich(more_url=result.url)
+    doc.add(
+        Span(text=f"📝 Post-incident review draft v{result.version} ({why}): "),
+        Span(text="read it", link=result.url),
+    )
+    sources = f"{result.citations} sources cited"
+    if result.uncited:
+        sources += f", {result.uncited} claims still without a source"
+    doc.add("Summary, impact, timeline, root cause, decisions, action items, lessons — " + sources + ".", bullet=True)
+    doc.add("Regenerate: ", Span(text="@warroom review", code=True), bullet=True)
+    return doc
 
 
 class ReviewAsk:
@@ -280,7 +296,10 @@ class Assistant:
             "Summary, Impact, Timeline, Root cause, Key decisions, Action items, Lessons learned — every claim "
             "cites the timeline or this room's messages. Regenerate it with `@warroom review` or POST to that URL."
         )
-        await self._post(text, key=f"ai-review-{info.run_id}-{ai.reviews}")
+        rich = None
+        if workflow.patched("ai-rich-review-link"):  # the link as a link, the rest in two short lines
+            rich = review_link(result, why)
+        await self._post(text, key=f"ai-review-{info.run_id}-{ai.reviews}", rich=rich)
         for a in asks:
             a.result, a.done = result, True
 
