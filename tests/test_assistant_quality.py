@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
@@ -172,34 +173,45 @@ async def test_answers_on_slack_and_feishu_as_people_see_them(scores: bench.Scor
     from tests.fakes.slack_api import SIGNING_SECRET, SPEC_PATH, TOKEN, running_fake_slack
     from tests.test_lark import make_adapter, spec
     from warroom.im.slack.adapter import SlackAdapter
+    from warroom.messages import AiReviewResult
+    from workflows.incident.assistant import review_link
 
     if not SPEC_PATH.exists():
         pytest.skip("Slack's OpenAPI spec is not available")
     answer = await _answer_of("e05-pings", 1)
     assert answer.rich is not None
+    url = "https://warroom.example.com/api/v1/incidents/e05-pings/review"
+    result = AiReviewResult(version=1, generated_at=datetime.now(UTC), url=url, generator="offline", citations=9)
+    link = review_link(result, "on close")
+    posts = {"answer": answer.rich, "review": link}
     async with running_fake_slack() as fake:
         adapter = SlackAdapter(token=TOKEN, signing_secret=SIGNING_SECRET, base_url=fake.url, timeout=2.0)
         try:
             room = await adapter.create_room(spec())
-            ref = await adapter.post_rich(room.chat_id, answer.rich, "answer-1")
-            shown = fake.channels[room.chat_id].message(ref.message_id)["text"]
+            refs = {k: await adapter.post_rich(room.chat_id, v, k) for k, v in posts.items()}
+            shown = {k: fake.channels[room.chat_id].message(r.message_id)["text"] for k, r in refs.items()}
         finally:
             await adapter.aclose()
-    print("\nSlack (fake's record):\n" + shown)
-    assert "<https://warroom.example.com/incidents/e05-pings" in shown and "<!everyone>" not in shown
+    for k, v in shown.items():
+        print(f"\nSlack {k} (fake's record):\n{v}")
+    assert (
+        "<https://warroom.example.com/incidents/e05-pings" in shown["answer"] and "<!everyone>" not in shown["answer"]
+    )
+    assert f"<{url}|read it>" in shown["review"]
     with FakeLark() as f:
         adapter = make_adapter(f)
         try:
             room = await adapter.create_room(spec())
-            ref = await adapter.post_rich(room.chat_id, answer.rich, "answer-1")
+            refs = {k: await adapter.post_rich(room.chat_id, v, k) for k, v in posts.items()}
         finally:
             await adapter.aclose()
-        msg = f.messages[ref.message_id]
-    card = json.loads(msg.content)
-    md = card["elements"][0]["content"]
-    print("Feishu card markdown (fake's record):\n" + md)
-    assert msg.msg_type == "interactive" and "](https://warroom.example.com/incidents/e05-pings" in md
-    assert "<at" not in md and "[click](" not in md
+        msgs = {k: f.messages[r.message_id] for k, r in refs.items()}
+    md = {k: json.loads(m.content)["elements"][0]["content"] for k, m in msgs.items()}
+    for k, v in md.items():
+        print(f"Feishu {k} card markdown (fake's record):\n{v}")
+    assert all(m.msg_type == "interactive" for m in msgs.values())
+    assert "](https://warroom.example.com/incidents/e05-pings" in md["answer"] and f"[read it]({url})" in md["review"]
+    assert "<at" not in md["answer"] and "[click](" not in md["answer"]
 
 
 async def _answer_of(case_id: str, n: int):  # type: ignore[no-untyped-def]
