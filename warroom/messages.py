@@ -35,6 +35,9 @@ class WarRoomConfig(BaseModel):
     # The assistant: answers per minute per incident; a knowledge check every N new room messages.
     ai_answers_per_minute: int = 6
     ai_knowledge_every: int = 5
+    # Platforms where a model's answer streams into a "thinking…" message (a model is configured,
+    # WARROOM_AI_STREAM is on, and the platform edits messages).
+    ai_stream_platforms: list[str] = Field(default_factory=list)
 
 
 class AiState(BaseModel):
@@ -288,6 +291,9 @@ class AiAnswerInput(BaseModel):
     room: WarRoom
     message_id: str
     im_user_id: str
+    # Set where a model's answer may stream into the room: the key the activity posts its
+    # "thinking…" message with (then edited in place as the model writes).
+    stream_key: str | None = None
 
 
 class AiAnswer(BaseModel):
@@ -302,6 +308,8 @@ class AiAnswer(BaseModel):
     latency_ms: float = 0.0
     first_text_ms: float = 0.0  # with a streamed model answer: when its first words arrived
     rich: Rich | None = None  # the same answer with links, for platforms that render formatting
+    posted_as: str = ""  # the message it was edited into (stream_to), when that worked: nothing to post
+    first_visible_ms: float = 0.0  # streamed: from the activity's start to the first words in the room
 
 
 class AiImpactInput(BaseModel):

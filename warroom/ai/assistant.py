@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from warroom import lifecycle
 from warroom.ai import context, impact, offline, prompts, review
-from warroom.ai.model import AiError, AiPermanent, ModelClient, configured
+from warroom.ai.model import AiError, AiPermanent, ModelClient, OnText, configured
 from warroom.ai.redact import Redactor, hide_secrets
 from warroom.ai.retrieval import Doc
 from warroom.ai.runbooks import first_steps, match
@@ -34,6 +35,9 @@ from warroom.store.reviews import StoredReview
 MAX_POST = 3500
 _SUGGEST = re.compile(r"^\s*SUGGEST:\s*([a-z]+)\s*\.?\s*$", re.I | re.M)
 BUTTON = {Action.ACKNOWLEDGE: "Acknowledge", Action.SNOOZE: "Snooze", Action.CLOSE: "Close", Action.REOPEN: "Reopen"}
+
+
+OnDraft = Callable[[Rich], Awaitable[None]]
 
 
 def _clean(text: str) -> str:
@@ -192,7 +196,11 @@ class Assistant:
         return doc, "\n".join(plain_lines), cites
 
     # ------------------------------------------------------------------ Q&A
-    async def answer(self, inp: AiAnswerInput, *, now: datetime, last_attempt: bool = True) -> AiAnswer:
+    async def answer(
+        self, inp: AiAnswerInput, *, now: datetime, last_attempt: bool = True, on_draft: OnDraft | None = None
+    ) -> AiAnswer:
+        """The answer to one room message; with a model and `on_draft`, the answer so far is handed
+        to `on_draft` (formatted) as it streams in."""
         ctx = await self._context(inp.incident, inp.room)
         room = inp.room
         msg = await asyncio.to_thread(self.store.transcript.get, room.platform, room.chat_id or "", inp.message_id)
@@ -209,7 +217,19 @@ class Assistant:
         first_ms = 0.0
         if self.model is not None and draft.intent not in ("help", "refused"):
             try:
-                text, _, suggestion, usage = await self._model_answer(ctx, msg.text, asker, inp.message_id)
+                head = f"🤖 (to {_short(asker)})"
+                draft_to = None
+                if on_draft is not None:
+                    await on_draft(Rich().add(f"{head} thinking…"))
+
+                    async def draft_to(partial: str) -> None:
+                        body = _SUGGEST.sub("", partial).strip() or "…"
+                        rich, _, _ = self.compose(ctx, head, body + " …", hint=False)
+                        await on_draft(rich)
+
+                text, _, suggestion, usage = await self._model_answer(
+                    ctx, msg.text, asker, inp.message_id, on_text=draft_to
+                )
                 mode = f"model:{self.model.model}"
                 first_ms = self._first_ms
             except AiError as e:
@@ -264,7 +284,12 @@ class Assistant:
         return AiAnswer(text=out[:MAX_POST], intent="more", citations=cites, rich=rich)
 
     async def _model_answer(
-        self, ctx: context.IncidentContext, question: str, asker: str, message_id: str
+        self,
+        ctx: context.IncidentContext,
+        question: str,
+        asker: str,
+        message_id: str,
+        on_text: OnText | None = None,
     ) -> tuple[str, list[str], Action | None, tuple[int, int, float]]:
         assert self.model is not None
         redact = Redactor(self.settings.ai_redact)
@@ -280,7 +305,7 @@ class Assistant:
         )
         blocks.insert(1, facts_block)
         msgs = prompts.messages(prompts.ANSWER_TASK, [redact(b) for b in blocks] + [redact(q_block)])
-        c = await self.model.complete(msgs)
+        c = await self.model.complete(msgs, on_text=on_text)
         self._first_ms = c.first_text_ms
         text = redact.restore(c.text)
         suggestion = None

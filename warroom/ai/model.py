@@ -5,6 +5,7 @@ Temporal retry decisions."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,9 @@ class Completion:
     first_text_ms: float = 0.0  # when the first words arrived (streamed), or the whole answer did
 
 
+OnText = Callable[[str], Awaitable[None]]
+
+
 def configured(settings: Settings) -> bool:
     return bool(settings.ai_model)
 
@@ -66,19 +70,28 @@ class ModelClient:
             max_retries=self.settings.ai_max_retries,
         )
 
-    async def complete(self, messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, str]], *, max_tokens: int | None = None, on_text: OnText | None = None
+    ) -> Completion:
+        """The model's answer; streamed (`WARROOM_AI_STREAM`), `on_text` gets the text so far
+        after each chunk (it may be slow: chunks wait for it)."""
         import openai
 
         started = time.perf_counter()
         max_tokens = max_tokens or self.settings.ai_max_answer_tokens
         try:
             async with self._client() as client:
-                return await self._complete(client, messages, max_tokens, started)
+                return await self._complete(client, messages, max_tokens, started, on_text)
         except openai.APIError as e:
             raise _classify(e) from e
 
     async def _complete(
-        self, client: AsyncOpenAI, messages: list[dict[str, str]], max_tokens: int, started: float
+        self,
+        client: AsyncOpenAI,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        started: float,
+        on_text: OnText | None = None,
     ) -> Completion:
         if self.settings.ai_stream:
             parts: list[str] = []
@@ -97,6 +110,8 @@ class ModelClient:
                     if not parts:
                         first = (time.perf_counter() - started) * 1000
                     parts.append(chunk.choices[0].delta.content)
+                    if on_text is not None:
+                        await on_text("".join(parts))
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
             text = "".join(parts)

@@ -45,6 +45,7 @@ class Capabilities(BaseModel, frozen=True):
     phone_lookup: bool = False
     remove_members: bool = True  # False: people who leave the incident stay in the room
     max_invite_batch: int = 100
+    edit_message: bool = False  # the core may edit its own messages (`edit_rich`): answers stream in place
 
 
 class RoomSpec(BaseModel):
@@ -262,6 +263,11 @@ class ImAdapter(abc.ABC):
         key, rendered by the platform's `render.py` with every piece of text escaped; platforms
         without formatting post its plain text."""
         return await self.post_message(chat_id, rich.plain(), idempotency_key)
+
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        """Replace a message this adapter posted with `post_rich` (a streamed answer growing in
+        place); called only when `capabilities.edit_message`."""
+        raise NotImplementedError(f"{self.platform} says it edits messages but has no edit_rich")
 
     async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
         """Tell one person something (a refused click) once per key; platforms with ephemeral

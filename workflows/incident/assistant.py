@@ -174,10 +174,19 @@ class Assistant:
             return
         ai.answered_at.append(now)
         await self._timeline.all_recorded()  # the answer may cite what has just happened
+        # Patch ai-answer-streamed: where a model streams and the platform edits messages, the
+        # activity posts "thinking…" itself and edits the answer into it as the model writes.
+        stream_key = None
+        if self._s.room.platform in self._cfg.ai_stream_platforms and workflow.patched("ai-answer-streamed"):
+            stream_key = self._chat.key(f"ai-answer-{q.message_id}-streamed")
         try:
             ans = await calls.AI_ANSWER(
                 AiAnswerInput(
-                    incident=self._s.incident, room=self._s.room, message_id=q.message_id, im_user_id=q.im_user_id
+                    incident=self._s.incident,
+                    room=self._s.room,
+                    message_id=q.message_id,
+                    im_user_id=q.im_user_id,
+                    stream_key=stream_key,
                 ),
                 options.ai(),
             )
@@ -195,7 +204,11 @@ class Assistant:
         # Patch ai-rich-answers: the answer goes out formatted (links, bold, lists) where the
         # activity sent a formatted copy; histories from before it posted the plain text.
         rich = ans.rich if ans.rich is not None and workflow.patched("ai-rich-answers") else None
-        posted = await self._post(ans.text, key=f"ai-answer-{q.message_id}", rich=rich)
+        if ans.posted_as:  # streamed into its own message: keep it for the transcript
+            posted: str | None = ans.posted_as
+            self._keep(ans.posted_as, ans.text)
+        else:
+            posted = await self._post(ans.text, key=f"ai-answer-{q.message_id}", rich=rich)
         cites = ", ".join(ans.citations) or "none"
         detail = f"to {asker} (message M:{q.message_id}, {ans.mode}, {ans.intent}); cites {cites}"
         if ans.suggestion is not None:
@@ -305,12 +318,17 @@ class Assistant:
 
     async def _post(self, text: str, *, key: str, rich: Rich | None = None) -> str | None:
         """Post in the room and keep our own message for the transcript; None when it failed."""
-        room = self._s.room
         if not self._room_active():
             return None
         message_id = await self._chat.post(text, key=key, rich=rich)
         if message_id is None:
             return None
+        self._keep(message_id, text)
+        return message_id
+
+    def _keep(self, message_id: str, text: str) -> None:
+        """Our post, for the transcript (platforms without history would lose it)."""
+        room = self._s.room
         self._captured.append(
             CapturedMessage(
                 incident_id=self._s.incident.id,
@@ -321,7 +339,6 @@ class Assistant:
                 at=workflow.now(),
             )
         )
-        return message_id
 
     async def _capture(self) -> None:
         messages, self._captured = self._captured, []

@@ -21,6 +21,10 @@ class RoomChat:
     def __init__(self, state: CarriedState, config: WarRoomConfig) -> None:
         self._s, self._cfg = state, config
 
+    def key(self, key: str) -> str:
+        """The platform's dedup key of our message `key` in this room."""
+        return f"{workflow.info().workflow_id}:msg:{self._s.room.generation}:{key}"
+
     async def post(self, text: str, *, key: str, rich: Rich | None = None) -> str | None:
         """The message's id, or None when it could not be posted; `rich`, when given, is what the
         platform shows (formatted), `text` its plain form."""
@@ -31,7 +35,7 @@ class RoomChat:
                     platform=room.platform,
                     chat_id=room.chat_id or "",
                     text=text,
-                    key=f"{workflow.info().workflow_id}:msg:{room.generation}:{key}",
+                    key=self.key(key),
                     rich=rich,
                 ),
                 options.im(self._cfg, room.platform),

@@ -276,6 +276,9 @@ class LarkAdapter(ImAdapter):
         )
         return MessageRef(message_id=message_id)
 
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        await self.api.patch(message_id, json.dumps(render.card(rich), ensure_ascii=False))
+
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         """The chat's messages, oldest first, without the bot's cards and system messages."""
         start = int(since.timestamp()) if since else None

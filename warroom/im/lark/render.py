@@ -31,4 +31,7 @@ def markdown(rich: Rich, limit: int = LIMIT) -> str:
 
 def card(rich: Rich, limit: int = LIMIT) -> dict[str, Any]:
     """An interactive message's card: the answer as markdown, nothing to click."""
-    return {"config": {"wide_screen_mode": True}, "elements": [{"tag": "markdown", "content": markdown(rich, limit)}]}
+    return {
+        "config": {"wide_screen_mode": True, "update_multi": True},  # shared: a streamed answer is edited
+        "elements": [{"tag": "markdown", "content": markdown(rich, limit)}],
+    }

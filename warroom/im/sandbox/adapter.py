@@ -192,6 +192,12 @@ class SandboxAdapter(ImAdapter):
         )
         return MessageRef(message_id=str(msg_id))
 
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        text = render.render(rich)
+        await self._call(
+            "edit_message", chat_id, lambda now: self.sandbox.edit_text(chat_id, int(message_id), text, now)
+        )
+
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         rows = await self._call("fetch_history", chat_id, lambda _: self.sandbox.messages(chat_id, since))
         return [

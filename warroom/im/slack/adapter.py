@@ -399,6 +399,9 @@ class SlackAdapter(ImAdapter):
             self._posted[idempotency_key] = ts
         return MessageRef(message_id=ts)
 
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        await self.api.call("chat.update", channel=chat_id, ts=message_id, text=render.render(rich))
+
     async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
         """An ephemeral message only `im_user_id` sees (a refused click). Ephemeral messages
         leave no trace to look up, so a retry after a lost answer may show it twice; showing it

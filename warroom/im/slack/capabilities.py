@@ -12,4 +12,5 @@ CAPABILITIES = Capabilities(
     phone_lookup=False,  # Slack's Web API has no lookup by phone
     remove_members=True,
     max_invite_batch=100,
+    edit_message=True,
 )
