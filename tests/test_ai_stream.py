@@ -25,6 +25,7 @@ from starters.api.app import create_app
 from warroom.settings import Settings
 from warroom.store import Store
 
+from .conftest import eventually
 from .fakes.openai_api import API_KEY, MODEL, FakeOpenAI, Reply, running_fake_openai
 from .test_ai import ANN, BOB, RUNBOOKS, bot_messages, kinds, open_room, say
 from .test_ai_model import settled
@@ -103,5 +104,9 @@ async def test_a_model_answer_streams_into_a_thinking_message(http: httpx.AsyncC
     answers = [m for m in room["messages"] if m["author"] == "warroom-bot" and m["id"] > int(asked)]
     assert [m["id"] for m in answers] == [message_id]  # edited in place: one message, not two
     assert answers[0]["edits"] >= 2 and answers[0]["text"].endswith("\u2063")
-    audit = [e for e in await kinds(http, iid, "ai.answer") if f"M:{asked}" in e["detail"]]
-    assert audit and audit[0]["outcome"] == "ok" and "model:" in audit[0]["detail"]
+
+    async def audited() -> list[dict] | None:
+        return [e for e in await kinds(http, iid, "ai.answer") if f"M:{asked}" in e["detail"]] or None
+
+    audit = await eventually(audited, timeout=30)
+    assert audit[0]["outcome"] == "ok" and "model:" in audit[0]["detail"]
