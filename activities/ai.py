@@ -14,6 +14,7 @@ so a question always gets an answer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,8 @@ from warroom.ai import transcript
 from warroom.ai.assistant import Assistant
 from warroom.ai.model import AiPermanent, AiRateLimited, AiTransient
 from warroom.errors import NotFound
+from warroom.im.base import ImAdapter
+from warroom.im.rich import Rich
 from warroom.messages import (
     AiAnswer,
     AiAnswerInput,
@@ -62,6 +65,48 @@ def ai_retry_decisions() -> Iterator[None]:
         raise ApplicationError(brief(e), type=names.NOT_FOUND, non_retryable=True) from e
 
 
+class StreamedEdits:
+    """Edits of one message while an answer streams: the first words at once, then at most one
+    edit per `every` seconds (platforms rate-limit edits); a failed edit only skips that draft."""
+
+    def __init__(self, adapter: ImAdapter, chat_id: str, key: str, every: float = 0.7) -> None:
+        self.adapter, self.chat_id, self.key, self.every = adapter, chat_id, key, every
+        self.message_id = ""
+        self.edited = False
+        self.started = time.perf_counter()
+        self.last = 0.0
+        self.first_visible_ms = 0.0
+
+    async def draft(self, rich: Rich) -> None:
+        """The first call posts its text ("thinking…", once per key: a retried activity finds it
+        again); later calls edit it with the answer so far."""
+        now = time.perf_counter()
+        if self.edited and now - self.last < self.every:
+            return
+        try:
+            if not self.message_id:
+                self.message_id = (await self.adapter.post_rich(self.chat_id, rich, self.key)).message_id
+                return
+            await self.adapter.edit_rich(self.chat_id, self.message_id, rich)
+        except Exception as e:  # a draft is not worth failing the answer for
+            activity.logger.info("streamed draft not shown: %s", e)
+            return
+        self.edited, self.last = True, now
+        if not self.first_visible_ms:
+            self.first_visible_ms = (time.perf_counter() - self.started) * 1000
+
+    async def final(self, rich: Rich) -> bool:
+        """The whole answer in place; False when it could not be (the workflow then posts it)."""
+        try:
+            await self.adapter.edit_rich(self.chat_id, self.message_id, rich)
+        except Exception as e:
+            activity.logger.warning("streamed answer not edited in place: %s", e)
+            return False
+        if not self.first_visible_ms:
+            self.first_visible_ms = (time.perf_counter() - self.started) * 1000
+        return True
+
+
 def _last_attempt() -> bool:
     return activity.info().attempt >= MAX_ATTEMPTS
 
@@ -78,8 +123,21 @@ class AiActivities:
 
     @activity.defn(name=names.AI_ANSWER)
     async def answer(self, inp: AiAnswerInput) -> AiAnswer:
+        """The answer. With `stream_key` and a model answering: "🤖 thinking…" is posted at once,
+        edited as the model writes and once more when it is done (`posted_as` names it)."""
+        if not inp.stream_key or not inp.room.chat_id or self.assistant.model is None:
+            with ai_retry_decisions():
+                return await self.assistant.answer(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
+        adapter = self.im.adapter(inp.room.platform)
+        stream = StreamedEdits(adapter, inp.room.chat_id, inp.stream_key)
         with ai_retry_decisions():
-            return await self.assistant.answer(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
+            ans = await self.assistant.answer(
+                inp, now=datetime.now(UTC), last_attempt=_last_attempt(), on_draft=stream.draft
+            )
+        if stream.message_id and await stream.final(ans.rich or Rich().add(ans.text)):
+            ans.posted_as = stream.message_id
+        ans.first_visible_ms = stream.first_visible_ms
+        return ans
 
     @activity.defn(name=names.AI_IMPACT)
     async def impact(self, inp: AiImpactInput) -> AiImpact:

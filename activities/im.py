@@ -305,6 +305,8 @@ class ImActivities:
     async def post_message(self, inp: PostMessageInput) -> str:
         with retry_decisions():
             adapter = self.adapter(inp.platform)
+            if inp.rich is not None and not inp.mentions:
+                return (await adapter.post_rich(inp.chat_id, inp.rich, inp.key)).message_id
             return (await adapter.post_message(inp.chat_id, inp.text, inp.key, mentions=inp.mentions)).message_id
 
     @activity.defn(name=names.IM_POST_NOTICE)

@@ -29,6 +29,7 @@ from starters.coalesce import Snapshot, SnapshotCoalescer
 from warroom.ai import transcript
 from warroom.errors import Conflict
 from warroom.im.base import ActionClicked, InboundEvent, MessageReceived, RoomGone
+from warroom.im.plugins import get_plugin, platform_names
 from warroom.messages import (
     ActRequest,
     AiReviewResult,
@@ -79,6 +80,14 @@ ANSWER_WITHIN_SECONDS = 15.0
 
 
 T = TypeVar("T")
+
+
+def streaming_platforms(settings: Settings) -> list[str]:
+    """Where a model's answers stream into the room: a model is configured and streams
+    (`WARROOM_AI_STREAM`), and the platform can edit our messages."""
+    if not (settings.ai_model and settings.ai_stream):
+        return []
+    return [name for name in platform_names() if get_plugin(name).capabilities.edit_message]
 
 
 class SharedRequests:
@@ -134,6 +143,7 @@ class WarRoomService:
             ai_answers_per_minute=self.settings.ai_answers_per_minute,
             # Platforms bound to a region (WARROOM_PLATFORM_REGIONS) call their IM on `<queue>-<region>`.
             im_task_queues=self.settings.im_task_queues(),
+            ai_stream_platforms=streaming_platforms(self.settings),
         )
 
     def _start_input(

@@ -36,6 +36,8 @@ API = "/api/v1"
 ANN, BOB = "ann@example.com", "bob@example.com"
 RUNBOOKS = Path(__file__).resolve().parents[1] / "runbooks"
 CITE = re.compile(r"\[((?:T|M|R):[^\]\s]+)\]")
+MARKER = re.compile(r"\[\\\[(\d+)\\\]\]\((https?://[^)\s]+)\)")  # a footnote in the sandbox's markup: [\[1\]](url)
+FORMATTED = "\u2063"  # how the sandbox marks a formatted message
 ALERTS = [
     {
         "id": "A1",
@@ -182,17 +184,19 @@ async def test_offline_assistant_answers_with_citations_and_pushes_runbooks(http
     latency = time.perf_counter() - started
     print(f"offline answer latency: {latency * 1000:.0f} ms")
     text = answer["text"]
-    assert "Sources:" in text and "is triggered" in text
+    assert text.endswith(FORMATTED) and "is triggered" in text and "Sources:" not in text
     entries = {e["id"] for e in await timeline(http, iid)}
-    cites = assert_citations_exist(text, entries, await room_message_ids(http, chat))
-    assert any(c.startswith("T:") for c in cites) and any(c.startswith("M:") for c in cites)
+    anchors = [u.split("#t-", 1)[1] for _, u in MARKER.findall(text) if "#t-" in u]
+    assert anchors and set(anchors) <= entries, text  # footnotes link to the console's timeline entries
     audit = await eventually(lambda: kinds(http, iid, "ai.answer"))
     assert audit[0]["actor"] == "ai" and audit[0]["source"] == "ai" and f"M:{asked}" in audit[0]["detail"]
+    cites = audit[0]["detail"].split("cites ", 1)[1].split(": ", 1)[0]
+    assert "T:" in cites and "M:" in cites
 
     # A how-to question is answered from the runbooks.
     asked = await say(http, chat, ANN, "@warroom how do we mitigate this?")
     howto = await answer_to(http, chat, asked)
-    assert "[R:high-error-rate]" in howto["text"] and "Roll back" in howto["text"]
+    assert "wiki.example.com/runbooks/high-error-rate)" in howto["text"] and "Roll back" in howto["text"]
 
     # The discussion turns to the database: that runbook is pushed, once, however long it goes on.
     for n in range(12):
@@ -309,6 +313,27 @@ async def test_review_on_close_is_linked_before_dismissal_and_regenerable(http: 
     assert len(entries) == 2 and "requested by bob@example.com" in entries[1]["detail"]
     # The review cites our own posts too: the transcript holds them.
     assert any(m["text"].startswith("📘") for m in await bot_messages(http, chat))
+
+
+async def test_a_question_is_answered_as_asked_and_more_gives_the_details(http: httpx.AsyncClient) -> None:
+    """Issue 20: a question that names the impact gets an answer, not the impact assessment;
+    `@warroom more` expands the last answer; the footnotes link the console."""
+    iid, chat = await open_room(http)
+    await eventually(lambda: bot_messages(http, chat, "📊"), timeout=30)
+    await say(http, chat, BOB, "checkout v2.14 went out at 08:55, it changed the payment client timeout")
+    await say(http, chat, ANN, "about 12% of checkouts fail since then")
+    question = "@warroom What is the customer impact so far and what changed before it started?"
+    asked = await say(http, chat, ANN, question)
+    reply = await answer_to(http, chat, asked)
+    text = reply["text"]
+    assert "v2.14" in text and "12%" in text and "Details: `@warroom more`" in text, text
+    assert len([m for m in await bot_messages(http, chat, "📊")]) == 1  # no second impact message
+    assert any(f"/incidents/{iid}#t-{iid}-" in url for _, url in MARKER.findall(text))
+    more = await say(http, chat, BOB, "@warroom more")
+    details = await answer_to(http, chat, more)
+    assert "More on" in details["text"] and "What is the customer impact" in details["text"], details
+    audit = await eventually(lambda: _with(kinds(http, iid, "ai.answer"), lambda es: es if len(es) == 2 else None))
+    assert ", more)" in audit[1]["detail"] and ", answer)" in audit[0]["detail"]
 
 
 async def test_review_via_api_without_a_room_and_unknown_incident(http: httpx.AsyncClient) -> None:

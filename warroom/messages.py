@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import AliasChoices, BaseModel, Field
 
 from warroom.im.base import Mention, RoomRef, RoomSpec, StatusCard
+from warroom.im.rich import Rich
 from warroom.models import Action, Incident, MemberState, Responder, Source, TimelineEntry, WarRoom
 
 WORKFLOW_TYPE = "IncidentWarRoom"
@@ -34,6 +35,9 @@ class WarRoomConfig(BaseModel):
     # The assistant: answers per minute per incident; a knowledge check every N new room messages.
     ai_answers_per_minute: int = 6
     ai_knowledge_every: int = 5
+    # Platforms where a model's answer streams into a "thinking…" message (a model is configured,
+    # WARROOM_AI_STREAM is on, and the platform edits messages).
+    ai_stream_platforms: list[str] = Field(default_factory=list)
 
 
 class AiState(BaseModel):
@@ -279,6 +283,7 @@ class PostMessageInput(BaseModel):
     text: str
     key: str
     mentions: list[Mention] = Field(default_factory=list)  # addressed first, in the platform's own form
+    rich: Rich | None = None  # the same message formatted (an assistant answer): posted instead of `text`
 
 
 class DismissInput(BaseModel):
@@ -327,11 +332,14 @@ class AiAnswerInput(BaseModel):
     room: WarRoom
     message_id: str
     im_user_id: str
+    # Set where a model's answer may stream into the room: the key the activity posts its
+    # "thinking…" message with (then edited in place as the model writes).
+    stream_key: str | None = None
 
 
 class AiAnswer(BaseModel):
     text: str  # what to post, with its sources
-    intent: str = "answer"  # answer, status, people, howto, next, help, refused, impact, review
+    intent: str = "answer"  # answer (any question), help, refused, more, impact, review (the bare commands)
     citations: list[str] = Field(default_factory=list)
     suggestion: Action | None = None
     mode: str = "offline"  # offline, or model:<name>
@@ -339,6 +347,10 @@ class AiAnswer(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    first_text_ms: float = 0.0  # with a streamed model answer: when its first words arrived
+    rich: Rich | None = None  # the same answer with links, for platforms that render formatting
+    posted_as: str = ""  # the message it was edited into (stream_to), when that worked: nothing to post
+    first_visible_ms: float = 0.0  # streamed: from the activity's start to the first words in the room
 
 
 class AiImpactInput(BaseModel):
@@ -352,6 +364,7 @@ class AiImpact(BaseModel):
     fingerprint: str
     mode: str = "offline"
     known: bool = True  # False: no service, region, user or similar-incident fact yet
+    rich: Rich | None = None  # the same assessment formatted, for platforms that render formatting
 
 
 class AiKnowledgeInput(BaseModel):

@@ -229,6 +229,38 @@
     if (last < text.length) parts.push(text.slice(last));
     return parts;
   }
+  // A formatted bot message (warroom/im/sandbox/render.py, ends with U+2063): [label](https://…)
+  // links, **bold**, `code`; a backslash makes the next character plain. Anything else is text.
+  function richText(text) {
+    const out = [];
+    let buf = "", i = 0;
+    const flush = () => { if (buf) out.push(buf); buf = ""; };
+    while (i < text.length) {
+      const c = text[i];
+      if (c === "\\" && i + 1 < text.length) { buf += text[i + 1]; i += 2; continue; }
+      if (c === "*" && text.startsWith("**", i)) {
+        const end = text.indexOf("**", i + 2);
+        if (end > i + 2) { flush(); out.push(h("strong", {}, richText(text.slice(i + 2, end)))); i = end + 2; continue; }
+      }
+      if (c === "`") {
+        const end = text.indexOf("`", i + 1);
+        if (end > i) { flush(); out.push(h("code", { text: text.slice(i + 1, end).replace(/\\(.)/g, "$1") })); i = end + 1; continue; }
+      }
+      if (c === "[") {
+        const m = /^\[((?:\\.|[^\]\\])*)\]\((https?:\/\/[^\s)]+)\)/.exec(text.slice(i));
+        if (m) {
+          flush();
+          out.push(h("a", { href: m[2], target: "_blank", rel: "noopener", "data-testid": "message-link",
+            text: m[1].replace(/\\(.)/g, "$1") }));
+          i += m[0].length;
+          continue;
+        }
+      }
+      buf += c; i += 1;
+    }
+    flush();
+    return out;
+  }
   function myMember() {
     const me = userByEmail(state.user);
     if (!state.room || !me) return null;
@@ -338,7 +370,7 @@
         h("time", { datetime: m.created_at, text: fmtTime(m.created_at) }),
         h("span", { class: `who${bot ? " bot" : ""}`, text: m.author_name }),
         h("span", { class: "body" }, isCard ? `status card (v${m.card_version}${m.edits ? `, edited ${m.edits}×` : ""})` :
-          mentionText(m.text))));
+          bot && m.text.endsWith("\u2063") ? richText(m.text.slice(0, -1)) : mentionText(m.text))));
     }
     if (!room.messages.length) box.append(h("div", { class: "empty", text: "No messages yet." }));
     if (atBottom || force) box.scrollTop = box.scrollHeight;

@@ -69,6 +69,7 @@ class FakeOpenAI:
     requests: list[Recorded] = field(default_factory=list)
     replies: deque[Reply] = field(default_factory=deque)
     answer: Callable[[Recorded], str] | None = None
+    chunk_delay: float = 0.0  # seconds between streamed chunks of 16 characters (a model's pace)
 
     def queue(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -158,6 +159,8 @@ class FakeOpenAI:
         cid = "chatcmpl-" + hashlib.sha1(f"{len(self.requests)}".encode()).hexdigest()[:12]
         if rec.body.get("stream"):
             return StreamingResponse(self._stream(cid, created, text, usage, rec.body), media_type="text/event-stream")
+        if self.chunk_delay:  # the whole answer, after the time a model takes to write it
+            await asyncio.sleep(self.chunk_delay * (len(text) // 16 + 1))
         return JSONResponse(
             {
                 "id": cid,
@@ -186,7 +189,7 @@ class FakeOpenAI:
         yield chunk({"role": "assistant", "content": ""})
         for p in parts:
             yield chunk({"content": p})
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.chunk_delay)
         yield chunk({}, "stop")
         if (body.get("stream_options") or {}).get("include_usage"):
             payload = {

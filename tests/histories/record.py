@@ -17,6 +17,7 @@ continue-as-new with work handed over, dismissal, and a room removed by hand and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import uuid
@@ -31,6 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starters.service import WarRoomService
+from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI, running_fake_openai
 from warroom.im.base import ActionClicked, MessageReceived, RoomGone
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import (
@@ -186,6 +188,34 @@ async def ai_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[Workflo
     return [svc.client.get_workflow_handle(handle.id, run_id=first.run_id), handle]
 
 
+async def ai_streamed(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """With a model that streams (the fake OpenAI server): questions answered by streaming into
+    a "thinking…" message edited in place, a bare command, close and dismissal."""
+    body = IncidentIn(
+        title="Checkout returns 500 errors after the deploy",
+        responders=[Responder(email=ANN)],
+        labels={"service": "checkout", "region": "eu-west-1"},
+    )
+    incident, _ = await svc.upsert_incident(body, actor=ANN, source=Source.API)
+    handle = svc.handle(incident.id)
+    room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor=ANN))
+    chat = room.chat_id or ""
+    sandbox = SandboxPlatform(svc.store.db)
+    ann = sandbox.lookup_user(email=ANN, phone=None, now=datetime.now(UTC))
+    for n, text in enumerate(("@warroom what changed before it started?", "@warroom impact", "@warroom more")):
+        mid = str(sandbox.post(chat, author=ann, text=text, key=None, now=datetime.now(UTC)))
+        event = MessageReceived(
+            event_id=f"msg-{mid}", chat_id=chat, message_id=mid, im_user_id=ann, text=text, mentions_bot=True
+        )
+        assert await svc.dispatch("sandbox", [event]) == []
+        while len([e for e in svc.store.timeline.list(incident.id) if e.kind in ("ai.answer", "ai.impact")]) < n + 2:
+            await asyncio.sleep(0.05)
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
+
+
 async def room_gone(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
     """A room removed by hand on the platform (the workflow ends with it), then a second room for
     the same incident (a new workflow, started with the update), an action the API asks for that
@@ -286,11 +316,13 @@ async def _runs(svc: WarRoomService, workflow_id: str, run_id: str) -> list[Work
     return handles
 
 
+MODEL_SCENARIOS = {"ai_streamed"}  # recorded with a model (the fake OpenAI server) that streams
 SCENARIOS: dict[str, Scenario] = {
     "full_life": full_life,
     "continue_as_new": continue_as_new,
     "link_users": link_users,
     "ai_life": ai_life,
+    "ai_streamed": ai_streamed,
     "room_gone": room_gone,
     "handover": handover,
     "join": join,
@@ -309,27 +341,38 @@ async def record(names: list[str], suffix: str = "") -> None:
     )
     try:
         for name in names:
-            with tempfile.TemporaryDirectory() as tmp:
-                settings = Settings(
-                    WARROOM_DATABASE_URL=f"sqlite:///{tmp}/record.db",
-                    WARROOM_TASK_QUEUE=f"record-{uuid.uuid4().hex[:8]}",
-                    WARROOM_SANDBOX_SIGNING_SECRET="record",
-                    _env_file=None,
-                )
-                store = Store(settings.database_url)
-                worker, im = build_worker(env.client, store, settings)
-                async with worker:
-                    handles = await SCENARIOS[name](env, WarRoomService(env.client, store, settings))
-                    for n, handle in enumerate(handles):
-                        history = await handle.fetch_history()
-                        stem = f"{name}-{suffix}" if suffix else name
-                        path = HERE / (f"{stem}.json" if n == 0 else f"{stem}-{n}.json")
-                        if path.exists():
-                            raise SystemExit(f"{path.name} exists: record the new shape with --as <change-id>")
-                        path.write_text(history.to_json())
-                        print(f"{path.name}: {len(history.events)} events")
-                await im.aclose()
-                store.close()
+            async with contextlib.AsyncExitStack() as stack:
+                with tempfile.TemporaryDirectory() as tmp:
+                    model: dict[str, object] = {}
+                    if name in MODEL_SCENARIOS:
+                        fake = await stack.enter_async_context(running_fake_openai(FakeOpenAI(chunk_delay=0.02)))
+                        model = {
+                            "OPENAI_BASE_URL": fake.url,
+                            "OPENAI_API_KEY": API_KEY,
+                            "WARROOM_AI_MODEL": MODEL,
+                            "WARROOM_AI_STREAM": True,
+                        }
+                    settings = Settings(
+                        WARROOM_DATABASE_URL=f"sqlite:///{tmp}/record.db",
+                        WARROOM_TASK_QUEUE=f"record-{uuid.uuid4().hex[:8]}",
+                        WARROOM_SANDBOX_SIGNING_SECRET="record",
+                        _env_file=None,
+                        **model,  # type: ignore[arg-type]
+                    )
+                    store = Store(settings.database_url)
+                    worker, im = build_worker(env.client, store, settings)
+                    async with worker:
+                        handles = await SCENARIOS[name](env, WarRoomService(env.client, store, settings))
+                        for n, handle in enumerate(handles):
+                            history = await handle.fetch_history()
+                            stem = f"{name}-{suffix}" if suffix else name
+                            path = HERE / (f"{stem}.json" if n == 0 else f"{stem}-{n}.json")
+                            if path.exists():
+                                raise SystemExit(f"{path.name} exists: record the new shape with --as <change-id>")
+                            path.write_text(history.to_json())
+                            print(f"{path.name}: {len(history.events)} events")
+                    await im.aclose()
+                    store.close()
     finally:
         await env.shutdown()
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from warroom import lifecycle
 from warroom.ai import context, impact, offline, prompts, review
-from warroom.ai.model import AiError, AiPermanent, ModelClient, configured
-from warroom.ai.redact import Redactor
+from warroom.ai.model import AiError, AiPermanent, ModelClient, OnText, configured
+from warroom.ai.redact import Redactor, hide_secrets
 from warroom.ai.retrieval import Doc
 from warroom.ai.runbooks import first_steps, match
 from warroom.errors import NotFound
+from warroom.im.rich import Rich, Span, defuse
 from warroom.messages import (
     AiAnswer,
     AiAnswerInput,
@@ -35,7 +37,21 @@ _SUGGEST = re.compile(r"^\s*SUGGEST:\s*([a-z]+)\s*\.?\s*$", re.I | re.M)
 BUTTON = {Action.ACKNOWLEDGE: "Acknowledge", Action.SNOOZE: "Snooze", Action.CLOSE: "Close", Action.REOPEN: "Reopen"}
 
 
+OnDraft = Callable[[Rich], Awaitable[None]]
+
+
+def _clean(text: str) -> str:
+    """Text bound for a room: no mass ping, no secret."""
+    return defuse(hide_secrets(text))
+
+
+def _short(person: str) -> str:
+    return person.split("@")[0] if re.fullmatch(r"[^@\s]+@[^@\s]+", person) else person
+
+
 class Assistant:
+    _first_ms = 0.0
+
     def __init__(self, store: Store, settings: Settings, model: ModelClient | None = None) -> None:
         self.store = store
         self.settings = settings
@@ -111,20 +127,80 @@ class Assistant:
         return re.sub(r" ?" + review.CITE.pattern, keep, text), cites
 
     @staticmethod
-    def _sources(ctx: context.IncidentContext, cites: list[str]) -> str:
-        lines = []
-        for cid in cites:
-            c = ctx.citation(cid)
-            if c is None:
-                continue
-            when = f"{c.at:%H:%M} " if c.at else ""
-            who = f"{c.actor}: " if c.actor else ""
-            url = f" — {c.url}" if c.url else ""
-            lines.append(f"[{cid}] {when}{who}{offline.transcript.one_line(c.text, 140)}{url}")
-        return ("\nSources:\n" + "\n".join(lines)) if lines else ""
+    def _link(ctx: context.IncidentContext, cid: str) -> str:
+        """Where a citation leads: the console's timeline entry, the incident's console page for
+        a message (the platforms' permalinks are not known to the store), the runbook's page."""
+        kind, _, ident = cid.partition(":")
+        if kind == "T":
+            return ctx.console_url(f"#t-{ident}")
+        if kind == "R":
+            b = next((b for b in ctx.runbooks if b.name == ident), None)
+            return (b.url or ctx.console_runbook_url(b.name)) if b else ""
+        return ctx.console_url()
+
+    def compose(self, ctx: context.IncidentContext, head: str, body: str, *, hint: bool) -> tuple[Rich, str, list[str]]:
+        """The answer as rich text and as plain text: each line of `body` (bullets kept), inline
+        citation ids replaced by footnote markers [1], [2] that link to their source; quoted text
+        defused (no mass ping) and secrets hidden."""
+        cites: list[str] = []
+        doc = Rich(more_url=ctx.console_url())
+        plain_lines: list[str] = []
+        lines = [ln for ln in body.splitlines() if ln.strip()]
+        if head and lines and lines[0].lstrip().startswith(("• ", "- ", "* ")):
+            doc.add(Span(text=head))
+            plain_lines.append(head)
+            head = ""
+        for n, raw in enumerate(lines):
+            bullet = raw.lstrip().startswith(("• ", "- ", "* "))
+            text = raw.lstrip()[2:] if bullet else raw
+            spans: list[Span | str] = [Span(text=head)] if n == 0 and head else []
+            out = (head + " ") if n == 0 and head else ""
+            pos = 0
+            for m in review.CITE.finditer(text):
+                cid = m.group(1)
+                piece = _clean(text[pos : m.start()])
+                pos = m.end()
+                if ctx.citation(cid) is None:
+                    spans.append(piece)
+                    out += piece
+                    continue
+                if cid not in cites:
+                    cites.append(cid)
+                marker = f"[{cites.index(cid) + 1}]"
+                piece = piece.rstrip() + " " if piece.strip() else piece
+                spans += [piece, Span(text=marker, link=self._link(ctx, cid))]
+                out += piece + marker
+            tail = _clean(text[pos:])
+            spans.append(tail)
+            out += tail
+            if n == 0 and head:
+                spans[1:1] = [" "]
+            doc.add(*[s for s in spans if not isinstance(s, str) or s], bullet=bullet)
+            plain_lines.append(("• " if bullet else "") + out)
+        if cites:
+            refs = []
+            for k, cid in enumerate(cites, 1):
+                c = ctx.citation(cid)
+                when = f"{c.at:%H:%M} " if c and c.at else ""
+                what = {"T": "timeline", "M": (c.actor or "message") if c else "message", "R": "runbook"}[cid[0]]
+                refs.append(f"[{k}] {when}{what.split('@')[0]} {self._link(ctx, cid)}")
+            plain_lines.append("Sources: " + " · ".join(refs))
+        if hint:
+            doc.add(
+                Span(text="Details: "),
+                Span(text="@warroom more", code=True),
+                Span(text=" · "),
+                Span(text="console", link=ctx.console_url()),
+            )
+            plain_lines.append("Details: @warroom more")
+        return doc, "\n".join(plain_lines), cites
 
     # ------------------------------------------------------------------ Q&A
-    async def answer(self, inp: AiAnswerInput, *, now: datetime, last_attempt: bool = True) -> AiAnswer:
+    async def answer(
+        self, inp: AiAnswerInput, *, now: datetime, last_attempt: bool = True, on_draft: OnDraft | None = None
+    ) -> AiAnswer:
+        """The answer to one room message; with a model and `on_draft`, the answer so far is handed
+        to `on_draft` (formatted) as it streams in."""
         ctx = await self._context(inp.incident, inp.room)
         room = inp.room
         msg = await asyncio.to_thread(self.store.transcript.get, room.platform, room.chat_id or "", inp.message_id)
@@ -134,25 +210,42 @@ class Assistant:
         draft = offline.answer(ctx, msg.text, question_id=inp.message_id, now=now)
         if draft.intent in ("impact", "review"):
             return AiAnswer(text="", intent=draft.intent)
+        if draft.intent == "more":
+            return self._more(ctx, msg, asker, now)
         mode, note, usage = "offline", "", (0, 0, 0.0)
-        text, cites, suggestion = draft.text, draft.citations, draft.suggestion
+        text, suggestion = draft.text, draft.suggestion
+        first_ms = 0.0
         if self.model is not None and draft.intent not in ("help", "refused"):
             try:
-                text, cites, suggestion, usage = await self._model_answer(ctx, msg.text, asker, inp.message_id)
+                head = f"🤖 (to {_short(asker)})"
+                draft_to = None
+                if on_draft is not None:
+                    await on_draft(Rich().add(f"{head} thinking…"))
+
+                    async def draft_to(partial: str) -> None:
+                        body = _SUGGEST.sub("", partial).strip() or "…"
+                        rich, _, _ = self.compose(ctx, head, body + " …", hint=False)
+                        await on_draft(rich)
+
+                text, _, suggestion, usage = await self._model_answer(
+                    ctx, msg.text, asker, inp.message_id, on_text=draft_to
+                )
                 mode = f"model:{self.model.model}"
+                first_ms = self._first_ms
             except AiError as e:
                 note = self._fallback(e, last_attempt)
-                text, cites, suggestion = draft.text, draft.citations, draft.suggestion
+                text, suggestion = draft.text, draft.suggestion
         if suggestion is not None and lifecycle.refusal(inp.incident, suggestion, 60) is not None:
             suggestion = None
-        out = f"🤖 (to {asker}) {text}".strip() + self._sources(ctx, cites)
         if suggestion is not None:
-            out += (
+            text += (
                 f"\n💡 Suggested action: {suggestion.value}. I cannot do it myself — a responder decides, "
                 f"by clicking {BUTTON[suggestion]} on the status card."
             )
         if note:
-            out += f"\n({note.split(':')[0]})"
+            text += f"\n({note.split(':')[0]})"
+        hint = draft.intent not in ("help", "refused") and bool(draft.details or mode != "offline")
+        rich, out, cites = self.compose(ctx, f"🤖 (to {_short(asker)})", text, hint=hint)
         if len(out) > MAX_POST:
             out = out[: MAX_POST - 1] + "…"
         return AiAnswer(
@@ -165,21 +258,55 @@ class Assistant:
             prompt_tokens=usage[0],
             completion_tokens=usage[1],
             latency_ms=usage[2],
+            first_text_ms=first_ms,
+            rich=rich,
         )
 
+    def _more(self, ctx: context.IncidentContext, msg, asker: str, now: datetime) -> AiAnswer:  # type: ignore[no-untyped-def]
+        """`@warroom more`: the previous question in this room, answered with every detail."""
+        earlier = [
+            m
+            for m in ctx.messages
+            if m.at <= msg.at
+            and m.message_id != msg.message_id
+            and not m.from_bot
+            and re.search(r"@warroom|<@", m.text, re.I)
+            and offline.intent(m.text) == "question"
+        ]
+        if not earlier:
+            body = "There is no earlier question of mine to expand on; ask one, e.g. `@warroom what changed?`"
+        else:
+            q = earlier[-1]
+            d = offline.answer(ctx, q.text, question_id=q.message_id, now=now)
+            said = offline.transcript.one_line(offline.strip_mention(q.text), 120)
+            body = f'More on "{said}":\n{d.text}\n{d.details}'.strip()
+        rich, out, cites = self.compose(ctx, f"🤖 (to {_short(asker)})", body, hint=False)
+        return AiAnswer(text=out[:MAX_POST], intent="more", citations=cites, rich=rich)
+
     async def _model_answer(
-        self, ctx: context.IncidentContext, question: str, asker: str, message_id: str
+        self,
+        ctx: context.IncidentContext,
+        question: str,
+        asker: str,
+        message_id: str,
+        on_text: OnText | None = None,
     ) -> tuple[str, list[str], Action | None, tuple[int, int, float]]:
         assert self.model is not None
         redact = Redactor(self.settings.ai_redact)
         q_block = prompts.block(
             "question", [f"[M:{message_id}] from {asker}: {offline.transcript.one_line(question, 2000)}"]
         )
+        facts_block = prompts.block("impact_facts", impact.facts_lines(impact.facts(ctx)))
         blocks = self._blocks(
-            ctx, offline.strip_mention(question), self._budget(prompts.ANSWER_TASK, q_block), exclude=f"M:{message_id}"
+            ctx,
+            offline.strip_mention(question),
+            self._budget(prompts.ANSWER_TASK, q_block, facts_block),
+            exclude=f"M:{message_id}",
         )
+        blocks.insert(1, facts_block)
         msgs = prompts.messages(prompts.ANSWER_TASK, [redact(b) for b in blocks] + [redact(q_block)])
-        c = await self.model.complete(msgs)
+        c = await self.model.complete(msgs, on_text=on_text)
+        self._first_ms = c.first_text_ms
         text = redact.restore(c.text)
         suggestion = None
         m = _SUGGEST.search(text)
@@ -199,6 +326,7 @@ class Assistant:
         ctx = await self._context(inp.incident, inp.room, with_others=True, transcript_limit=50)
         facts = impact.facts(ctx)
         text, mode = impact.render(facts, ctx), "offline"
+        rich = impact.rich(facts, ctx)
         if self.model is not None and (inp.requested or not facts.empty):
             redact = Redactor(self.settings.ai_redact)
             blocks = [
@@ -208,11 +336,15 @@ class Assistant:
             try:
                 c = await self.model.complete(prompts.messages(prompts.IMPACT_TASK, [redact(b) for b in blocks]))
                 body, _ = self._known_citations(ctx, redact.restore(c.text))
-                text = f"📊 Impact assessment — severity {facts.severity}, {ctx.incident.status.value}\n{body}"
+                head = f"📊 Impact assessment — severity {facts.severity}, {ctx.incident.status.value}"
+                text = f"{head}\n{body}"
+                rich, _, _ = self.compose(ctx, "", f"{head}\n{body}", hint=False)
                 mode = f"model:{self.model.model}"
             except AiError as e:
                 self._fallback(e, last_attempt)
-        return AiImpact(text=text[:MAX_POST], fingerprint=facts.fingerprint(), mode=mode, known=not facts.empty)
+        return AiImpact(
+            text=text[:MAX_POST], fingerprint=facts.fingerprint(), mode=mode, known=not facts.empty, rich=rich
+        )
 
     # ------------------------------------------------------------------ knowledge push
     async def knowledge(self, inp: AiKnowledgeInput, *, last_attempt: bool = True) -> list[AiKnowledgePush]:

@@ -88,6 +88,13 @@ class IncidentContext:
         api = f"{self.public_url.rstrip('/')}/api/v1/runbooks/{b.name}"
         return f"{b.url} · {api}" if b.url else api
 
+    def console_url(self, anchor: str = "") -> str:
+        """The incident's page in the web console (timeline entries are anchored `#t-<id>`)."""
+        return f"{self.public_url.rstrip('/')}/incidents/{self.incident.id}{anchor}"
+
+    def console_runbook_url(self, name: str) -> str:
+        return f"{self.public_url.rstrip('/')}/runbooks/{name}"
+
     def incident_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/api/v1/incidents/{self.incident.id}"
 

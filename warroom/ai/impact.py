@@ -14,8 +14,10 @@ import re
 from pydantic import BaseModel, Field
 
 from warroom.ai.context import IncidentContext
+from warroom.ai.redact import hide_secrets
 from warroom.ai.retrieval import BM25, tokenize
-from warroom.models import Incident
+from warroom.im.rich import Rich, Span, defuse
+from warroom.models import Incident, TimelineKind
 
 SERVICE_KEYS = ("service", "services", "component", "components", "app", "application", "system")
 REGION_KEYS = ("region", "regions", "zone", "zones", "az", "datacenter", "dc", "location", "cluster")
@@ -50,6 +52,11 @@ class ImpactFacts(BaseModel):
     @property
     def empty(self) -> bool:
         return not (self.services or self.regions or self.users or self.similar)
+
+
+def number(v: float) -> str:
+    """A metric's value as people write it: 3,200,000 rather than 3.2e+06."""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
 
 
 def _values(v: str) -> list[str]:
@@ -90,7 +97,7 @@ def facts(ctx: IncidentContext) -> ImpactFacts:
             elif key in USER_KEYS:
                 _add(f.users, v, src)
         if a.metric and a.value is not None:
-            _add(f.users, f"{a.metric} = {a.value:g}" + (f" on {a.service}" if a.service else ""), src)
+            _add(f.users, f"{a.metric} = {number(a.value)}" + (f" on {a.service}" if a.service else ""), src)
         for m in _USERS_RE.findall(f"{a.title}. {a.description}"):
             _add(f.users, m.strip(), src)
     for m in _USERS_RE.findall(f"{i.title}. {i.description}"):
@@ -142,6 +149,37 @@ def render(f: ImpactFacts, ctx: IncidentContext) -> str:
         lines.append("• Similar past incidents: " + ", ".join(f"{base}/api/v1/incidents/{s.id}" for s in f.similar))
     lines.append("Sources: the incident's labels, alerts and description; refreshed when severity or status changes.")
     return "\n".join(lines)
+
+
+def rich(f: ImpactFacts, ctx: IncidentContext) -> Rich:
+    """The impact message formatted: the facts in a few bullets, each with a footnote linking the
+    console's first timeline entry (where the labels and alerts it was read from are recorded);
+    similar incidents as console links, never their titles."""
+    opened = next((e for e in ctx.timeline if e.kind == TimelineKind.INCIDENT_CREATED), None)
+    source = [Span(text=" "), Span(text="[1]", link=ctx.console_url(f"#t-{opened.id}"))] if opened else []
+
+    def clean(values: list[str]) -> str:
+        return defuse(hide_secrets(", ".join(values)))
+
+    doc = Rich(more_url=ctx.console_url())
+    doc.add(Span(text=f"📊 Impact — severity {f.severity}, {ctx.incident.status.value}"))
+    rows = (
+        ("Services", list(f.services), "not known yet (add a `service` label or an alert)"),
+        ("Regions", list(f.regions), "not known yet"),
+        ("Users", list(f.users), "not known yet (no user-facing metric attached)"),
+    )
+    for label, values, unknown in rows:
+        if values:
+            doc.add(Span(text=f"{label}: ", bold=True), clean(values), *source, bullet=True)
+        else:
+            doc.add(Span(text=f"{label}: ", bold=True), unknown, bullet=True)
+    if f.similar:
+        links: list[Span | str] = [Span(text="Similar past incidents: ", bold=True)]
+        for n, s in enumerate(f.similar):
+            links += [", "] if n else []
+            links.append(Span(text=s.id, link=f"{ctx.public_url.rstrip('/')}/incidents/{s.id}"))
+        doc.add(*links, bullet=True)
+    return doc
 
 
 def facts_lines(f: ImpactFacts) -> list[str]:

@@ -5,6 +5,7 @@ Temporal retry decisions."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,10 @@ class Completion:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     streamed: bool = False
+    first_text_ms: float = 0.0  # when the first words arrived (streamed), or the whole answer did
+
+
+OnText = Callable[[str], Awaitable[None]]
 
 
 def configured(settings: Settings) -> bool:
@@ -65,19 +70,28 @@ class ModelClient:
             max_retries=self.settings.ai_max_retries,
         )
 
-    async def complete(self, messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, str]], *, max_tokens: int | None = None, on_text: OnText | None = None
+    ) -> Completion:
+        """The model's answer; streamed (`WARROOM_AI_STREAM`), `on_text` gets the text so far
+        after each chunk (it may be slow: chunks wait for it)."""
         import openai
 
         started = time.perf_counter()
         max_tokens = max_tokens or self.settings.ai_max_answer_tokens
         try:
             async with self._client() as client:
-                return await self._complete(client, messages, max_tokens, started)
+                return await self._complete(client, messages, max_tokens, started, on_text)
         except openai.APIError as e:
             raise _classify(e) from e
 
     async def _complete(
-        self, client: AsyncOpenAI, messages: list[dict[str, str]], max_tokens: int, started: float
+        self,
+        client: AsyncOpenAI,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        started: float,
+        on_text: OnText | None = None,
     ) -> Completion:
         if self.settings.ai_stream:
             parts: list[str] = []
@@ -90,9 +104,14 @@ class ModelClient:
                 stream=True,
                 stream_options={"include_usage": True},
             )
+            first = 0.0
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    if not parts:
+                        first = (time.perf_counter() - started) * 1000
                     parts.append(chunk.choices[0].delta.content)
+                    if on_text is not None:
+                        await on_text("".join(parts))
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
             text = "".join(parts)
@@ -105,6 +124,7 @@ class ModelClient:
             )
             text = (resp.choices[0].message.content or "") if resp.choices else ""
             usage = resp.usage
+            first = (time.perf_counter() - started) * 1000
         if not text.strip():
             raise AiTransient(f"model {self.model} returned an empty answer")
         return Completion(
@@ -114,6 +134,7 @@ class ModelClient:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             latency_ms=(time.perf_counter() - started) * 1000,
             streamed=self.settings.ai_stream,
+            first_text_ms=first,
         )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:

@@ -71,3 +71,12 @@ class Redactor:
     @property
     def count(self) -> int:
         return len(self._by_value)
+
+
+def hide_secrets(text: str) -> str:
+    """Secrets replaced by `[redacted secret]` in text we post (an extract quoting the room, a
+    runbook or an alert can carry a pasted key; the room must not get it back from us)."""
+    for kind, pattern in _PATTERNS:
+        if kind == "secret":
+            text = pattern.sub("[redacted secret]", text)
+    return text

@@ -14,7 +14,10 @@ from datetime import datetime
 from warroom.ai import transcript
 from warroom.ai.context import NOISE, IncidentContext
 from warroom.ai.impact import ImpactFacts
+from warroom.ai.redact import hide_secrets
+from warroom.ai.signals import CHANGE, NOT_CAUSE, STATE
 from warroom.enums import action_of
+from warroom.im.rich import defuse
 from warroom.models import Action, TimelineEntry, TimelineKind
 from warroom.store.reviews import Citation
 
@@ -28,7 +31,7 @@ ROOT_CAUSE = re.compile(
 )
 DECISION = re.compile(
     r"\b(decided|decision|let'?s|we will|we'll|going to|roll(ing)? ?back|revert(ing)?|fail(ing)? ?over|disable|"
-    r"scal(e|ing) (up|out|down)|restart(ing)?|switch(ing)? to|drain(ing)?)\b",
+    r"scal(e|ing)|restart(ing)?|switch(ing)? to|drain(ing)?|reroute|route \w+ through|pause)\b|决定|回滚|重启",
     re.I,
 )
 ACTION_ITEM = re.compile(
@@ -106,7 +109,7 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
             continue
         events.append((e.at, f"- {e.at:%H:%M} — {ctx.entry_text(e)} {t(e)}"))
     for m in msgs:
-        if ROOT_CAUSE.search(m.text) or DECISION.search(m.text):
+        if ROOT_CAUSE.search(m.text) or DECISION.search(m.text) or _likely_cause(m.text):
             who = transcript.who(m, ctx.names)
             events.append((m.at, f'- {m.at:%H:%M} — {who}: "{transcript.one_line(m.text, 200)}" {mref(m)}'))
     events.sort(key=lambda x: x[0])
@@ -114,9 +117,14 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
 
     out += ["", "## Root cause", ""]
     causes = [m for m in msgs if ROOT_CAUSE.search(m.text)]
-    if causes:
+    likely = [m for m in msgs if _likely_cause(m.text) and m not in causes]
+    if causes or likely:
         out += [
             f'- {transcript.who(m, ctx.names)}: "{transcript.one_line(m.text, 300)}" {mref(m)}' for m in causes[-5:]
+        ]
+        out += [
+            f'- Likely, from the room: {transcript.who(m, ctx.names)}: "{transcript.one_line(m.text, 300)}" {mref(m)}'
+            for m in likely[-3:]
         ]
     else:
         out.append(
@@ -166,6 +174,11 @@ def offline(ctx: IncidentContext, facts: ImpactFacts, *, now: datetime) -> str:
     return "\n".join(out)
 
 
+def _likely_cause(text: str) -> bool:
+    """A message that reports a change or a failure, not a decision, a fix or an action item."""
+    return bool(CHANGE.search(text)) and not NOT_CAUSE.search(text) and not STATE.search(text)
+
+
 def _section_spans(md: str) -> dict[str, str]:
     spans: dict[str, str] = {}
     heads = list(re.finditer(r"^##\s+(.+?)\s*$", md, re.M))
@@ -187,7 +200,7 @@ def finalize(ctx: IncidentContext, draft: str, *, fallback: str, title: str) -> 
     for s in SECTIONS:
         text = spans.get(s) or backup.get(s) or "_Nothing recorded._"
         body += [f"## {s}", "", text, ""]
-    md = "\n".join(body)
+    md = defuse(hide_secrets("\n".join(body)))
     known: dict[str, Citation] = {}
 
     def keep(m: re.Match[str]) -> str:

@@ -20,6 +20,7 @@ from typing import Literal, NewType
 
 from pydantic import BaseModel, Field
 
+from warroom.im.rich import Rich
 from warroom.models import Action, IncidentStatus, MemberState, Severity
 
 
@@ -47,6 +48,7 @@ class Capabilities(BaseModel, frozen=True):
     # `post_notice` reaches the person alone (Slack's ephemeral messages, WeCom's app messages):
     # where it does, an unlinked clicker is offered a self-link address (`warroom.selflink`).
     private_notices: bool = False
+    edit_message: bool = False  # the core may edit its own messages (`edit_rich`): answers stream in place
 
 
 class RoomSpec(BaseModel):
@@ -260,6 +262,17 @@ class ImAdapter(abc.ABC):
     ) -> MessageRef:
         """Post a message once per key: the mentioned people first, then `text` as plain text
         (escaped: markup or mention syntax in it reaches the room as the characters typed)."""
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """Post a formatted message (an assistant answer: bold, lists, links we built) once per
+        key, rendered by the platform's `render.py` with every piece of text escaped; platforms
+        without formatting post its plain text."""
+        return await self.post_message(chat_id, rich.plain(), idempotency_key)
+
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        """Replace a message this adapter posted with `post_rich` (a streamed answer growing in
+        place); called only when `capabilities.edit_message`."""
+        raise NotImplementedError(f"{self.platform} says it edits messages but has no edit_rich")
 
     async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
         """Tell one person something (a refused click) once per key; platforms with ephemeral

@@ -22,6 +22,7 @@ from workflows.incident.wording import cause, source_of
 
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import TimelineKind
+    from warroom.im.rich import Rich, Span
     from warroom.messages import (
         AiAnswerInput,
         AiCaptureInput,
@@ -38,6 +39,22 @@ with workflow.unsafe.imports_passed_through():
     from warroom.models import IncidentStatus, Outcome, RoomState, Source, TimelineEntry
 
 MAX_PENDING_QUESTIONS = 20
+
+
+def review_link(result: AiReviewResult, why: str) -> Rich:
+    """The room's notice of a review draft, formatted: a link to read it, what it holds, how to
+    regenerate it."""
+    doc = Rich(more_url=result.url)
+    doc.add(
+        Span(text=f"📝 Post-incident review draft v{result.version} ({why}): "),
+        Span(text="read it", link=result.url),
+    )
+    sources = f"{result.citations} sources cited"
+    if result.uncited:
+        sources += f", {result.uncited} claims still without a source"
+    doc.add("Summary, impact, timeline, root cause, decisions, action items, lessons — " + sources + ".", bullet=True)
+    doc.add("Regenerate: ", Span(text="@warroom review", code=True), bullet=True)
+    return doc
 
 
 class ReviewAsk:
@@ -157,10 +174,19 @@ class Assistant:
             return
         ai.answered_at.append(now)
         await self._timeline.all_recorded()  # the answer may cite what has just happened
+        # Patch ai-answer-streamed: where a model streams and the platform edits messages, the
+        # activity posts "thinking…" itself and edits the answer into it as the model writes.
+        stream_key = None
+        if self._s.room.platform in self._cfg.ai_stream_platforms and workflow.patched("ai-answer-streamed"):
+            stream_key = self._chat.key(f"ai-answer-{q.message_id}-streamed")
         try:
             ans = await calls.AI_ANSWER(
                 AiAnswerInput(
-                    incident=self._s.incident, room=self._s.room, message_id=q.message_id, im_user_id=q.im_user_id
+                    incident=self._s.incident,
+                    room=self._s.room,
+                    message_id=q.message_id,
+                    im_user_id=q.im_user_id,
+                    stream_key=stream_key,
                 ),
                 options.ai(),
             )
@@ -175,7 +201,14 @@ class Assistant:
         if ans.intent == "review":
             self._review_asks.append(ReviewAsk(asker, source))
             return
-        posted = await self._post(ans.text, key=f"ai-answer-{q.message_id}")
+        # Patch ai-rich-answers: the answer goes out formatted (links, bold, lists) where the
+        # activity sent a formatted copy; histories from before it posted the plain text.
+        rich = ans.rich if ans.rich is not None and workflow.patched("ai-rich-answers") else None
+        if ans.posted_as:  # streamed into its own message: keep it for the transcript
+            posted: str | None = ans.posted_as
+            self._keep(ans.posted_as, ans.text)
+        else:
+            posted = await self._post(ans.text, key=f"ai-answer-{q.message_id}", rich=rich)
         cites = ", ".join(ans.citations) or "none"
         detail = f"to {asker} (message M:{q.message_id}, {ans.mode}, {ans.intent}); cites {cites}"
         if ans.suggestion is not None:
@@ -200,7 +233,9 @@ class Assistant:
         ai.impact_for = for_key
         if not requested_by and (imp.fingerprint == ai.impact_shown or not imp.known):
             return  # same facts (refreshed, not repeated), or nothing known yet (asked for, it says so)
-        posted = await self._post(imp.text, key=f"ai-impact-{key or imp.fingerprint}")
+        # Patch ai-rich-impact: the assessment goes out formatted (bullets, a linked source).
+        rich = imp.rich if imp.rich is not None and workflow.patched("ai-rich-impact") else None
+        posted = await self._post(imp.text, key=f"ai-impact-{key or imp.fingerprint}", rich=rich)
         ai.impact_shown = imp.fingerprint
         why = f"asked by {requested_by}" if requested_by else f"severity/status {for_key}"
         self._log(
@@ -274,18 +309,26 @@ class Assistant:
             "Summary, Impact, Timeline, Root cause, Key decisions, Action items, Lessons learned — every claim "
             "cites the timeline or this room's messages. Regenerate it with `@warroom review` or POST to that URL."
         )
-        await self._post(text, key=f"ai-review-{info.run_id}-{ai.reviews}")
+        rich = None
+        if workflow.patched("ai-rich-review-link"):  # the link as a link, the rest in two short lines
+            rich = review_link(result, why)
+        await self._post(text, key=f"ai-review-{info.run_id}-{ai.reviews}", rich=rich)
         for a in asks:
             a.result, a.done = result, True
 
-    async def _post(self, text: str, *, key: str) -> str | None:
+    async def _post(self, text: str, *, key: str, rich: Rich | None = None) -> str | None:
         """Post in the room and keep our own message for the transcript; None when it failed."""
-        room = self._s.room
         if not self._room_active():
             return None
-        message_id = await self._chat.post(text, key=key)
+        message_id = await self._chat.post(text, key=key, rich=rich)
         if message_id is None:
             return None
+        self._keep(message_id, text)
+        return message_id
+
+    def _keep(self, message_id: str, text: str) -> None:
+        """Our post, for the transcript (platforms without history would lose it)."""
+        room = self._s.room
         self._captured.append(
             CapturedMessage(
                 incident_id=self._s.incident.id,
@@ -296,7 +339,6 @@ class Assistant:
                 at=workflow.now(),
             )
         )
-        return message_id
 
     async def _capture(self) -> None:
         messages, self._captured = self._captured, []

@@ -13,6 +13,7 @@ from workflows.incident import calls, options
 from workflows.incident.wording import cause
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.im.rich import Rich
     from warroom.messages import CarriedState, PostMessageInput, PostNoticeInput, WarRoomConfig
 
 
@@ -20,8 +21,13 @@ class RoomChat:
     def __init__(self, state: CarriedState, config: WarRoomConfig) -> None:
         self._s, self._cfg = state, config
 
-    async def post(self, text: str, *, key: str) -> str | None:
-        """The message's id, or None when it could not be posted."""
+    def key(self, key: str) -> str:
+        """The platform's dedup key of our message `key` in this room."""
+        return f"{workflow.info().workflow_id}:msg:{self._s.room.generation}:{key}"
+
+    async def post(self, text: str, *, key: str, rich: Rich | None = None) -> str | None:
+        """The message's id, or None when it could not be posted; `rich`, when given, is what the
+        platform shows (formatted), `text` its plain form."""
         room = self._s.room
         try:
             return await calls.POST_MESSAGE(
@@ -29,7 +35,8 @@ class RoomChat:
                     platform=room.platform,
                     chat_id=room.chat_id or "",
                     text=text,
-                    key=f"{workflow.info().workflow_id}:msg:{room.generation}:{key}",
+                    key=self.key(key),
+                    rich=rich,
                 ),
                 options.im(self._cfg, room.platform),
             )

@@ -41,7 +41,7 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.dingtalk import card as cards
-from warroom.im.dingtalk import naming, tables
+from warroom.im.dingtalk import naming, render, tables
 from warroom.im.dingtalk import text as markdown
 from warroom.im.dingtalk.api import DingTalkApi
 from warroom.im.dingtalk.callbacks import HttpCallbacks
@@ -52,6 +52,7 @@ from warroom.im.dingtalk.errors import GONE_CODES, UNKNOWN_OUTCOME
 from warroom.im.dingtalk.settings import DingTalkSettings
 from warroom.im.dingtalk.stream import StreamConnection
 from warroom.im.plugin import PlatformContext
+from warroom.im.rich import Rich
 from warroom.im.sent_once import SentOnce
 
 log = logging.getLogger("warroom.im.dingtalk")
@@ -248,13 +249,24 @@ class DingTalkAdapter(ImAdapter):
         if not self.robot_code:
             raise PermanentImError("DingTalk messages need DINGTALK_ROBOT_CODE", platform=self.platform,
                                    code="not_configured")  # fmt: skip
+        body = markdown.with_mentions(text, [m.im_user_id for m in mentions])
+        return await self._send_markdown(chat_id, markdown.title_of(text), body, idempotency_key)
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """Robot markdown with our links (warroom/im/dingtalk/render.py)."""
+        if not self.robot_code:
+            raise PermanentImError("DingTalk messages need DINGTALK_ROBOT_CODE", platform=self.platform,
+                                   code="not_configured")  # fmt: skip
+        return await self._send_markdown(chat_id, markdown.title_of(rich.plain()), render.render(rich), idempotency_key)
+
+    async def _send_markdown(self, chat_id: str, title: str, body: str, idempotency_key: str) -> MessageRef:
+        """Once per key (`warroom.im.sent_once` remembers what was sent, or that the outcome is unknown)."""
         earlier = await asyncio.to_thread(self.sent.claim, idempotency_key)
         if earlier is not None:
             return MessageRef(message_id=earlier.ref or f"unconfirmed:{idempotency_key}")
-        body = markdown.with_mentions(text, [m.im_user_id for m in mentions])
         try:
             ref = await self.api.send_markdown(
-                robot_code=self.robot_code, open_conversation_id=chat_id, title=markdown.title_of(text), text=body
+                robot_code=self.robot_code, open_conversation_id=chat_id, title=title, text=body
             )
         except BaseException as e:
             unknown = isinstance(e, TransientImError) and e.code in UNKNOWN_OUTCOME

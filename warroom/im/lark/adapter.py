@@ -40,6 +40,7 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.lark import card as cards
+from warroom.im.lark import render
 from warroom.im.lark.api import LarkApi
 from warroom.im.lark.callbacks import LarkCallbacks, message_text
 from warroom.im.lark.capabilities import CAPABILITIES, MAX_INVITE_BATCH
@@ -48,6 +49,7 @@ from warroom.im.lark.errors import CHAT_GONE, CHAT_UNKNOWN
 from warroom.im.lark.lookup import Found, LookupBatcher, lookup_many
 from warroom.im.lark.settings import LarkSettings
 from warroom.im.plugin import PlatformContext
+from warroom.im.rich import Rich
 
 log = logging.getLogger("warroom.im.lark")
 
@@ -266,6 +268,17 @@ class LarkAdapter(ImAdapter):
         content = json.dumps({"text": lark_text(text, [m.im_user_id for m in mentions])}, ensure_ascii=False)
         message_id = await self.api.send(chat_id, msg_type="text", content=content, uuid=lark_uuid(idempotency_key))
         return MessageRef(message_id=message_id)
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """A card with one markdown element (warroom/im/lark/render.py): links, bold, lists."""
+        content = json.dumps(render.card(rich), ensure_ascii=False)
+        message_id = await self.api.send(
+            chat_id, msg_type="interactive", content=content, uuid=lark_uuid(idempotency_key)
+        )
+        return MessageRef(message_id=message_id)
+
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        await self.api.patch(message_id, json.dumps(render.card(rich), ensure_ascii=False))
 
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         """The chat's messages, oldest first, without the bot's cards and system messages."""

@@ -14,4 +14,5 @@ CAPABILITIES = Capabilities(
     phone_lookup=True,
     remove_members=True,
     max_invite_batch=MAX_INVITE_BATCH,
+    edit_message=True,
 )

@@ -37,6 +37,8 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.plugin import PlatformContext
+from warroom.im.rich import Rich
+from warroom.im.sandbox import render
 from warroom.im.sandbox.capabilities import CAPABILITIES
 from warroom.im.sandbox.platform import BOT_USER_ID, SandboxPlatform
 from warroom.im.sandbox.settings import SandboxSettings
@@ -172,13 +174,29 @@ class SandboxAdapter(ImAdapter):
         self, chat_id: str, text: str, idempotency_key: str, *, mentions: Sequence[Mention] = ()
     ) -> MessageRef:
         # The page shows <id> as @name: the people addressed become that, text alone never does.
-        text = " ".join([*(f"<{m.im_user_id}>" for m in mentions), text.replace("<", "<\u200b")])
+        text = " ".join([*(f"<{m.im_user_id}>" for m in mentions), text.replace("<", "<\u200b")]).rstrip(render.MARK)
         msg_id = await self._call(
             "post_message",
             chat_id,
             lambda now: self.sandbox.post(chat_id, author=BOT_USER_ID, text=text, key=idempotency_key, now=now),
         )
         return MessageRef(message_id=str(msg_id))
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """The page's own markup (warroom/im/sandbox/render.py), which it shows with live links."""
+        text = render.render(rich)
+        msg_id = await self._call(
+            "post_message",
+            chat_id,
+            lambda now: self.sandbox.post(chat_id, author=BOT_USER_ID, text=text, key=idempotency_key, now=now),
+        )
+        return MessageRef(message_id=str(msg_id))
+
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        text = render.render(rich)
+        await self._call(
+            "edit_message", chat_id, lambda now: self.sandbox.edit_text(chat_id, int(message_id), text, now)
+        )
 
     async def fetch_history(self, chat_id: str, since: datetime | None = None) -> list[ChatMessage]:
         rows = await self._call("fetch_history", chat_id, lambda _: self.sandbox.messages(chat_id, since))

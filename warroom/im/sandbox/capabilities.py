@@ -13,4 +13,5 @@ CAPABILITIES = Capabilities(
     phone_lookup=True,
     remove_members=True,
     max_invite_batch=50,
+    edit_message=True,
 )

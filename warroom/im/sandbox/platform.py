@@ -239,6 +239,16 @@ class SandboxPlatform:
                 assert found is not None
                 return found
 
+    def edit_text(self, chat_id: str, message_id: int, text: str, now: datetime) -> None:
+        """Replaces the text of one of the bot's messages (a streamed answer growing in place)."""
+        with self._tx(write=True) as s:
+            row = s.get(SandboxMessageRow, message_id, with_for_update=True)
+            if row is None or row.chat_id != chat_id or row.card is not None or row.author != BOT_USER_ID:
+                raise PermanentImError(f"no bot message {message_id} in {chat_id}", platform="sandbox")
+            self._active_room(s, chat_id)
+            if row.text != text:
+                row.text, row.edits, row.edited_at = text, row.edits + 1, now
+
     def update_card(self, chat_id: str, message_id: int, card: dict, version: int, now: datetime) -> None:
         """Replaces the card unless a newer version is already shown (late retries lose)."""
         with self._tx(write=True) as s:

@@ -38,7 +38,8 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.plugin import PlatformContext
-from warroom.im.slack import blocks, inbound, mrkdwn, naming, signing
+from warroom.im.rich import Rich
+from warroom.im.slack import blocks, inbound, mrkdwn, naming, render, signing
 from warroom.im.slack.capabilities import CAPABILITIES
 from warroom.im.slack.client import SlackApi
 from warroom.im.slack.limits import Budget
@@ -382,6 +383,24 @@ class SlackAdapter(ImAdapter):
             ts = str(data["ts"])
             self._posted[idempotency_key] = ts
         return MessageRef(message_id=ts)
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """mrkdwn with our links (warroom/im/slack/render.py); found again by its key like any post."""
+        ts = await self._find_posted(chat_id, idempotency_key)
+        if ts is None:
+            data = await self.api.call(
+                "chat.postMessage",
+                channel=chat_id,
+                text=render.render(rich),
+                metadata=blocks.message_metadata(idempotency_key),
+                unfurl_links=False,
+            )
+            ts = str(data["ts"])
+            self._posted[idempotency_key] = ts
+        return MessageRef(message_id=ts)
+
+    async def edit_rich(self, chat_id: str, message_id: str, rich: Rich) -> None:
+        await self.api.call("chat.update", channel=chat_id, ts=message_id, text=render.render(rich))
 
     async def post_notice(self, chat_id: str, im_user_id: str, text: str, idempotency_key: str) -> None:
         """An ephemeral message only `im_user_id` sees (a refused click). Ephemeral messages

@@ -13,4 +13,5 @@ CAPABILITIES = Capabilities(
     remove_members=True,
     max_invite_batch=100,
     private_notices=True,  # chat.postEphemeral
+    edit_message=True,
 )

@@ -46,8 +46,9 @@ from warroom.im.base import (
     StatusCard,
 )
 from warroom.im.plugin import PlatformContext
+from warroom.im.rich import Rich
 from warroom.im.wecom import card as cards
-from warroom.im.wecom import naming, text
+from warroom.im.wecom import naming, render, text
 from warroom.im.wecom.api import EMAIL_TYPES, WeComApi
 from warroom.im.wecom.capabilities import CAPABILITIES, GROUP_CAP, MAX_INVITE_BATCH
 from warroom.im.wecom.errors import CHAT_EXISTS, PLATFORM, UNKNOWN_OUTCOME
@@ -391,6 +392,15 @@ class WeComAdapter(ImAdapter):
             return MessageRef(message_id=f"no-group:{idempotency_key}")
         body = text.with_mentions(text_, [m.im_user_id for m in mentions])
         await self._send_once(room, f"msg:{chat_id}:{idempotency_key}", body)
+        return MessageRef(message_id=idempotency_key)
+
+    async def post_rich(self, chat_id: str, rich: Rich, idempotency_key: str) -> MessageRef:
+        """WeCom markdown with our links (warroom/im/wecom/render.py); a 1:1 question's answer
+        goes back 1:1 as plain text, like any post."""
+        room = await self._room(chat_id)
+        if self._silenced(room, "message") or _direct_asker(idempotency_key) is not None or not room.created:
+            return await self.post_message(chat_id, rich.plain(), idempotency_key)
+        await self._send_once(room, f"msg:{chat_id}:{idempotency_key}", render.render(rich))
         return MessageRef(message_id=idempotency_key)
 
     async def post_notice(self, chat_id: str, im_user_id: str, text_: str, idempotency_key: str) -> None:
