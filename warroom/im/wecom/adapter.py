@@ -4,10 +4,12 @@ application cards sent to each responder.
 How WeCom's gaps are met:
 - **Two members to create a group.** `create_room` derives the group's `chatid` (ours to choose)
   and registers the room; the group itself is created by the first `add_members` that brings two
-  people (linked responders, or one responder and WECOM_DUTY_USER_ID), its owner a linked
-  responder. Until then invites answer "waiting for a second member" (visible in the timeline)
-  and the people wait in the room's record. A retried create meets "chatid exists" (86215): the
-  group is confirmed ours with `appchat/get` (same name, or our members), then it is success.
+  people (linked responders, or one responder and WECOM_DUTY_USER_IDS), its owner a linked
+  responder. Until then invites succeed with the remark "waiting for a second member" (the
+  timeline's `member.invited` says so), the people wait in the room's record, and each already
+  gets their application card, so a lone responder can acknowledge or close meanwhile. A retried
+  create meets "chatid exists" (86215): the group is confirmed ours with `appchat/get` (same
+  name, or our members), then it is success.
 - **No buttons in groups, no edits.** `post_card` and `update_card` post the status to the group
   as markdown (once per version: `wecom_sent`) and bring every member's application card to the
   newest version: `message/update_template_card` with that card's latest unused `response_code`
@@ -62,7 +64,7 @@ MISS_TTL = 3600.0  # "many wrong numbers block the call for a day": a miss is no
 MEMBER_CODES = {"86216", "86007", "40003", "60111", "86005"}  # a member (or the owner) WeCom refuses
 WAITING = (
     "waiting for a second member: a WeCom group needs two people, and only one is linked. The group is "
-    "created when a second responder is linked (or set WECOM_DUTY_USER_ID to add a duty account)"
+    "created when a second responder is linked (or set WECOM_DUTY_USER_IDS to add a duty account)"
 )
 
 
@@ -192,7 +194,10 @@ class WeComAdapter(ImAdapter):
                 group = list(dict.fromkeys([*people, *self.duty]))
                 if len(group) < 2 or not people:
                     await asyncio.to_thread(self.state.save_room, room, waiting=people)
-                    return [InviteResult(im_user_id=u, ok=False, detail=WAITING) for u in ids]
+                    await self._sync_cards(room)  # the lone responder acts from their card meanwhile
+                    # ok: they are in the room's record and join the group with the second member (the
+                    # workflow does not invite them again); the detail says why there is no group yet
+                    return [InviteResult(im_user_id=u, ok=True, detail=WAITING) for u in ids]
                 await self._create(room, owner=people[0], members=group[:GROUP_CAP])
             if room.card is not None:  # the status waited for the group (posted once per version)
                 await self._post_status(room, StatusCard.model_validate(room.card))
@@ -273,6 +278,8 @@ class WeComAdapter(ImAdapter):
             if not room.created:
                 await asyncio.to_thread(self.state.save_room, room,
                                         waiting=[u for u in room.waiting if u not in im_user_ids])  # fmt: skip
+                for u in im_user_ids:
+                    await asyncio.to_thread(self.state.forget_card, chat_id, u)
                 return
             keep = {room.owner, *self.duty}  # the owner keeps the group manageable
             ids = [u for u in dict.fromkeys(im_user_ids) if u in room.members and u not in keep]
@@ -309,13 +316,17 @@ class WeComAdapter(ImAdapter):
         await self._send_once(room, f"status:{room.chat_id}:v{card.version}", cards.status_markdown(card))
 
     async def _sync_cards(self, room: Room) -> None:
-        """Bring every member's application card to the room's newest card version."""
-        if room.card is None or not room.created:
+        """Bring every responder's application card to the room's newest card version: the group's
+        members, or before the group exists the people waiting for it (their buttons work without a
+        group). Duty accounts get no card: they are not responders, and their clicks would be refused."""
+        if room.card is None:
             return
         card = StatusCard.model_validate(room.card)
         known = await asyncio.to_thread(self.state.cards, room.chat_id)
         deferred: list[float] = []
-        for userid in room.members:
+        for userid in room.members if room.created else room.waiting:
+            if userid in self.duty:
+                continue
             mine = known.get(userid)
             if mine is not None and mine.version >= card.version:
                 continue
