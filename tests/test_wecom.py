@@ -633,3 +633,72 @@ async def test_room_ready_and_click_to_group_message_on_the_fake_without_faults(
     p50 = lambda xs: sorted(xs)[len(xs) // 2] * 1000  # noqa: E731
     print(f"\nWeCom fake, p50 of 5: one call {p50(calls):.1f} ms; room ready (group made, status posted) "
           f"{p50(ready):.0f} ms; click → group message {p50(click):.0f} ms")  # fmt: skip
+
+
+async def test_a_lone_responder_acts_from_their_card_until_a_second_one_makes_the_group(stack):
+    """No duty account: a room with one linked person has no group yet, says so, and that person's
+    buttons work; the second linked responder makes the group (both in it, both invited, both with
+    a card), member changes follow, and once dismissed nothing reaches the group any more."""
+    http, fake = stack
+    ann = fake.add_user("Ann", biz_mail=ANN)
+    bob = fake.add_user("Bob", mobile="13800000002")
+    incident_id = f"wc-{uuid.uuid4().hex[:8]}"
+    r = await http.post("/api/v1/incidents", json={"id": incident_id, "title": "Queue backlog",
+                        "responders": [{"email": ANN}]})  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = await http.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "wecom"})
+    assert r.status_code in (200, 201), r.text
+    chat_id = r.json()["chat_id"]
+    view = await view_when(http, incident_id, lambda v: "member.invited" in kinds(v))
+    invited = next(e for e in view["timeline"] if e["kind"] == "member.invited")
+    assert "waiting for a second member" in invited["detail"] and invited["outcome"] == "ok"
+    assert chat_id not in fake.chats and fake.group_messages == []  # no group of one
+    card = await eventually(lambda: fake.cards_of(ann) and fake.latest_card(ann), timeout=30)
+    query, body, _ = fake.click(ann, card.task_id, key_of(card, Action.ACKNOWLEDGE))
+    assert (await callback(http, query, body)).status_code == 200
+    again = fake.redeliver(body)  # WeCom's retry: sealed anew (other nonce, signature, ciphertext)
+    assert again[0]["msg_signature"] != query["msg_signature"]
+    assert (await callback(http, *again)).status_code == 200
+    view = await view_when(http, incident_id, lambda v: v["incident"]["status"] == "acknowledged")
+    await asyncio.sleep(0.5)
+    view = await view_when(http, incident_id, lambda v: True)
+    assert kinds(view).count("action.acknowledge") == 1 and "action.refused" not in kinds(view)
+    await eventually(lambda: "acknowledged" in fake.latest_card(ann).card["main_title"]["title"], timeout=30)
+
+    # Bob is linked: the group is made with both, the status posted there, Bob gets his card.
+    r = await http.put(f"/api/v1/incidents/{incident_id}/responders",
+                       json={"responders": [{"email": ANN}, {"name": "Bob", "phone": BOB}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    await eventually(lambda: chat_id in fake.chats and set(fake.chats[chat_id].members) == {ann, bob}, timeout=30)
+    assert fake.chats[chat_id].owner == ann
+    await eventually(lambda: any("acknowledged" in t for t in fake.texts(chat_id)), timeout=30)
+    await eventually(lambda: fake.cards_of(bob), timeout=30)
+    view = await view_when(http, incident_id, lambda v: kinds(v).count("member.invited") == 2)
+    assert {m["state"] for m in view["war_room"]["members"]} == {"invited"}
+    # Ann's click code updated her card once; with no code left the next version is a new card, never
+    # two of one version
+    sent = [m.task_id.split("_")[1] for m in fake.cards_of(ann)]
+    assert len(sent) == len(set(sent)) and fake.latest_card(ann).updates <= 1
+
+    # Bob leaves the incident: marked, kept in the group (the deployment's membership policy,
+    # WarRoomConfig.remove_members, is off; the adapter's removal is tested above).
+    r = await http.put(f"/api/v1/incidents/{incident_id}/responders", json={"responders": [{"email": ANN}]})
+    assert r.status_code == 200, r.text
+    await view_when(http, incident_id, lambda v: "member.removed" in kinds(v))
+    assert set(fake.chats[chat_id].members) == {ann, bob}
+
+    # Closed and dismissed: the closing message, the rename, then silence.
+    r = await http.post(f"/api/v1/incidents/{incident_id}/actions", json={"action": "close", "actor": ANN})
+    assert r.status_code in (200, 202), r.text
+    r = await http.delete(f"/api/v1/incidents/{incident_id}/war-room")
+    assert r.status_code in (200, 202), r.text
+    await view_when(http, incident_id, lambda v: v["war_room"]["state"] == "dismissed")
+    assert fake.texts(chat_id)[-1] == CLOSING_TEXT and fake.chats[chat_id].name.startswith("[closed] ")
+    texts, cards_sent = len(fake.texts(chat_id)), len(fake.cards)
+    r = await http.put(f"/api/v1/incidents/{incident_id}/responders",
+                       json={"responders": [{"email": ANN}, {"name": "Bob", "phone": BOB}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    late = await callback(http, *fake.click(ann, fake.latest_card(ann).task_id, "wr:reopen:99:")[:2])
+    assert late.status_code == 200
+    await asyncio.sleep(2.0)
+    assert len(fake.texts(chat_id)) == texts and len(fake.cards) == cards_sent

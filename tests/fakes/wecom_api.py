@@ -162,6 +162,7 @@ class FakeWeCom:
         self.app_messages: list[tuple[str, str]] = []  # (userid, msgtype) of every message/send
         self.app_texts: list[tuple[str, str]] = []  # (userid, content) of the text ones
         self.lookup_misses = 0
+        self._inner: dict[str, tuple[str, str | None]] = {}  # ciphertext → (the message, corp id): redeliveries
         self.visible_root = True
         self.calls: list[Call] = []
         self.faults = Faults(seed=17)
@@ -239,10 +240,19 @@ class FakeWeCom:
         ts = timestamp or str(int(time.time()))
         nonce = nonce or uuidlib.uuid4().hex[:10]
         encrypted = encrypt(self.aes_key, corp_id or self.corp_id, inner)
+        self._inner[encrypted] = (inner, corp_id)
         body = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><AgentID><![CDATA[{self.agent_id}]]>"
                 f"</AgentID><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")  # fmt: skip
         query = {"msg_signature": signature(self.token, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
         return query, body.encode()
+
+    def redeliver(self, body: bytes) -> tuple[dict[str, str], bytes]:
+        """WeCom's retry of a callback it sent (`body`): the same message, sealed again (another
+        nonce, timestamp, random prefix, hence another ciphertext and signature)."""
+        encrypted = re.search(rb"<Encrypt><!\[CDATA\[([^\]]+)\]\]>", body)
+        assert encrypted is not None, "not a callback body of this fake"
+        inner, corp_id = self._inner[encrypted.group(1).decode()]
+        return self._envelope(inner, timestamp=None, nonce=None, corp_id=corp_id)
 
     def url_check(self, echo: str = "echo-1234567890", *, timestamp: str | None = None) -> dict[str, str]:
         ts = timestamp or str(int(time.time()))
