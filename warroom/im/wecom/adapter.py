@@ -28,9 +28,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from warroom.errors import ImError, PermanentImError, RateLimited, TransientImError
 from warroom.im.base import (
@@ -54,10 +54,12 @@ from warroom.im.wecom.api import EMAIL_TYPES, WeComApi
 from warroom.im.wecom.capabilities import CAPABILITIES, GROUP_CAP, MAX_INVITE_BATCH
 from warroom.im.wecom.errors import CHAT_EXISTS, PLATFORM, UNKNOWN_OUTCOME
 from warroom.im.wecom.settings import WeComSettings
-from warroom.im.wecom.state import Room, State
+from warroom.im.wecom.state import Card, Room, State
 
+T = TypeVar("T")
 log = logging.getLogger("warroom.im.wecom")
 audit = logging.getLogger("warroom.audit")
+CARD_CONCURRENCY = 8  # cards in flight at once per room (WeCom's 45033 limits concurrent calls)
 PER_PERSON_PER_MINUTE = 25  # WeCom: at most 30 app messages a minute to one person, the excess dropped
 HIT_TTL = 3600.0
 MISS_TTL = 3600.0  # "many wrong numbers block the call for a day": a miss is not asked again for an hour
@@ -112,8 +114,8 @@ class WeComAdapter(ImAdapter):
     async def create_room(self, spec: RoomSpec) -> RoomRef:
         chat_id, name = naming.chat_id(spec), naming.group_name(spec)
         room = await asyncio.to_thread(self.state.add_room, chat_id, spec.incident_id, name)
-        if not room.created:  # an earlier attempt may have created it before it could say so
-            async with self._lock(chat_id):
+        if not room.created:  # an earlier attempt may have made it (or someone else: refused); this
+            async with self._lock(chat_id):  # get runs while the responders are looked up
                 if not await self._adopt(room) and len(self.duty) >= 2:  # the duty accounts make it now
                     await self._create(room, owner=self.duty[0], members=list(self.duty))
         return RoomRef(chat_id=chat_id, name=room.name, join_url=None)
@@ -189,7 +191,7 @@ class WeComAdapter(ImAdapter):
             room = await self._room(chat_id)
             if self._silenced(room, "invite"):
                 return [InviteResult(im_user_id=u, ok=False, detail="the war room is closed") for u in ids]
-            if not room.created and not await self._adopt(room):
+            if not room.created:  # a group an earlier attempt made answers "chatid exists" (`_create`)
                 people = [u for u in dict.fromkeys([*room.waiting, *ids]) if u not in self.duty]
                 group = list(dict.fromkeys([*people, *self.duty]))
                 if len(group) < 2 or not people:
@@ -199,35 +201,41 @@ class WeComAdapter(ImAdapter):
                     # workflow does not invite them again); the detail says why there is no group yet
                     return [InviteResult(im_user_id=u, ok=True, detail=WAITING) for u in ids]
                 await self._create(room, owner=people[0], members=group[:GROUP_CAP])
-            if room.card is not None:  # the status waited for the group (posted once per version)
-                await self._post_status(room, StatusCard.model_validate(room.card))
-            responders = [u for u in ids if u not in self.duty]
-            if room.owner in self.duty and responders:  # the group's owner: a linked responder
-                await self._hand_over(room, responders[0])
-            new = [u for u in ids if u not in room.members]
-            space = max(GROUP_CAP - len(room.members), 0)
-            for u in new[space:]:
-                results[u] = InviteResult(im_user_id=u, ok=False, detail=f"the group is full ({GROUP_CAP} people)")
-            new = new[:space]
-            for i in range(0, len(new), MAX_INVITE_BATCH):
-                chunk = new[i : i + MAX_INVITE_BATCH]
-                try:
-                    await self.api.update_chat(chat_id, add=chunk)
-                except PermanentImError as e:
-                    if len(chunk) == 1 or e.code in ("60011", "86008", "86003"):
-                        results.update({u: InviteResult(im_user_id=u, ok=False, detail=str(e)) for u in chunk})
-                        continue
-                    for u in chunk:  # one bad id refuses the batch: find it, invite the rest
-                        try:
-                            await self.api.update_chat(chat_id, add=[u])
-                        except PermanentImError as one:
-                            results[u] = InviteResult(im_user_id=u, ok=False, detail=str(one))
-                        else:
-                            room.members.append(u)
-                    await asyncio.to_thread(self.state.save_room, room, members=list(room.members))
+            status = (  # the status waited for the group (posted once per version), beside the invites
+                self._post_status(room, StatusCard.model_validate(room.card)) if room.card is not None else _nothing()
+            )
+            return await _both(status, self._invite(room, ids, results))
+
+    async def _invite(self, room: Room, ids: list[str], results: dict[str, InviteResult]) -> list[InviteResult]:
+        """Into an existing group: the owner handed to a responder, the new people in batches, their cards."""
+        chat_id = room.chat_id
+        responders = [u for u in ids if u not in self.duty]
+        if room.owner in self.duty and responders:  # the group's owner: a linked responder
+            await self._hand_over(room, responders[0])
+        new = [u for u in ids if u not in room.members]
+        space = max(GROUP_CAP - len(room.members), 0)
+        for u in new[space:]:
+            results[u] = InviteResult(im_user_id=u, ok=False, detail=f"the group is full ({GROUP_CAP} people)")
+        new = new[:space]
+        for i in range(0, len(new), MAX_INVITE_BATCH):
+            chunk = new[i : i + MAX_INVITE_BATCH]
+            try:
+                await self.api.update_chat(chat_id, add=chunk)
+            except PermanentImError as e:
+                if len(chunk) == 1 or e.code in ("60011", "86008", "86003"):
+                    results.update({u: InviteResult(im_user_id=u, ok=False, detail=str(e)) for u in chunk})
                     continue
-                await asyncio.to_thread(self.state.save_room, room, members=[*room.members, *chunk])
-            await self._sync_cards(room)  # a new member gets the card too
+                for u in chunk:  # one bad id refuses the batch: find it, invite the rest
+                    try:
+                        await self.api.update_chat(chat_id, add=[u])
+                    except PermanentImError as one:
+                        results[u] = InviteResult(im_user_id=u, ok=False, detail=str(one))
+                    else:
+                        room.members.append(u)
+                await asyncio.to_thread(self.state.save_room, room, members=list(room.members))
+                continue
+            await asyncio.to_thread(self.state.save_room, room, members=[*room.members, *chunk])
+        await self._sync_cards(room)  # a new member gets the card too
         return [results.get(u) or InviteResult(im_user_id=u, ok=True) for u in ids]
 
     async def _create(self, room: Room, *, owner: str, members: list[str]) -> None:
@@ -308,9 +316,8 @@ class WeComAdapter(ImAdapter):
             if room.card_version > card.version or room.card is None:
                 return  # a newer version is shown already, or is next in line
             newest = StatusCard.model_validate(room.card)
-            if room.created:
-                await self._post_status(room, newest)
-            await self._sync_cards(room)
+            status = self._post_status(room, newest) if room.created else _nothing()
+            await _both(status, self._sync_cards(room))  # the group's message and the cards: one round trip
 
     async def _post_status(self, room: Room, card: StatusCard) -> None:
         await self._send_once(room, f"status:{room.chat_id}:v{card.version}", cards.status_markdown(card))
@@ -318,39 +325,41 @@ class WeComAdapter(ImAdapter):
     async def _sync_cards(self, room: Room) -> None:
         """Bring every responder's application card to the room's newest card version: the group's
         members, or before the group exists the people waiting for it (their buttons work without a
-        group). Duty accounts get no card: they are not responders, and their clicks would be refused."""
+        group). Duty accounts get no card: they are not responders, and their clicks would be refused.
+
+        One call per person, CARD_CONCURRENCY at a time (the cards are one round trip, not one per
+        person). A person WeCom refuses for good (left the company…) does not hold up the others;
+        if it refuses everyone, or something may be retried, the sync fails after the others are done."""
         if room.card is None:
             return
         card = StatusCard.model_validate(room.card)
         known = await asyncio.to_thread(self.state.cards, room.chat_id)
         deferred: list[float] = []
+        due = []
         for userid in room.members if room.created else room.waiting:
-            if userid in self.duty:
-                continue
             mine = known.get(userid)
-            if mine is not None and mine.version >= card.version:
+            if userid in self.duty or (mine is not None and mine.version >= card.version):
                 continue
             wait = self._budget(userid)
             if wait:
                 deferred.append(wait)
-                continue
-            if mine is not None and mine.response_code:
-                try:
-                    await self.api.update_card(userid, mine.response_code, cards.template_card(card, mine.task_id))
-                except TransientImError as e:
-                    if e.code in UNKNOWN_OUTCOME:  # it may have been updated, and the code spent: no second card
-                        await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
-                                                mine.response_code)  # fmt: skip
-                    raise
-                except PermanentImError as e:  # the code was spent or expired: a new card instead
-                    log.info("wecom card of %s in %s not updated (%s): sending a new one", userid, room.chat_id, e)
-                    await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, mine.version,
-                                            mine.response_code)  # fmt: skip
-                else:
-                    await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
-                                            mine.response_code)  # fmt: skip
-                    continue
-            await self._send_card(room, userid, card)
+            else:
+                due.append(userid)
+        gate = asyncio.Semaphore(CARD_CONCURRENCY)
+
+        async def bring(userid: str) -> None:
+            async with gate:
+                await self._bring_card(room, userid, card, known.get(userid))
+
+        outcomes = await asyncio.gather(*(bring(u) for u in due), return_exceptions=True)
+        failed = [(u, e) for u, e in zip(due, outcomes, strict=True) if isinstance(e, BaseException)]
+        retry = [e for _, e in failed if not isinstance(e, PermanentImError)]
+        if retry:
+            raise retry[0]
+        if failed and len(failed) == len(due):
+            raise failed[0][1]
+        for userid, e in failed:
+            log.warning("wecom card for %s in %s not sent: %s", userid, room.chat_id, e)
         if deferred:
             raise RateLimited(
                 f"wecom: {len(deferred)} cards deferred (at most {PER_PERSON_PER_MINUTE} app messages a minute "
@@ -359,6 +368,26 @@ class WeComAdapter(ImAdapter):
                 platform=PLATFORM,
                 code="per_person",
             )
+
+    async def _bring_card(self, room: Room, userid: str, card: StatusCard, mine: Card | None) -> None:
+        """Update that person's card with its latest unused code, or send a new one."""
+        if mine is not None and mine.response_code:
+            try:
+                await self.api.update_card(userid, mine.response_code, cards.template_card(card, mine.task_id))
+            except TransientImError as e:
+                if e.code in UNKNOWN_OUTCOME:  # it may have been updated, and the code spent: no second card
+                    await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
+                                            mine.response_code)  # fmt: skip
+                raise
+            except PermanentImError as e:  # the code was spent or expired: a new card instead
+                log.info("wecom card of %s in %s not updated (%s): sending a new one", userid, room.chat_id, e)
+                await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, mine.version,
+                                        mine.response_code)  # fmt: skip
+            else:
+                await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
+                                        mine.response_code)  # fmt: skip
+                return
+        await self._send_card(room, userid, card)
 
     async def _send_card(self, room: Room, userid: str, card: StatusCard) -> None:
         for attempt in range(3):
@@ -449,6 +478,19 @@ class WeComAdapter(ImAdapter):
 
     async def aclose(self) -> None:
         return None  # the client (and its token) is shared by the process
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _both(first: Awaitable[Any], second: Awaitable[T]) -> T:
+    """Run both at once; the second's result, or the first error (after both have ended)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for e in (a, b):
+        if isinstance(e, BaseException):
+            raise e
+    return b  # type: ignore[return-value]
 
 
 def _direct_asker(key: str) -> str | None:
