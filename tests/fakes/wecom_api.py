@@ -15,6 +15,9 @@ always HTTP 200 with `{"errcode", "errmsg", …}` like WeCom, validating strictl
   misses are 46004 and counted (WeCom blocks a day after many);
 - `agent/get`: the app's visible range.
 
+`latency_seconds` delays every call by that much before it is handled (a platform round trip
+for the benchmarks, `bench/wecom.py`); records carry the time they were made (`at`).
+
 Faults are queued per operation (`fail("appchat.create", "timeout_after", "45009")`) or drawn at
 random (`chaos(rate)`), through `tests/fakes/faults.py`: `500`
 (HTTP 500), `502` (an HTML page), `drop_after` (handled, then the connection closed),
@@ -29,6 +32,7 @@ ciphertext: written here from WeCom's description, cross-checked against wechatp
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -99,6 +103,7 @@ class Chat:
     members: list[str]
     names: list[str] = field(default_factory=list)  # every name it had
     joins: Counter[str] = field(default_factory=Counter)  # how often each person was added
+    at: float = field(default_factory=time.time)  # when it was created (epoch seconds, the fake's clock)
 
 
 @dataclass
@@ -106,6 +111,7 @@ class GroupMessage:
     chatid: str
     msgtype: str
     content: str
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -115,6 +121,7 @@ class CardMessage:
     card: dict[str, Any]
     msgid: str
     updates: int = 0
+    at: float = field(default_factory=time.time)  # sent, then last updated
 
 
 @dataclass
@@ -122,6 +129,7 @@ class Call:
     op: str
     query: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.time)  # when it arrived (before the latency)
 
 
 def _pkcs7(data: bytes, block: int = 32) -> bytes:
@@ -144,7 +152,7 @@ def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
 class FakeWeCom:
     """The fake platform's state and HTTP surface. Start it with `start()` (or `with`)."""
 
-    def __init__(self, *, token_seconds: int = 7200, late_seconds: float = 2.5) -> None:
+    def __init__(self, *, token_seconds: int = 7200, late_seconds: float = 2.5, latency_seconds: float = 0.0) -> None:
         self.corp_id = f"ww{uuidlib.uuid4().hex[:16]}"
         self.secret = f"secret-{uuidlib.uuid4().hex}"
         self.agent_id = 1000002
@@ -152,6 +160,7 @@ class FakeWeCom:
         self.aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
         self.token_seconds = token_seconds
         self.late_seconds = late_seconds
+        self.latency_seconds = latency_seconds  # every call takes this long before it is handled (benchmarks)
         self.tokens: dict[str, float] = {}  # token → expiry (epoch seconds)
         self.users: dict[str, User] = {}
         self.chats: dict[str, Chat] = {}
@@ -292,6 +301,7 @@ class FakeWeCom:
     def start(self) -> FakeWeCom:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted connections inherit it
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", lifespan="off", http="h11")
@@ -460,6 +470,7 @@ class FakeWeCom:
             message = self.cards[task_id]
             message.card = card
             message.updates += 1
+            message.at = time.time()
             return {"invaliduser": []}
         if op == "user.getuserid":
             mobile = body.get("mobile")
@@ -505,6 +516,9 @@ class FakeWeCom:
         @app.api_route("/cgi-bin/{path:path}", methods=["GET", "POST"])
         async def any_route(path: str, request: Request) -> Any:
             op = op_name(request.method, request.url.path)
+            arrived = time.time()
+            if self.latency_seconds:
+                await asyncio.sleep(self.latency_seconds)
             raw = await request.body()
             query = dict(request.query_params)
             try:
@@ -512,7 +526,7 @@ class FakeWeCom:
             except ValueError:
                 return JSONResponse({"errcode": 47001, "errmsg": "data format error"})
             with self._lock:
-                self.calls.append(Call(op, query, body))
+                self.calls.append(Call(op, query, body, arrived))
                 try:
                     if not isinstance(body, dict):
                         raise WeComError(47001, "data format error")
