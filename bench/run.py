@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -551,7 +551,14 @@ async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) ->
             if os.environ.get("WARROOM_BENCH_TRACE"):  # where the time goes: each call, ms after the request
                 calls = [c for c in list(fake.calls) if t0 <= c.at <= done]
                 trace = " ".join(f"{c.op}@{(c.at - t0) * 1000:.0f}" for c in calls)
-                console.print(f"{trace} ready@{(done - t0) * 1000:.0f}")
+                handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
+                events = [
+                    f"{e.WhichOneof('attributes').removesuffix('_event_attributes')}@"
+                    f"{(e.event_time.ToDatetime(UTC).timestamp() - t0) * 1000:.0f}"
+                    for e in (await handle.fetch_history()).events
+                    if e.event_time.ToDatetime(UTC).timestamp() <= done
+                ]
+                console.print(f"{trace} ready@{(done - t0) * 1000:.0f}\n  {' '.join(events[-12:])}")
             ready.append(done - t0)
             click.append(group_at - t1)
             cards.append(cards_at - t1)
