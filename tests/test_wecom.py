@@ -25,7 +25,7 @@ from starters.api.app import create_app
 from tests.fakes.wecom_api import Chat, FakeWeCom
 from tests.serving import serving
 from warroom.card import CLOSING_TEXT, closed_name
-from warroom.errors import CallbackRejected, PermanentImError, RateLimited, TransientImError
+from warroom.errors import CallbackRejected, ImError, PermanentImError, RateLimited, TransientImError
 from warroom.im.base import (
     ActionClicked,
     CallbackRequest,
@@ -43,6 +43,7 @@ from warroom.im.wecom import naming, text
 from warroom.im.wecom.adapter import WeComAdapter, build_wecom_adapter
 from warroom.im.wecom.api import WeComApi
 from warroom.im.wecom.callbacks import Callbacks
+from warroom.im.wecom.errors import FIXES, LIMIT_CODES
 from warroom.im.wecom.settings import WeComSettings
 from warroom.im.wecom.state import State
 from warroom.models import Action, IncidentStatus, MemberState, Severity
@@ -118,6 +119,36 @@ async def test_errcodes_become_retry_decisions_with_what_to_fix(fake: FakeWeCom)
         with pytest.raises(PermanentImError) as info:
             await api.update_chat("c1", name="x")
         assert words in str(info.value) and info.value.code == str(code)
+
+
+# Every errcode War Room names, each through wechatpy against the fake: (retry decision, words the
+# message must hold). A refused token is refreshed once first; refused twice it is retried later.
+ERRCODE_PATHS = {
+    **{str(c): (PermanentImError, FIXES[c].split(":")[0][:40]) for c in FIXES},
+    **{str(c): (RateLimited, "frequency") for c in LIMIT_CODES},
+    "-1": (TransientImError, "busy"),
+    "86999": (PermanentImError, "86xxx"),
+    "40014": (TransientImError, "token"),
+    "42001": (TransientImError, "token"),
+    "40001": (TransientImError, "token"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(ERRCODE_PATHS))
+async def test_every_errcode_path(fake: FakeWeCom, code: str):
+    api = make_api(fake)
+    await api.access_token()
+    expected, words = ERRCODE_PATHS[code]
+    refused_twice = code in ("40001", "40014", "42001")
+    fake.fail("appchat.update", *([code, code] if refused_twice else [code]))
+    with pytest.raises(ImError) as info:
+        await api.update_chat("wrsomechat", name="x")
+    assert type(info.value) is expected and words in str(info.value), str(info.value)
+    assert fake.pending_faults("appchat.update") == []  # asked once (twice around a token refresh), no loop
+    if isinstance(info.value, PermanentImError):
+        assert info.value.code == code and f"errcode {code}" in str(info.value)
+    if isinstance(info.value, RateLimited):
+        assert info.value.retry_after > 0
 
 
 # ---------------------------------------------------------------------------- the adapter
