@@ -733,3 +733,27 @@ async def test_a_lone_responder_acts_from_their_card_until_a_second_one_makes_th
     assert late.status_code == 200
     await asyncio.sleep(2.0)
     assert len(fake.texts(chat_id)) == texts and len(fake.cards) == cards_sent
+
+
+async def test_wecom_calls_run_on_the_china_region_queue_and_no_token_reaches_history(
+    client: Client, store: Store, settings: Settings, fake: FakeWeCom
+):
+    """WARROOM_PLATFORM_REGIONS=wecom=cn: every WeCom activity is queued on `<queue>-cn` and run by
+    the cn worker, the rest by the global one; the app's access tokens stay in the processes."""
+    from starters.service import WarRoomService
+
+    from .test_regions import CN, GLOBAL, _life, ran, running
+
+    fake.add_user("Ann", biz_mail="ann@example.com")
+    bound = wecom_settings(settings, fake).model_copy(update={"platform_regions": "wecom=cn"})
+    assert WarRoomService(client, store, bound).config().im_task_queues == {"wecom": f"{bound.task_queue}-cn"}
+    regional = bound.model_copy(update={"region": "cn"})
+    async with running(client, store, bound, GLOBAL), running(client, store, regional, CN):
+        workflow_id = await _life(WarRoomService(client, store, bound), "wecom")
+    runs = await ran(client, workflow_id)
+    im = [r for r in runs if r.kind.startswith("im_")]
+    assert {"im_open_room", "im_update_card", "im_dismiss_room"} <= {r.kind for r in im}
+    assert {(r.task_queue, r.identity) for r in im} == {(f"{bound.task_queue}-cn", CN)}
+    assert fake.ops("message.send") and fake.tokens  # Ann's card went out, with a token
+    history = (await client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+    assert not [t for t in fake.tokens if t in history] and fake.secret not in history
