@@ -757,3 +757,25 @@ async def test_wecom_calls_run_on_the_china_region_queue_and_no_token_reaches_hi
     assert fake.ops("message.send") and fake.tokens  # Ann's card went out, with a token
     history = (await client.get_workflow_handle(workflow_id).fetch_history()).to_json()
     assert not [t for t in fake.tokens if t in history] and fake.secret not in history
+
+
+async def test_bulk_linking_through_the_cli(stack):
+    """`warroom users link --platform wecom`: everyone known from incidents, by corp mail, personal
+    mail or phone; the ones WeCom does not know are listed as not linked, with why."""
+    from .test_cli import Cli
+
+    http, fake = stack
+    ann = fake.add_user("Ann", biz_mail=ANN)
+    dora = fake.add_user("Dora", email="dora@gmail.example")
+    bob = fake.add_user("Bob", mobile="13800000002")
+    responders = [{"email": ANN}, {"email": "dora@gmail.example"}, {"name": "Bob", "phone": BOB}, {"email": CAROL}]
+    r = await http.post("/api/v1/incidents", json={"title": "Link them", "responders": responders})
+    assert r.status_code == 201, r.text
+    cli = Cli(str(http.base_url).rstrip("/"))
+    linked = await cli.json("users", "link", "--platform", "wecom")
+    assert linked["platform"] == "wecom"
+    assert {m["im_user_id"] for m in linked["linked"]} == {ann, dora, bob}
+    (carol,) = linked["unlinked"]
+    assert carol["responder_id"] == CAROL and carol["im_user_id"] is None and carol["detail"]
+    users = await cli.json("users", "list", "--platform", "wecom")
+    assert {u["email"] for u in users["items"] if u.get("im_user_id")} >= {ANN, "dora@gmail.example"}
