@@ -296,6 +296,9 @@ async def test_status_in_the_group_and_a_card_per_responder_updated_with_single_
     await asyncio.gather(*(a.update_card(chat, handle, status_card(v, IncidentStatus.CLOSED)) for v in (4, 5, 6)))
     await a.update_card(chat, handle, status_card(4))  # an older version never wins
     assert code in fake.used_codes and len(fake.cards_of(ann)) == 2
+    replayed = a.handle_callback(CallbackRequest(method="POST", path="/im/wecom/callback", headers={}, query=query,
+                                                 body=body))  # fmt: skip
+    assert replayed.events and a.state.cards(chat)[ann].response_code == ""  # the spent code stays spent
     assert "closed" in fake.latest_card(ann).card["main_title"]["title"]
     assert all(m[1] == "template_card" for m in fake.app_messages)
     assert len([t for t in fake.texts(chat) if "closed" in t]) <= 2  # coalesced: not one per version
