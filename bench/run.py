@@ -547,6 +547,16 @@ async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) ->
 
         group_at = await _until(told)
         cards_at = await _until(updated)
+        if n and os.environ.get("WARROOM_BENCH_TRACE"):
+            handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
+            events = [
+                f"{e.WhichOneof('attributes').removesuffix('_event_attributes')}@"
+                f"{(e.event_time.ToDatetime(UTC).timestamp() - t1) * 1000:.0f}"
+                for e in (await handle.fetch_history()).events
+                if t1 <= e.event_time.ToDatetime(UTC).timestamp() <= cards_at
+            ]
+            calls = " ".join(f"{c.op}@{(c.at - t1) * 1000:.0f}" for c in list(fake.calls) if t1 <= c.at <= cards_at)
+            console.print(f"click: {calls} told@{(group_at - t1) * 1000:.0f}\n  {' '.join(events)}")
         if n:
             if os.environ.get("WARROOM_BENCH_TRACE"):  # where the time goes: each call, ms after the request
                 calls = [c for c in list(fake.calls) if t0 <= c.at <= done]
