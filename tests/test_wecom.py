@@ -341,6 +341,21 @@ async def test_dismissal_posts_closing_renames_and_silences_the_room(fake: FakeW
     await a.post_message(ref.chat_id, "late", "late-1")
     await a.update_card(ref.chat_id, CardHandle("h"), status_card(9))
     assert fake.texts(ref.chat_id) == [CLOSING_TEXT] and fake.cards == {}  # nothing after closing
+    assert set(chat.members) == {ann, bob}  # WECOM_REMOVE_MEMBERS_ON_CLOSE off: the members stay
+
+
+async def test_dismissal_can_remove_everyone_but_the_owner(fake: FakeWeCom):
+    people = [fake.add_user(f"p{i}") for i in range(150)]
+    a = make_adapter(fake, WECOM_REMOVE_MEMBERS_ON_CLOSE="true")
+    ref = await a.create_room(spec("i9"))
+    await a.add_members(ref.chat_id, people)
+    chat = fake.chats[ref.chat_id]
+    fake.fail("appchat.update", "pass", "pass", "500")  # renamed, the first 100 removed, then a failure
+    with pytest.raises(TransientImError):
+        await a.rename_room(ref.chat_id, closed_name(ref.name))
+    await a.rename_room(ref.chat_id, closed_name(ref.name))  # retried: the rest leave
+    assert chat.members == [chat.owner] and chat.name.startswith("[closed] ")
+    assert all(len(c.body.get("del_user_list", [])) <= 100 for c in fake.ops("appchat.update"))
 
 
 # ---------------------------------------------------------------------------- the real stack

@@ -21,7 +21,8 @@ for the benchmarks, `bench/wecom.py`); records carry the time they were made (`a
 Faults are queued per operation (`fail("appchat.create", "timeout_after", "45009")`) or drawn at
 random (`chaos(rate)`), through `tests/fakes/faults.py`: `500`
 (HTTP 500), `502` (an HTML page), `drop_after` (handled, then the connection closed),
-`timeout_after` (handled, answered `late_seconds` later), `42001` (the token given is expired:
+`timeout_after` (handled, answered `late_seconds` later), `pass` (no fault: a place in the
+queue), `42001` (the token given is expired:
 every token known so far stops working, so the client must fetch a new one), or any errcode.
 
 `click(...)` and `url_check(...)` build what WeCom sends to `/im/wecom/callback`: XML encrypted
@@ -544,6 +545,8 @@ def _fault_answer(fake: FakeWeCom, app: FastAPI, fault: str) -> Any:
         return JSONResponse({"errcode": -1, "errmsg": "system busy"}, status_code=500)
     if fault == "502":
         return HTMLResponse("<html><h1>502 Bad Gateway</h1></html>", status_code=502)
+    if fault == "pass":  # a placeholder in a queue: this call goes through, the next one meets the next fault
+        return app
     if fault == "42001":
         fake.expire_tokens()
         return app  # the request meets its expired token

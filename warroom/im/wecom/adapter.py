@@ -152,8 +152,21 @@ class WeComAdapter(ImAdapter):
                 return
             if room.created:
                 await self.api.update_chat(chat_id, name=naming.fit(name, room.incident_id))
+                if self.settings.remove_members_on_close:
+                    await self._empty(room)
             await asyncio.to_thread(self.state.save_room, room, closed=True)
         audit.info("wecom war room %s closed: renamed %r, nothing is posted to it from now on", chat_id, name)
+
+    async def _empty(self, room: Room) -> None:
+        """WECOM_REMOVE_MEMBERS_ON_CLOSE: everyone but the owner leaves the closed group (WeCom has
+        no disband, and the owner cannot be removed). A retry removes whoever is still in it."""
+        gone = [u for u in room.members if u != room.owner]
+        for i in range(0, len(gone), MAX_INVITE_BATCH):
+            chunk = gone[i : i + MAX_INVITE_BATCH]
+            await self.api.update_chat(room.chat_id, remove=chunk)
+            await asyncio.to_thread(self.state.save_room, room, members=[u for u in room.members if u not in chunk])
+        audit.info("wecom war room %s closed: %d members removed, %s (the owner) stays", room.chat_id, len(gone),
+                   room.owner)  # fmt: skip
 
     async def dismiss_room(self, chat_id: str) -> None:
         """WeCom cannot disband a group (`Dismissal.NONE`): the core renames it instead. Should
