@@ -248,6 +248,9 @@ async def test_people_by_both_email_types_and_phone_misses_cached(fake: FakeWeCo
     for _ in range(3):  # asked again: answered from the cache (WeCom blocks a day after many misses)
         assert await a.lookup_user(email=CAROL, phone="13800000099") is None
     assert fake.lookup_misses == misses
+    again = make_adapter(fake)  # another process (or a restart) sharing the database: the number's miss is known
+    again.state = a.state
+    assert await again.lookup_user(email=None, phone="13800000099") is None and fake.lookup_misses == misses
     assert {c.body["email_type"] for c in fake.ops("user.by_email")} == {1, 2}
     assert [c.body["mobile"] for c in fake.ops("user.getuserid")] == ["13800000002", "13800000099"]
 

@@ -188,12 +188,19 @@ class WeComAdapter(ImAdapter):
         return None
 
     async def _cached(self, kind: str, key: str, ask: Any) -> str | None:
-        """Hits and misses are kept (misses too: WeCom blocks a day after many wrong numbers)."""
+        """Hits and misses are kept (misses too: WeCom blocks a day after many wrong numbers); a
+        phone number's miss in SQL as well, for every process and past restarts."""
         known = self._people.get((kind, key))
         if known is not None and _now() - known[1] < (HIT_TTL if known[0] else MISS_TTL):
             return known[0]
+        shared = kind == "mobile"
+        if shared and await asyncio.to_thread(self.state.missed_recently, kind, key, MISS_TTL):
+            self._people[(kind, key)] = (None, _now())
+            return None
         found = await ask()
         self._people[(kind, key)] = (found, _now())
+        if shared and found is None:
+            await asyncio.to_thread(self.state.missed, kind, key)
         return found
 
     # ------------------------------------------------------------------ members

@@ -8,8 +8,9 @@
   the send, then the fresh one of each click (which arrives at the API process, while the worker
   updates the cards: hence SQL, not memory);
 - sent keys (`wecom_sent`): group messages sent once (`appchat/send` has no dedup key): a key whose
-  send may have taken effect (timed out) is not sent again; and the response codes spent, so that
-  a replayed click cannot hand back a used one.
+  send may have taken effect (timed out) is not sent again; the response codes spent, so that
+  a replayed click cannot hand back a used one; and the phone numbers WeCom did not know, so that no
+  process asks again within the hour (many wrong numbers block `getuserid` for a day).
 
 The tables (`tables`) belong to War Room's schema like the sandbox's: the migrations create them
 (0005). With no database (a bare adapter in a test or `warroom doctor`) they live in an in-memory
@@ -156,6 +157,18 @@ class State:
         with self._begin() as c:
             c.execute(delete(cards).where(cards.c.chat_id == chat_id, cards.c.userid == userid))
 
+    # ------------------------------------------------------------------ lookups WeCom did not know
+    def missed_recently(self, kind: str, key: str, seconds: float) -> bool:
+        """Did any process ask WeCom for this `key` within `seconds`, and WeCom not know it?"""
+        with self._begin() as c:
+            at = c.execute(select(sent.c.at).where(sent.c.key == _miss(kind, key))).scalar()
+        return at is not None and time.time() - at < seconds
+
+    def missed(self, kind: str, key: str) -> None:
+        with self._begin() as c:
+            c.execute(delete(sent).where(sent.c.key == _miss(kind, key)))
+            c.execute(insert(sent).values(key=_miss(kind, key), state="miss", at=time.time()))
+
     # ------------------------------------------------------------------ messages sent once
     def claim(self, key: str) -> str | None:
         """None: send it now (the key is marked as sending); else the earlier state."""
@@ -175,6 +188,10 @@ class State:
                 c.execute(delete(sent).where(sent.c.key == key))
             else:
                 c.execute(update(sent).where(sent.c.key == key).values(state=state, at=time.time()))
+
+
+def _miss(kind: str, key: str) -> str:
+    return f"miss:{kind}:" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def _spent(code: str) -> str:
