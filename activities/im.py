@@ -263,8 +263,9 @@ class ImActivities:
         for p, r in zip(people, resolutions, strict=True):
             if not r.im_user_id:
                 state, detail = MemberState.UNLINKED, r.detail
-            elif results[r.im_user_id].ok:
-                state, detail = MemberState.INVITED, f"linked by {r.method}"
+            elif results[r.im_user_id].ok:  # the platform's remark (waiting for an approval, a group…) kept
+                said = results[r.im_user_id].detail
+                state, detail = MemberState.INVITED, f"linked by {r.method}" + (f"; {said}" if said else "")
             else:
                 state, detail = MemberState.FAILED, results[r.im_user_id].detail
             outcomes.append(

@@ -30,9 +30,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -46,6 +46,7 @@ from temporalio.testing import WorkflowEnvironment
 from bench.noop import QUEUE as NOOP_QUEUE
 from bench.noop import BenchNoop, BenchRoom
 from starters.api.app import create_app
+from tests.fakes.wecom_api import FakeWeCom
 from warroom.im.sandbox.tables import SandboxCallRow, SandboxMemberRow, SandboxMessageRow, SandboxRoomRow
 from warroom.messages import workflow_id
 from warroom.settings import Settings
@@ -474,6 +475,132 @@ async def _title_is(handle, title: str) -> bool:  # type: ignore[no-untyped-def]
         return False
 
 
+# ---------------------------------------------------------------------------------------- WeCom
+@contextlib.contextmanager
+def wecom_fake(latency_ms: float) -> Iterator[FakeWeCom]:
+    """The fake WeCom with `latency_ms` on every call, its settings in the environment (the worker
+    process and this process's API read them from there)."""
+    with FakeWeCom(latency_seconds=latency_ms / 1000) as fake:
+        env = {k: str(v) for k, v in fake.settings(WECOM_TIMEOUT_SECONDS=10.0).items()}
+        env["WARROOM_PUBLIC_URL"] = "https://warroom.bench.example"
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield fake
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _wecom_ready_at(fake: FakeWeCom, chat_id: str, userids: list[str]) -> float | None:
+    """When the group existed with everyone, its status posted and every responder's card sent,
+    by the fake's clock; None if not yet."""
+    chat = fake.chats.get(chat_id)
+    status = [m.at for m in list(fake.group_messages) if m.chatid == chat_id]
+    sent = {c.userid: c.at for c in list(fake.cards.values()) if c.task_id.startswith(chat_id)}
+    if chat is None or set(userids) - set(chat.members) or not status or set(userids) - set(sent):
+        return None
+    return max(chat.at, status[0], *(sent[u] for u in userids))
+
+
+async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) -> None:
+    """Room ready and click → group message on the fake WeCom (through wechatpy in the worker),
+    every call taking L. Floors: room ready = 3 L (the lookups, while appchat/get checks for an
+    earlier attempt's group; appchat/create; then the status message beside every card, all at
+    once); click → group message = 1 L (appchat/send of the new status), the cards updated beside
+    it (1 L). The callback's own answer is timed too (WeCom waits 5 s)."""
+    latency = fake.latency_seconds
+    ready, click, cards, answer = [], [], [], []
+    for n in range(samples + 1):  # the first one warms the worker up (imports, the access token)
+        await asyncio.sleep(SETTLE)
+        tag = uuid.uuid4().hex[:8]
+        emails = [f"w{i}-{tag}@bench.example" for i in range(responders)]
+        userids = [fake.add_user(f"w{i}{tag}", biz_mail=e) for i, e in enumerate(emails)]
+        body = {"title": f"bench {tag}", "severity": "high", "responders": [{"email": e} for e in emails]}
+        r = await stack.api.post("/api/v1/incidents", json=body)
+        r.raise_for_status()
+        incident_id = r.json()["id"]
+        t0 = time.time()
+        r = await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "wecom"})
+        r.raise_for_status()
+        chat_id = r.json()["chat_id"]
+        done = await _until(lambda c=chat_id, u=userids: _wecom_ready_at(fake, c, u))
+        await asyncio.sleep(SETTLE)
+        card = next(c for c in fake.cards_of(userids[0]) if c.task_id.startswith(chat_id))
+        key = next(b["key"] for b in card.card["button_list"] if b["key"].startswith("wr:acknowledge:"))
+        query, payload, _ = fake.click(userids[0], card.task_id, key)
+        t1 = time.time()
+        r = await stack.api.post("/im/wecom/callback", params=query, content=payload)
+        answered = time.time() - t1
+        r.raise_for_status()
+
+        def told(c: str = chat_id, t: float = t1) -> float | None:
+            return next((m.at for m in list(fake.group_messages) if m.chatid == c and m.at > t
+                         and "acknowledged" in m.content), None)  # fmt: skip
+
+        def updated(c: str = chat_id, t: float = t1, people: list[str] = userids) -> float | None:
+            mine = [max(m.at for m in fake.cards_of(u) if m.task_id.startswith(c)) for u in people]
+            return max(mine) if min(mine) > t else None
+
+        group_at = await _until(told)
+        cards_at = await _until(updated)
+        if n and os.environ.get("WARROOM_BENCH_TRACE"):
+            handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
+            events = [
+                f"{e.WhichOneof('attributes').removesuffix('_event_attributes')}@"
+                f"{(e.event_time.ToDatetime(UTC).timestamp() - t1) * 1000:.0f}"
+                for e in (await handle.fetch_history()).events
+                if t1 <= e.event_time.ToDatetime(UTC).timestamp() <= cards_at
+            ]
+            calls = " ".join(f"{c.op}@{(c.at - t1) * 1000:.0f}" for c in list(fake.calls) if t1 <= c.at <= cards_at)
+            console.print(f"click: {calls} told@{(group_at - t1) * 1000:.0f}\n  {' '.join(events)}")
+        if n:
+            if os.environ.get("WARROOM_BENCH_TRACE"):  # where the time goes: each call, ms after the request
+                calls = [c for c in list(fake.calls) if t0 <= c.at <= done]
+                trace = " ".join(f"{c.op}@{(c.at - t0) * 1000:.0f}" for c in calls)
+                handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
+                events = [
+                    f"{e.WhichOneof('attributes').removesuffix('_event_attributes')}@"
+                    f"{(e.event_time.ToDatetime(UTC).timestamp() - t0) * 1000:.0f}"
+                    for e in (await handle.fetch_history()).events
+                    if e.event_time.ToDatetime(UTC).timestamp() <= done
+                ]
+                console.print(f"{trace} ready@{(done - t0) * 1000:.0f}\n  {' '.join(events[-12:])}")
+            ready.append(done - t0)
+            click.append(group_at - t1)
+            cards.append(cards_at - t1)
+            answer.append(answered)
+    for name, times, floor in (
+        (f"WeCom room ready ({responders} new responders)", ready, 3 * latency),
+        ("WeCom click → group message", click, latency),
+        (f"WeCom click → {responders} cards updated", cards, latency),
+    ):
+        p50 = statistics.median(times)
+        stack.figures.append(
+            Figure(
+                name,
+                f"p50 {_ms(p50)}, p99 {_ms(_pct(times, 99))}",
+                _ms(floor),
+                p50 / floor,
+                "(no target; floor + overhead)",
+                None,
+            )
+        )
+    stack.figures.append(
+        Figure(
+            "WeCom callback answered",
+            f"p50 {_ms(statistics.median(answer))}, max {_ms(max(answer))}",
+            "WeCom redelivers after 5 s",
+            max(answer) / 5,
+            "< 5 s",
+            max(answer) < 5,
+        )
+    )
+
+
 # ---------------------------------------------------------------------------------------- main
 @contextlib.asynccontextmanager
 async def running_stack(name: str, latency_ms: float, database_url: str = "") -> AsyncIterator[Stack]:
@@ -508,8 +635,16 @@ async def running_stack(name: str, latency_ms: float, database_url: str = "") ->
 
 async def main(args: argparse.Namespace) -> None:
     console.print(f"[bold]War Room benchmark[/] — L = {args.latency_ms:g} ms per sandbox call, {os.cpu_count()} cores")
+    only = set(args.only.split(",")) if args.only else {"latency", "burst", "scale", "history", "wecom"}
+    figures: list[Figure] = []
+    if "wecom" in only:  # a stack of its own, its worker reading the fake WeCom's settings
+        with wecom_fake(args.latency_ms) as fake:
+            async with running_stack("benchwecom", args.latency_ms, args.database_url) as stack:
+                console.print("WeCom room ready, click → group message …")
+                await wecom(stack, fake, args.samples, args.responders)
+                figures += stack.figures
     async with running_stack("bench", args.latency_ms, args.database_url) as stack:
-        only = set(args.only.split(",")) if args.only else {"latency", "burst", "scale", "history"}
+        stack.figures[:0] = figures
         if only & {"latency", "scale"}:
             console.print("room ready …")
             engine = await engine_room_ready(stack, args.samples)
@@ -551,7 +686,7 @@ def cli() -> None:
     p.add_argument("--open-rooms", type=int, default=2000)
     p.add_argument("--signals", type=int, default=10_000, help="incident updates for the history figure")
     p.add_argument("--signal-concurrency", type=int, default=8, help="incident updates in flight at once")
-    p.add_argument("--only", default="", help="comma-separated phases: latency,burst,scale,history")
+    p.add_argument("--only", default="", help="comma-separated phases: latency,burst,scale,history,wecom")
     p.add_argument("--database-url", default="", help="e.g. postgresql+psycopg://127.0.0.1/test")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")

@@ -25,7 +25,7 @@ from starters.api.app import create_app
 from tests.fakes.wecom_api import Chat, FakeWeCom
 from tests.serving import serving
 from warroom.card import CLOSING_TEXT, closed_name
-from warroom.errors import CallbackRejected, PermanentImError, RateLimited, TransientImError
+from warroom.errors import CallbackRejected, ImError, PermanentImError, RateLimited, TransientImError
 from warroom.im.base import (
     ActionClicked,
     CallbackRequest,
@@ -43,6 +43,7 @@ from warroom.im.wecom import naming, text
 from warroom.im.wecom.adapter import WeComAdapter, build_wecom_adapter
 from warroom.im.wecom.api import WeComApi
 from warroom.im.wecom.callbacks import Callbacks
+from warroom.im.wecom.errors import FIXES, LIMIT_CODES
 from warroom.im.wecom.settings import WeComSettings
 from warroom.im.wecom.state import State
 from warroom.models import Action, IncidentStatus, MemberState, Severity
@@ -120,6 +121,36 @@ async def test_errcodes_become_retry_decisions_with_what_to_fix(fake: FakeWeCom)
         assert words in str(info.value) and info.value.code == str(code)
 
 
+# Every errcode War Room names, each through wechatpy against the fake: (retry decision, words the
+# message must hold). A refused token is refreshed once first; refused twice it is retried later.
+ERRCODE_PATHS = {
+    **{str(c): (PermanentImError, FIXES[c].split(":")[0][:40]) for c in FIXES},
+    **{str(c): (RateLimited, "frequency") for c in LIMIT_CODES},
+    "-1": (TransientImError, "busy"),
+    "86999": (PermanentImError, "86xxx"),
+    "40014": (TransientImError, "token"),
+    "42001": (TransientImError, "token"),
+    "40001": (TransientImError, "token"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(ERRCODE_PATHS))
+async def test_every_errcode_path(fake: FakeWeCom, code: str):
+    api = make_api(fake)
+    await api.access_token()
+    expected, words = ERRCODE_PATHS[code]
+    refused_twice = code in ("40001", "40014", "42001")
+    fake.fail("appchat.update", *([code, code] if refused_twice else [code]))
+    with pytest.raises(ImError) as info:
+        await api.update_chat("wrsomechat", name="x")
+    assert type(info.value) is expected and words in str(info.value), str(info.value)
+    assert fake.pending_faults("appchat.update") == []  # asked once (twice around a token refresh), no loop
+    if isinstance(info.value, PermanentImError):
+        assert info.value.code == code and f"errcode {code}" in str(info.value)
+    if isinstance(info.value, RateLimited):
+        assert info.value.retry_after > 0
+
+
 # ---------------------------------------------------------------------------- the adapter
 
 ANN, CAROL = "ann@example.com", "carol@example.com"
@@ -171,7 +202,7 @@ async def test_a_room_waits_for_two_people_then_one_group_under_faults(fake: Fak
     assert len(ref.chat_id) <= 32 and ref.chat_id.isalnum() and ref.join_url is None
     assert (await a.create_room(long)).chat_id == ref.chat_id and fake.chats == {}  # nobody yet: no group
     (alone,) = await a.add_members(ref.chat_id, [ann])
-    assert not alone.ok and "second member" in alone.detail and fake.chats == {}
+    assert alone.ok and "second member" in alone.detail and fake.chats == {}  # in the record, no group yet
     fake.fail("appchat.create", "timeout_after", "500", "45009")  # made by the first, answered late
     results = await asyncio.gather(*(retried(lambda: a.add_members(ref.chat_id, [bob])) for _ in range(5)))
     assert all(r[0].ok for r in results)
@@ -217,6 +248,9 @@ async def test_people_by_both_email_types_and_phone_misses_cached(fake: FakeWeCo
     for _ in range(3):  # asked again: answered from the cache (WeCom blocks a day after many misses)
         assert await a.lookup_user(email=CAROL, phone="13800000099") is None
     assert fake.lookup_misses == misses
+    again = make_adapter(fake)  # another process (or a restart) sharing the database: the number's miss is known
+    again.state = a.state
+    assert await again.lookup_user(email=None, phone="13800000099") is None and fake.lookup_misses == misses
     assert {c.body["email_type"] for c in fake.ops("user.by_email")} == {1, 2}
     assert [c.body["mobile"] for c in fake.ops("user.getuserid")] == ["13800000002", "13800000099"]
 
@@ -265,6 +299,9 @@ async def test_status_in_the_group_and_a_card_per_responder_updated_with_single_
     await asyncio.gather(*(a.update_card(chat, handle, status_card(v, IncidentStatus.CLOSED)) for v in (4, 5, 6)))
     await a.update_card(chat, handle, status_card(4))  # an older version never wins
     assert code in fake.used_codes and len(fake.cards_of(ann)) == 2
+    replayed = a.handle_callback(CallbackRequest(method="POST", path="/im/wecom/callback", headers={}, query=query,
+                                                 body=body))  # fmt: skip
+    assert replayed.events and a.state.cards(chat)[ann].response_code == ""  # the spent code stays spent
     assert "closed" in fake.latest_card(ann).card["main_title"]["title"]
     assert all(m[1] == "template_card" for m in fake.app_messages)
     assert len([t for t in fake.texts(chat) if "closed" in t]) <= 2  # coalesced: not one per version
@@ -307,6 +344,21 @@ async def test_dismissal_posts_closing_renames_and_silences_the_room(fake: FakeW
     await a.post_message(ref.chat_id, "late", "late-1")
     await a.update_card(ref.chat_id, CardHandle("h"), status_card(9))
     assert fake.texts(ref.chat_id) == [CLOSING_TEXT] and fake.cards == {}  # nothing after closing
+    assert set(chat.members) == {ann, bob}  # WECOM_REMOVE_MEMBERS_ON_CLOSE off: the members stay
+
+
+async def test_dismissal_can_remove_everyone_but_the_owner(fake: FakeWeCom):
+    people = [fake.add_user(f"p{i}") for i in range(150)]
+    a = make_adapter(fake, WECOM_REMOVE_MEMBERS_ON_CLOSE="true")
+    ref = await a.create_room(spec("i9"))
+    await a.add_members(ref.chat_id, people)
+    chat = fake.chats[ref.chat_id]
+    fake.fail("appchat.update", "pass", "pass", "500")  # renamed, the first 100 removed, then a failure
+    with pytest.raises(TransientImError):
+        await a.rename_room(ref.chat_id, closed_name(ref.name))
+    await a.rename_room(ref.chat_id, closed_name(ref.name))  # retried: the rest leave
+    assert chat.members == [chat.owner] and chat.name.startswith("[closed] ")
+    assert all(len(c.body.get("del_user_list", [])) <= 100 for c in fake.ops("appchat.update"))
 
 
 # ---------------------------------------------------------------------------- the real stack
@@ -633,3 +685,118 @@ async def test_room_ready_and_click_to_group_message_on_the_fake_without_faults(
     p50 = lambda xs: sorted(xs)[len(xs) // 2] * 1000  # noqa: E731
     print(f"\nWeCom fake, p50 of 5: one call {p50(calls):.1f} ms; room ready (group made, status posted) "
           f"{p50(ready):.0f} ms; click → group message {p50(click):.0f} ms")  # fmt: skip
+
+
+async def test_a_lone_responder_acts_from_their_card_until_a_second_one_makes_the_group(stack):
+    """No duty account: a room with one linked person has no group yet, says so, and that person's
+    buttons work; the second linked responder makes the group (both in it, both invited, both with
+    a card), member changes follow, and once dismissed nothing reaches the group any more."""
+    http, fake = stack
+    ann = fake.add_user("Ann", biz_mail=ANN)
+    bob = fake.add_user("Bob", mobile="13800000002")
+    incident_id = f"wc-{uuid.uuid4().hex[:8]}"
+    r = await http.post("/api/v1/incidents", json={"id": incident_id, "title": "Queue backlog",
+                        "responders": [{"email": ANN}]})  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = await http.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "wecom"})
+    assert r.status_code in (200, 201), r.text
+    chat_id = r.json()["chat_id"]
+    view = await view_when(http, incident_id, lambda v: "member.invited" in kinds(v))
+    invited = next(e for e in view["timeline"] if e["kind"] == "member.invited")
+    assert "waiting for a second member" in invited["detail"] and invited["outcome"] == "ok"
+    assert chat_id not in fake.chats and fake.group_messages == []  # no group of one
+    card = await eventually(lambda: fake.cards_of(ann) and fake.latest_card(ann), timeout=30)
+    query, body, _ = fake.click(ann, card.task_id, key_of(card, Action.ACKNOWLEDGE))
+    assert (await callback(http, query, body)).status_code == 200
+    again = fake.redeliver(body)  # WeCom's retry: sealed anew (other nonce, signature, ciphertext)
+    assert again[0]["msg_signature"] != query["msg_signature"]
+    assert (await callback(http, *again)).status_code == 200
+    view = await view_when(http, incident_id, lambda v: v["incident"]["status"] == "acknowledged")
+    await asyncio.sleep(0.5)
+    view = await view_when(http, incident_id, lambda v: True)
+    assert kinds(view).count("action.acknowledge") == 1 and "action.refused" not in kinds(view)
+    await eventually(lambda: "acknowledged" in fake.latest_card(ann).card["main_title"]["title"], timeout=30)
+
+    # Bob is linked: the group is made with both, the status posted there, Bob gets his card.
+    r = await http.put(f"/api/v1/incidents/{incident_id}/responders",
+                       json={"responders": [{"email": ANN}, {"name": "Bob", "phone": BOB}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    await eventually(lambda: chat_id in fake.chats and set(fake.chats[chat_id].members) == {ann, bob}, timeout=30)
+    assert fake.chats[chat_id].owner == ann
+    await eventually(lambda: any("acknowledged" in t for t in fake.texts(chat_id)), timeout=30)
+    await eventually(lambda: fake.cards_of(bob), timeout=30)
+    view = await view_when(http, incident_id, lambda v: kinds(v).count("member.invited") == 2)
+    assert {m["state"] for m in view["war_room"]["members"]} == {"invited"}
+    # Ann's click code updated her card once; with no code left the next version is a new card, never
+    # two of one version
+    sent = [m.task_id.split("_")[1] for m in fake.cards_of(ann)]
+    assert len(sent) == len(set(sent)) and fake.latest_card(ann).updates <= 1
+
+    # Bob leaves the incident: marked, kept in the group (the deployment's membership policy,
+    # WarRoomConfig.remove_members, is off; the adapter's removal is tested above).
+    r = await http.put(f"/api/v1/incidents/{incident_id}/responders", json={"responders": [{"email": ANN}]})
+    assert r.status_code == 200, r.text
+    await view_when(http, incident_id, lambda v: "member.removed" in kinds(v))
+    assert set(fake.chats[chat_id].members) == {ann, bob}
+
+    # Closed and dismissed: the closing message, the rename, then silence.
+    r = await http.post(f"/api/v1/incidents/{incident_id}/actions", json={"action": "close", "actor": ANN})
+    assert r.status_code in (200, 202), r.text
+    r = await http.delete(f"/api/v1/incidents/{incident_id}/war-room")
+    assert r.status_code in (200, 202), r.text
+    await view_when(http, incident_id, lambda v: v["war_room"]["state"] == "dismissed")
+    assert fake.texts(chat_id)[-1] == CLOSING_TEXT and fake.chats[chat_id].name.startswith("[closed] ")
+    texts, cards_sent = len(fake.texts(chat_id)), len(fake.cards)
+    r = await http.put(f"/api/v1/incidents/{incident_id}/responders",
+                       json={"responders": [{"email": ANN}, {"name": "Bob", "phone": BOB}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    late = await callback(http, *fake.click(ann, fake.latest_card(ann).task_id, "wr:reopen:99:")[:2])
+    assert late.status_code == 200
+    await asyncio.sleep(2.0)
+    assert len(fake.texts(chat_id)) == texts and len(fake.cards) == cards_sent
+
+
+async def test_wecom_calls_run_on_the_china_region_queue_and_no_token_reaches_history(
+    client: Client, store: Store, settings: Settings, fake: FakeWeCom
+):
+    """WARROOM_PLATFORM_REGIONS=wecom=cn: every WeCom activity is queued on `<queue>-cn` and run by
+    the cn worker, the rest by the global one; the app's access tokens stay in the processes."""
+    from starters.service import WarRoomService
+
+    from .test_regions import CN, GLOBAL, _life, ran, running
+
+    fake.add_user("Ann", biz_mail="ann@example.com")
+    bound = wecom_settings(settings, fake).model_copy(update={"platform_regions": "wecom=cn"})
+    assert WarRoomService(client, store, bound).config().im_task_queues == {"wecom": f"{bound.task_queue}-cn"}
+    regional = bound.model_copy(update={"region": "cn"})
+    async with running(client, store, bound, GLOBAL), running(client, store, regional, CN):
+        workflow_id = await _life(WarRoomService(client, store, bound), "wecom")
+    runs = await ran(client, workflow_id)
+    im = [r for r in runs if r.kind.startswith("im_")]
+    assert {"im_open_room", "im_update_card", "im_dismiss_room"} <= {r.kind for r in im}
+    assert {(r.task_queue, r.identity) for r in im} == {(f"{bound.task_queue}-cn", CN)}
+    assert fake.ops("message.send") and fake.tokens  # Ann's card went out, with a token
+    history = (await client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+    assert not [t for t in fake.tokens if t in history] and fake.secret not in history
+
+
+async def test_bulk_linking_through_the_cli(stack):
+    """`warroom users link --platform wecom`: everyone known from incidents, by corp mail, personal
+    mail or phone; the ones WeCom does not know are listed as not linked, with why."""
+    from .test_cli import Cli
+
+    http, fake = stack
+    ann = fake.add_user("Ann", biz_mail=ANN)
+    dora = fake.add_user("Dora", email="dora@gmail.example")
+    bob = fake.add_user("Bob", mobile="13800000002")
+    responders = [{"email": ANN}, {"email": "dora@gmail.example"}, {"name": "Bob", "phone": BOB}, {"email": CAROL}]
+    r = await http.post("/api/v1/incidents", json={"title": "Link them", "responders": responders})
+    assert r.status_code == 201, r.text
+    cli = Cli(str(http.base_url).rstrip("/"))
+    linked = await cli.json("users", "link", "--platform", "wecom")
+    assert linked["platform"] == "wecom"
+    assert {m["im_user_id"] for m in linked["linked"]} == {ann, dora, bob}
+    (carol,) = linked["unlinked"]
+    assert carol["responder_id"] == CAROL and carol["im_user_id"] is None and carol["detail"]
+    users = await cli.json("users", "list", "--platform", "wecom")
+    assert {u["email"] for u in users["items"] if u.get("im_user_id")} >= {ANN, "dora@gmail.example"}

@@ -15,10 +15,14 @@ always HTTP 200 with `{"errcode", "errmsg", …}` like WeCom, validating strictl
   misses are 46004 and counted (WeCom blocks a day after many);
 - `agent/get`: the app's visible range.
 
+`latency_seconds` delays every call by that much before it is handled (a platform round trip
+for the benchmarks, `bench/wecom.py`); records carry the time they were made (`at`).
+
 Faults are queued per operation (`fail("appchat.create", "timeout_after", "45009")`) or drawn at
 random (`chaos(rate)`), through `tests/fakes/faults.py`: `500`
 (HTTP 500), `502` (an HTML page), `drop_after` (handled, then the connection closed),
-`timeout_after` (handled, answered `late_seconds` later), `42001` (the token given is expired:
+`timeout_after` (handled, answered `late_seconds` later), `pass` (no fault: a place in the
+queue), `42001` (the token given is expired:
 every token known so far stops working, so the client must fetch a new one), or any errcode.
 
 `click(...)` and `url_check(...)` build what WeCom sends to `/im/wecom/callback`: XML encrypted
@@ -29,6 +33,7 @@ ciphertext: written here from WeCom's description, cross-checked against wechatp
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -99,6 +104,7 @@ class Chat:
     members: list[str]
     names: list[str] = field(default_factory=list)  # every name it had
     joins: Counter[str] = field(default_factory=Counter)  # how often each person was added
+    at: float = field(default_factory=time.time)  # when it was created (epoch seconds, the fake's clock)
 
 
 @dataclass
@@ -106,6 +112,7 @@ class GroupMessage:
     chatid: str
     msgtype: str
     content: str
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -115,6 +122,7 @@ class CardMessage:
     card: dict[str, Any]
     msgid: str
     updates: int = 0
+    at: float = field(default_factory=time.time)  # sent, then last updated
 
 
 @dataclass
@@ -122,6 +130,7 @@ class Call:
     op: str
     query: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.time)  # when it arrived (before the latency)
 
 
 def _pkcs7(data: bytes, block: int = 32) -> bytes:
@@ -144,7 +153,7 @@ def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
 class FakeWeCom:
     """The fake platform's state and HTTP surface. Start it with `start()` (or `with`)."""
 
-    def __init__(self, *, token_seconds: int = 7200, late_seconds: float = 2.5) -> None:
+    def __init__(self, *, token_seconds: int = 7200, late_seconds: float = 2.5, latency_seconds: float = 0.0) -> None:
         self.corp_id = f"ww{uuidlib.uuid4().hex[:16]}"
         self.secret = f"secret-{uuidlib.uuid4().hex}"
         self.agent_id = 1000002
@@ -152,6 +161,7 @@ class FakeWeCom:
         self.aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
         self.token_seconds = token_seconds
         self.late_seconds = late_seconds
+        self.latency_seconds = latency_seconds  # every call takes this long before it is handled (benchmarks)
         self.tokens: dict[str, float] = {}  # token → expiry (epoch seconds)
         self.users: dict[str, User] = {}
         self.chats: dict[str, Chat] = {}
@@ -162,6 +172,7 @@ class FakeWeCom:
         self.app_messages: list[tuple[str, str]] = []  # (userid, msgtype) of every message/send
         self.app_texts: list[tuple[str, str]] = []  # (userid, content) of the text ones
         self.lookup_misses = 0
+        self._inner: dict[str, tuple[str, str | None]] = {}  # ciphertext → (the message, corp id): redeliveries
         self.visible_root = True
         self.calls: list[Call] = []
         self.faults = Faults(seed=17)
@@ -239,10 +250,19 @@ class FakeWeCom:
         ts = timestamp or str(int(time.time()))
         nonce = nonce or uuidlib.uuid4().hex[:10]
         encrypted = encrypt(self.aes_key, corp_id or self.corp_id, inner)
+        self._inner[encrypted] = (inner, corp_id)
         body = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><AgentID><![CDATA[{self.agent_id}]]>"
                 f"</AgentID><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")  # fmt: skip
         query = {"msg_signature": signature(self.token, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
         return query, body.encode()
+
+    def redeliver(self, body: bytes) -> tuple[dict[str, str], bytes]:
+        """WeCom's retry of a callback it sent (`body`): the same message, sealed again (another
+        nonce, timestamp, random prefix, hence another ciphertext and signature)."""
+        encrypted = re.search(rb"<Encrypt><!\[CDATA\[([^\]]+)\]\]>", body)
+        assert encrypted is not None, "not a callback body of this fake"
+        inner, corp_id = self._inner[encrypted.group(1).decode()]
+        return self._envelope(inner, timestamp=None, nonce=None, corp_id=corp_id)
 
     def url_check(self, echo: str = "echo-1234567890", *, timestamp: str | None = None) -> dict[str, str]:
         ts = timestamp or str(int(time.time()))
@@ -282,6 +302,7 @@ class FakeWeCom:
     def start(self) -> FakeWeCom:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted connections inherit it
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", lifespan="off", http="h11")
@@ -450,6 +471,7 @@ class FakeWeCom:
             message = self.cards[task_id]
             message.card = card
             message.updates += 1
+            message.at = time.time()
             return {"invaliduser": []}
         if op == "user.getuserid":
             mobile = body.get("mobile")
@@ -495,6 +517,9 @@ class FakeWeCom:
         @app.api_route("/cgi-bin/{path:path}", methods=["GET", "POST"])
         async def any_route(path: str, request: Request) -> Any:
             op = op_name(request.method, request.url.path)
+            arrived = time.time()
+            if self.latency_seconds:
+                await asyncio.sleep(self.latency_seconds)
             raw = await request.body()
             query = dict(request.query_params)
             try:
@@ -502,7 +527,7 @@ class FakeWeCom:
             except ValueError:
                 return JSONResponse({"errcode": 47001, "errmsg": "data format error"})
             with self._lock:
-                self.calls.append(Call(op, query, body))
+                self.calls.append(Call(op, query, body, arrived))
                 try:
                     if not isinstance(body, dict):
                         raise WeComError(47001, "data format error")
@@ -520,6 +545,8 @@ def _fault_answer(fake: FakeWeCom, app: FastAPI, fault: str) -> Any:
         return JSONResponse({"errcode": -1, "errmsg": "system busy"}, status_code=500)
     if fault == "502":
         return HTMLResponse("<html><h1>502 Bad Gateway</h1></html>", status_code=502)
+    if fault == "pass":  # a placeholder in a queue: this call goes through, the next one meets the next fault
+        return app
     if fault == "42001":
         fake.expire_tokens()
         return app  # the request meets its expired token

@@ -4,10 +4,12 @@ application cards sent to each responder.
 How WeCom's gaps are met:
 - **Two members to create a group.** `create_room` derives the group's `chatid` (ours to choose)
   and registers the room; the group itself is created by the first `add_members` that brings two
-  people (linked responders, or one responder and WECOM_DUTY_USER_ID), its owner a linked
-  responder. Until then invites answer "waiting for a second member" (visible in the timeline)
-  and the people wait in the room's record. A retried create meets "chatid exists" (86215): the
-  group is confirmed ours with `appchat/get` (same name, or our members), then it is success.
+  people (linked responders, or one responder and WECOM_DUTY_USER_IDS), its owner a linked
+  responder. Until then invites succeed with the remark "waiting for a second member" (the
+  timeline's `member.invited` says so), the people wait in the room's record, and each already
+  gets their application card, so a lone responder can acknowledge or close meanwhile. A retried
+  create meets "chatid exists" (86215): the group is confirmed ours with `appchat/get` (same
+  name, or our members), then it is success.
 - **No buttons in groups, no edits.** `post_card` and `update_card` post the status to the group
   as markdown (once per version: `wecom_sent`) and bring every member's application card to the
   newest version: `message/update_template_card` with that card's latest unused `response_code`
@@ -26,9 +28,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from warroom.errors import ImError, PermanentImError, RateLimited, TransientImError
 from warroom.im.base import (
@@ -53,17 +55,19 @@ from warroom.im.wecom.api import EMAIL_TYPES, WeComApi
 from warroom.im.wecom.capabilities import CAPABILITIES, GROUP_CAP, MAX_INVITE_BATCH
 from warroom.im.wecom.errors import CHAT_EXISTS, PLATFORM, UNKNOWN_OUTCOME
 from warroom.im.wecom.settings import WeComSettings
-from warroom.im.wecom.state import Room, State
+from warroom.im.wecom.state import Card, Room, State
 
+T = TypeVar("T")
 log = logging.getLogger("warroom.im.wecom")
 audit = logging.getLogger("warroom.audit")
+CARD_CONCURRENCY = 8  # cards in flight at once per room (WeCom's 45033 limits concurrent calls)
 PER_PERSON_PER_MINUTE = 25  # WeCom: at most 30 app messages a minute to one person, the excess dropped
 HIT_TTL = 3600.0
 MISS_TTL = 3600.0  # "many wrong numbers block the call for a day": a miss is not asked again for an hour
 MEMBER_CODES = {"86216", "86007", "40003", "60111", "86005"}  # a member (or the owner) WeCom refuses
 WAITING = (
     "waiting for a second member: a WeCom group needs two people, and only one is linked. The group is "
-    "created when a second responder is linked (or set WECOM_DUTY_USER_ID to add a duty account)"
+    "created when a second responder is linked (or set WECOM_DUTY_USER_IDS to add a duty account)"
 )
 
 
@@ -111,8 +115,8 @@ class WeComAdapter(ImAdapter):
     async def create_room(self, spec: RoomSpec) -> RoomRef:
         chat_id, name = naming.chat_id(spec), naming.group_name(spec)
         room = await asyncio.to_thread(self.state.add_room, chat_id, spec.incident_id, name)
-        if not room.created:  # an earlier attempt may have created it before it could say so
-            async with self._lock(chat_id):
+        if not room.created:  # an earlier attempt may have made it (or someone else: refused); this
+            async with self._lock(chat_id):  # get runs while the responders are looked up
                 if not await self._adopt(room) and len(self.duty) >= 2:  # the duty accounts make it now
                     await self._create(room, owner=self.duty[0], members=list(self.duty))
         return RoomRef(chat_id=chat_id, name=room.name, join_url=None)
@@ -149,8 +153,21 @@ class WeComAdapter(ImAdapter):
                 return
             if room.created:
                 await self.api.update_chat(chat_id, name=naming.fit(name, room.incident_id))
+                if self.settings.remove_members_on_close:
+                    await self._empty(room)
             await asyncio.to_thread(self.state.save_room, room, closed=True)
         audit.info("wecom war room %s closed: renamed %r, nothing is posted to it from now on", chat_id, name)
+
+    async def _empty(self, room: Room) -> None:
+        """WECOM_REMOVE_MEMBERS_ON_CLOSE: everyone but the owner leaves the closed group (WeCom has
+        no disband, and the owner cannot be removed). A retry removes whoever is still in it."""
+        gone = [u for u in room.members if u != room.owner]
+        for i in range(0, len(gone), MAX_INVITE_BATCH):
+            chunk = gone[i : i + MAX_INVITE_BATCH]
+            await self.api.update_chat(room.chat_id, remove=chunk)
+            await asyncio.to_thread(self.state.save_room, room, members=[u for u in room.members if u not in chunk])
+        audit.info("wecom war room %s closed: %d members removed, %s (the owner) stays", room.chat_id, len(gone),
+                   room.owner)  # fmt: skip
 
     async def dismiss_room(self, chat_id: str) -> None:
         """WeCom cannot disband a group (`Dismissal.NONE`): the core renames it instead. Should
@@ -172,12 +189,19 @@ class WeComAdapter(ImAdapter):
         return None
 
     async def _cached(self, kind: str, key: str, ask: Any) -> str | None:
-        """Hits and misses are kept (misses too: WeCom blocks a day after many wrong numbers)."""
+        """Hits and misses are kept (misses too: WeCom blocks a day after many wrong numbers); a
+        phone number's miss in SQL as well, for every process and past restarts."""
         known = self._people.get((kind, key))
         if known is not None and _now() - known[1] < (HIT_TTL if known[0] else MISS_TTL):
             return known[0]
+        shared = kind == "mobile"
+        if shared and await asyncio.to_thread(self.state.missed_recently, kind, key, MISS_TTL):
+            self._people[(kind, key)] = (None, _now())
+            return None
         found = await ask()
         self._people[(kind, key)] = (found, _now())
+        if shared and found is None:
+            await asyncio.to_thread(self.state.missed, kind, key)
         return found
 
     # ------------------------------------------------------------------ members
@@ -188,42 +212,51 @@ class WeComAdapter(ImAdapter):
             room = await self._room(chat_id)
             if self._silenced(room, "invite"):
                 return [InviteResult(im_user_id=u, ok=False, detail="the war room is closed") for u in ids]
-            if not room.created and not await self._adopt(room):
+            if not room.created:  # a group an earlier attempt made answers "chatid exists" (`_create`)
                 people = [u for u in dict.fromkeys([*room.waiting, *ids]) if u not in self.duty]
                 group = list(dict.fromkeys([*people, *self.duty]))
                 if len(group) < 2 or not people:
                     await asyncio.to_thread(self.state.save_room, room, waiting=people)
-                    return [InviteResult(im_user_id=u, ok=False, detail=WAITING) for u in ids]
+                    await self._sync_cards(room)  # the lone responder acts from their card meanwhile
+                    # ok: they are in the room's record and join the group with the second member (the
+                    # workflow does not invite them again); the detail says why there is no group yet
+                    return [InviteResult(im_user_id=u, ok=True, detail=WAITING) for u in ids]
                 await self._create(room, owner=people[0], members=group[:GROUP_CAP])
-            if room.card is not None:  # the status waited for the group (posted once per version)
-                await self._post_status(room, StatusCard.model_validate(room.card))
-            responders = [u for u in ids if u not in self.duty]
-            if room.owner in self.duty and responders:  # the group's owner: a linked responder
-                await self._hand_over(room, responders[0])
-            new = [u for u in ids if u not in room.members]
-            space = max(GROUP_CAP - len(room.members), 0)
-            for u in new[space:]:
-                results[u] = InviteResult(im_user_id=u, ok=False, detail=f"the group is full ({GROUP_CAP} people)")
-            new = new[:space]
-            for i in range(0, len(new), MAX_INVITE_BATCH):
-                chunk = new[i : i + MAX_INVITE_BATCH]
-                try:
-                    await self.api.update_chat(chat_id, add=chunk)
-                except PermanentImError as e:
-                    if len(chunk) == 1 or e.code in ("60011", "86008", "86003"):
-                        results.update({u: InviteResult(im_user_id=u, ok=False, detail=str(e)) for u in chunk})
-                        continue
-                    for u in chunk:  # one bad id refuses the batch: find it, invite the rest
-                        try:
-                            await self.api.update_chat(chat_id, add=[u])
-                        except PermanentImError as one:
-                            results[u] = InviteResult(im_user_id=u, ok=False, detail=str(one))
-                        else:
-                            room.members.append(u)
-                    await asyncio.to_thread(self.state.save_room, room, members=list(room.members))
+            status = (  # the status waited for the group (posted once per version), beside the invites
+                self._post_status(room, StatusCard.model_validate(room.card)) if room.card is not None else _nothing()
+            )
+            return await _both(status, self._invite(room, ids, results))
+
+    async def _invite(self, room: Room, ids: list[str], results: dict[str, InviteResult]) -> list[InviteResult]:
+        """Into an existing group: the owner handed to a responder, the new people in batches, their cards."""
+        chat_id = room.chat_id
+        responders = [u for u in ids if u not in self.duty]
+        if room.owner in self.duty and responders:  # the group's owner: a linked responder
+            await self._hand_over(room, responders[0])
+        new = [u for u in ids if u not in room.members]
+        space = max(GROUP_CAP - len(room.members), 0)
+        for u in new[space:]:
+            results[u] = InviteResult(im_user_id=u, ok=False, detail=f"the group is full ({GROUP_CAP} people)")
+        new = new[:space]
+        for i in range(0, len(new), MAX_INVITE_BATCH):
+            chunk = new[i : i + MAX_INVITE_BATCH]
+            try:
+                await self.api.update_chat(chat_id, add=chunk)
+            except PermanentImError as e:
+                if len(chunk) == 1 or e.code in ("60011", "86008", "86003"):
+                    results.update({u: InviteResult(im_user_id=u, ok=False, detail=str(e)) for u in chunk})
                     continue
-                await asyncio.to_thread(self.state.save_room, room, members=[*room.members, *chunk])
-            await self._sync_cards(room)  # a new member gets the card too
+                for u in chunk:  # one bad id refuses the batch: find it, invite the rest
+                    try:
+                        await self.api.update_chat(chat_id, add=[u])
+                    except PermanentImError as one:
+                        results[u] = InviteResult(im_user_id=u, ok=False, detail=str(one))
+                    else:
+                        room.members.append(u)
+                await asyncio.to_thread(self.state.save_room, room, members=list(room.members))
+                continue
+            await asyncio.to_thread(self.state.save_room, room, members=[*room.members, *chunk])
+        await self._sync_cards(room)  # a new member gets the card too
         return [results.get(u) or InviteResult(im_user_id=u, ok=True) for u in ids]
 
     async def _create(self, room: Room, *, owner: str, members: list[str]) -> None:
@@ -274,6 +307,8 @@ class WeComAdapter(ImAdapter):
             if not room.created:
                 await asyncio.to_thread(self.state.save_room, room,
                                         waiting=[u for u in room.waiting if u not in im_user_ids])  # fmt: skip
+                for u in im_user_ids:
+                    await asyncio.to_thread(self.state.forget_card, chat_id, u)
                 return
             keep = {room.owner, *self.duty}  # the owner keeps the group manageable
             ids = [u for u in dict.fromkeys(im_user_ids) if u in room.members and u not in keep]
@@ -302,45 +337,50 @@ class WeComAdapter(ImAdapter):
             if room.card_version > card.version or room.card is None:
                 return  # a newer version is shown already, or is next in line
             newest = StatusCard.model_validate(room.card)
-            if room.created:
-                await self._post_status(room, newest)
-            await self._sync_cards(room)
+            status = self._post_status(room, newest) if room.created else _nothing()
+            await _both(status, self._sync_cards(room))  # the group's message and the cards: one round trip
 
     async def _post_status(self, room: Room, card: StatusCard) -> None:
         await self._send_once(room, f"status:{room.chat_id}:v{card.version}", cards.status_markdown(card))
 
     async def _sync_cards(self, room: Room) -> None:
-        """Bring every member's application card to the room's newest card version."""
-        if room.card is None or not room.created:
+        """Bring every responder's application card to the room's newest card version: the group's
+        members, or before the group exists the people waiting for it (their buttons work without a
+        group). Duty accounts get no card: they are not responders, and their clicks would be refused.
+
+        One call per person, CARD_CONCURRENCY at a time (the cards are one round trip, not one per
+        person). A person WeCom refuses for good (left the company…) does not hold up the others;
+        if it refuses everyone, or something may be retried, the sync fails after the others are done."""
+        if room.card is None:
             return
         card = StatusCard.model_validate(room.card)
         known = await asyncio.to_thread(self.state.cards, room.chat_id)
         deferred: list[float] = []
-        for userid in room.members:
+        due = []
+        for userid in room.members if room.created else room.waiting:
             mine = known.get(userid)
-            if mine is not None and mine.version >= card.version:
+            if userid in self.duty or (mine is not None and mine.version >= card.version):
                 continue
             wait = self._budget(userid)
             if wait:
                 deferred.append(wait)
-                continue
-            if mine is not None and mine.response_code:
-                try:
-                    await self.api.update_card(userid, mine.response_code, cards.template_card(card, mine.task_id))
-                except TransientImError as e:
-                    if e.code in UNKNOWN_OUTCOME:  # it may have been updated, and the code spent: no second card
-                        await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
-                                                mine.response_code)  # fmt: skip
-                    raise
-                except PermanentImError as e:  # the code was spent or expired: a new card instead
-                    log.info("wecom card of %s in %s not updated (%s): sending a new one", userid, room.chat_id, e)
-                    await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, mine.version,
-                                            mine.response_code)  # fmt: skip
-                else:
-                    await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
-                                            mine.response_code)  # fmt: skip
-                    continue
-            await self._send_card(room, userid, card)
+            else:
+                due.append(userid)
+        gate = asyncio.Semaphore(CARD_CONCURRENCY)
+
+        async def bring(userid: str) -> None:
+            async with gate:
+                await self._bring_card(room, userid, card, known.get(userid))
+
+        outcomes = await asyncio.gather(*(bring(u) for u in due), return_exceptions=True)
+        failed = [(u, e) for u, e in zip(due, outcomes, strict=True) if isinstance(e, BaseException)]
+        retry = [e for _, e in failed if not isinstance(e, PermanentImError)]
+        if retry:
+            raise retry[0]
+        if failed and len(failed) == len(due):
+            raise failed[0][1]
+        for userid, e in failed:
+            log.warning("wecom card for %s in %s not sent: %s", userid, room.chat_id, e)
         if deferred:
             raise RateLimited(
                 f"wecom: {len(deferred)} cards deferred (at most {PER_PERSON_PER_MINUTE} app messages a minute "
@@ -349,6 +389,26 @@ class WeComAdapter(ImAdapter):
                 platform=PLATFORM,
                 code="per_person",
             )
+
+    async def _bring_card(self, room: Room, userid: str, card: StatusCard, mine: Card | None) -> None:
+        """Update that person's card with its latest unused code, or send a new one."""
+        if mine is not None and mine.response_code:
+            try:
+                await self.api.update_card(userid, mine.response_code, cards.template_card(card, mine.task_id))
+            except TransientImError as e:
+                if e.code in UNKNOWN_OUTCOME:  # it may have been updated, and the code spent: no second card
+                    await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
+                                            mine.response_code)  # fmt: skip
+                raise
+            except PermanentImError as e:  # the code was spent or expired: a new card instead
+                log.info("wecom card of %s in %s not updated (%s): sending a new one", userid, room.chat_id, e)
+                await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, mine.version,
+                                        mine.response_code)  # fmt: skip
+            else:
+                await asyncio.to_thread(self.state.card_updated, room.chat_id, userid, card.version,
+                                        mine.response_code)  # fmt: skip
+                return
+        await self._send_card(room, userid, card)
 
     async def _send_card(self, room: Room, userid: str, card: StatusCard) -> None:
         for attempt in range(3):
@@ -448,6 +508,19 @@ class WeComAdapter(ImAdapter):
 
     async def aclose(self) -> None:
         return None  # the client (and its token) is shared by the process
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _both(first: Awaitable[Any], second: Awaitable[T]) -> T:
+    """Run both at once; the second's result, or the first error (after both have ended)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for e in (a, b):
+        if isinstance(e, BaseException):
+            raise e
+    return b  # type: ignore[return-value]
 
 
 def _direct_asker(key: str) -> str | None:

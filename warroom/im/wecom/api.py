@@ -1,7 +1,7 @@
 """WeCom API calls through wechatpy 1.8's `WeChatClient`, one method per endpoint War Room uses.
 
-wechatpy is used where it has the call (`appchat`, `agent`) and through its generic `post`/`get`
-where it does not (`user/getuserid`, `user/get_userid_by_email`, `template_card`,
+wechatpy is used where it has the call (`appchat.create|get|update|send`, `agent.get`) and
+through its generic `post`/`get` where it does not (`user/getuserid`, `user/get_userid_by_email`, `template_card`,
 `update_template_card`). Two of its habits are turned off:
 - `gettoken` is hard-coded to qyapi.weixin.qq.com: the client here fetches it at
   WECOM_API_BASE_URL like every other call (and with a timeout, which wechatpy's fetch lacks);
@@ -153,7 +153,7 @@ class WeComApi:
         await self._call("gettoken", lambda: {"ok": bool(self.client.access_token)})
 
     async def agent(self) -> dict[str, Any]:
-        return await self._call("agent/get", lambda: self.client.get("agent/get", params={"agentid": self.agent_id}))
+        return await self._call("agent/get", lambda: self.client.agent.get(self.agent_id))
 
     # ------------------------------------------------------------------ groups
     async def create_chat(self, chat_id: str, name: str, owner: str, members: list[str]) -> dict[str, Any]:
@@ -165,7 +165,7 @@ class WeComApi:
     async def get_chat(self, chat_id: str) -> dict[str, Any] | None:
         """The group's `chat_info`, or None when WeCom has no such group (86003)."""
         try:
-            data = await self._call("appchat/get", lambda: self.client.get("appchat/get", params={"chatid": chat_id}))
+            data = await self._call("appchat/get", lambda: _chat_info(self.client, chat_id))
         except PermanentImError as e:
             if e.code in {str(c) for c in CHAT_MISSING}:
                 return None
@@ -184,20 +184,14 @@ class WeComApi:
         add: list[str] | None = None,
         remove: list[str] | None = None,
     ) -> None:
-        data: dict[str, Any] = {"chatid": chat_id}
-        if name is not None:
-            data["name"] = name
-        if owner is not None:
-            data["owner"] = owner
-        if add:
-            data["add_user_list"] = add
-        if remove:
-            data["del_user_list"] = remove
-        await self._call("appchat/update", self._post("appchat/update", data))
+        def update() -> dict[str, Any]:  # wechatpy leaves out what is None
+            return self.client.appchat.update(chat_id, name=name, owner=owner, add_user_list=add or None,
+                                              del_user_list=remove or None)  # fmt: skip
+
+        await self._call("appchat/update", update)
 
     async def send_markdown(self, chat_id: str, content: str) -> None:
-        data = {"chatid": chat_id, "msgtype": "markdown", "markdown": {"content": content}, "safe": 0}
-        await self._call("appchat/send", self._post("appchat/send", data))
+        await self._call("appchat/send", lambda: self.client.appchat.send(chat_id, "markdown", content=content))
 
     # ------------------------------------------------------------------ application messages
     async def send_card(self, userid: str, card: dict[str, Any]) -> tuple[str, str]:
@@ -231,3 +225,12 @@ class WeComApi:
             raise
         userid = res.get("userid")
         return str(userid) if userid else None
+
+
+def _chat_info(client: Any, chat_id: str) -> dict[str, Any]:
+    """wechatpy's `appchat.get` hands back the answer's `chat_info` alone (and fails on an answer
+    without one): put it back in the answer's shape."""
+    try:
+        return {"chat_info": client.appchat.get(chat_id)}
+    except (KeyError, TypeError):
+        return {}

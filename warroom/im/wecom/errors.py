@@ -45,7 +45,7 @@ FIXES: dict[int, str] = {
     86003: "the group does not exist (86003): it was not created by this app",
     86004: "WeCom refused the group name (86004)",
     86005: "WeCom refused the group owner (86005): the owner must be a member inside the visible range",
-    86006: "a WeCom group needs at least 2 and at most 2000 members (86006): set WECOM_DUTY_USER_ID",
+    86006: "a WeCom group needs at least 2 and at most 2000 members (86006): set WECOM_DUTY_USER_IDS",
     86007: "WeCom refused a group member (86007): a userid outside the app's visible range",
     86008: "the group was not created by this app (86008): only the app that made a group may change it",
     86101: "only the group owner may do this (86101)",

@@ -21,6 +21,9 @@ class WeComSettings(PlatformSettings):
     # moves to the first linked responder); with none a room waits for a second linked responder and
     # says so in the timeline. README: "One-person rooms".
     duty_user_ids: str = Field("", validation_alias="WECOM_DUTY_USER_IDS")
+    # Beyond CONTRACT.md: on dismissal, everyone but the group's owner is removed from the closed group
+    # (WeCom cannot disband one); off: the members keep the closed group and its messages.
+    remove_members_on_close: bool = Field(False, validation_alias="WECOM_REMOVE_MEMBERS_ON_CLOSE")
     # Beyond CONTRACT.md: seconds one WeCom call may take before it counts as timed out.
     timeout_seconds: float = Field(10.0, gt=0, le=25, validation_alias="WECOM_TIMEOUT_SECONDS")
     # Beyond CONTRACT.md: how far a callback's timestamp may be from now (WeCom retries for minutes).

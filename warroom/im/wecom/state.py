@@ -8,7 +8,9 @@
   the send, then the fresh one of each click (which arrives at the API process, while the worker
   updates the cards: hence SQL, not memory);
 - sent keys (`wecom_sent`): group messages sent once (`appchat/send` has no dedup key): a key whose
-  send may have taken effect (timed out) is not sent again.
+  send may have taken effect (timed out) is not sent again; the response codes spent, so that
+  a replayed click cannot hand back a used one; and the phone numbers WeCom did not know, so that no
+  process asks again within the hour (many wrong numbers block `getuserid` for a day).
 
 The tables (`tables`) belong to War Room's schema like the sandbox's: the migrations create them
 (0005). With no database (a bare adapter in a test or `warroom doctor`) they live in an in-memory
@@ -18,6 +20,7 @@ SQLite database.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -127,7 +130,10 @@ class State:
                                            response_code=code, at=time.time()))  # fmt: skip
 
     def card_updated(self, chat_id: str, userid: str, version: int, used: str) -> None:
-        """The card now shows `version`; `used` is spent (unless a fresher code came meanwhile)."""
+        """The card now shows `version`; `used` is spent (unless a fresher code came meanwhile), and
+        remembered as spent: a replayed or redelivered click carrying it cannot bring it back."""
+        if used:
+            self.claim(_spent(used))
         with self._begin() as c:
             c.execute(update(cards).where(cards.c.chat_id == chat_id, cards.c.userid == userid)
                       .values(version=version))  # fmt: skip
@@ -135,8 +141,11 @@ class State:
                                           cards.c.response_code == used).values(response_code=""))  # fmt: skip
 
     def fresh_code(self, chat_id: str, userid: str, task_id: str, code: str) -> bool:
-        """A click's ResponseCode for the card `task_id`: kept for that card's next update."""
+        """A click's ResponseCode for the card `task_id`: kept for that card's next update (unless
+        it was spent already: the same click again)."""
         with self._begin() as c:
+            if c.execute(select(sent.c.key).where(sent.c.key == _spent(code))).first() is not None:
+                return False
             done = c.execute(
                 update(cards)
                 .where(cards.c.chat_id == chat_id, cards.c.userid == userid, cards.c.task_id == task_id)
@@ -147,6 +156,18 @@ class State:
     def forget_card(self, chat_id: str, userid: str) -> None:
         with self._begin() as c:
             c.execute(delete(cards).where(cards.c.chat_id == chat_id, cards.c.userid == userid))
+
+    # ------------------------------------------------------------------ lookups WeCom did not know
+    def missed_recently(self, kind: str, key: str, seconds: float) -> bool:
+        """Did any process ask WeCom for this `key` within `seconds`, and WeCom not know it?"""
+        with self._begin() as c:
+            at = c.execute(select(sent.c.at).where(sent.c.key == _miss(kind, key))).scalar()
+        return at is not None and time.time() - at < seconds
+
+    def missed(self, kind: str, key: str) -> None:
+        with self._begin() as c:
+            c.execute(delete(sent).where(sent.c.key == _miss(kind, key)))
+            c.execute(insert(sent).values(key=_miss(kind, key), state="miss", at=time.time()))
 
     # ------------------------------------------------------------------ messages sent once
     def claim(self, key: str) -> str | None:
@@ -167,3 +188,12 @@ class State:
                 c.execute(delete(sent).where(sent.c.key == key))
             else:
                 c.execute(update(sent).where(sent.c.key == key).values(state=state, at=time.time()))
+
+
+def _miss(kind: str, key: str) -> str:
+    return f"miss:{kind}:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _spent(code: str) -> str:
+    """The `wecom_sent` key that marks a response code as used (codes are single use)."""
+    return "code:" + hashlib.sha256(code.encode()).hexdigest()[:40]
