@@ -144,6 +144,7 @@ class WarRoomService:
             # Platforms bound to a region (WARROOM_PLATFORM_REGIONS) call their IM on `<queue>-<region>`.
             im_task_queues=self.settings.im_task_queues(),
             ai_stream_platforms=streaming_platforms(self.settings),
+            ai_card_impact_platforms=[n for n in platform_names() if get_plugin(n).capabilities.card_impact],
         )
 
     def _start_input(

@@ -105,6 +105,14 @@ async def bot_messages(http: httpx.AsyncClient, chat: str, prefix: str = "") -> 
     ]
 
 
+async def card_impact(http: httpx.AsyncClient, chat: str) -> str:
+    """The impact section of the room's status card ("" when it has none)."""
+    r = await http.get(f"/sandbox/api/rooms/{chat}")
+    assert r.status_code == 200, r.text
+    cards = [m["card"] for m in r.json()["messages"] if m["card"]]
+    return cards[-1].get("impact", "") if cards else ""
+
+
 async def answer_to(
     http: httpx.AsyncClient, chat: str, after: str, *, prefix: str = "🤖", timeout: float = 30
 ) -> dict[str, Any]:
@@ -172,10 +180,10 @@ async def test_offline_assistant_answers_with_citations_and_pushes_runbooks(http
     # The incident itself matches a runbook: pushed once, with where to read more.
     push = await eventually(lambda: bot_messages(http, chat, "📘"), timeout=30)
     assert "[R:high-error-rate]" in push[0]["text"] and "/api/v1/runbooks/high-error-rate" in push[0]["text"]
-    impact = await eventually(lambda: bot_messages(http, chat, "📊"), timeout=30)
-    assert (
-        "checkout" in impact[0]["text"] and "eu-west-1" in impact[0]["text"] and "12% of checkouts" in impact[0]["text"]
-    )
+    # The impact is a section of the status card, not a message of its own.
+    impact = await eventually(lambda: card_impact(http, chat), timeout=30)
+    assert "Services checkout" in impact and "eu-west-1" in impact and "12% of checkouts" in impact, impact
+    assert await bot_messages(http, chat, "📊") == []
 
     await say(http, chat, BOB, "the deploy at 10:02 looks like the trigger, rolling back now")
     started = time.perf_counter()
@@ -220,8 +228,9 @@ async def test_offline_assistant_answers_with_citations_and_pushes_runbooks(http
 
 async def test_impact_is_refreshed_on_severity_change_not_repeated_on_status_change(http: httpx.AsyncClient) -> None:
     iid, chat = await open_room(http, severity="medium")
-    first = await eventually(lambda: bot_messages(http, chat, "📊"), timeout=30)
-    assert len(first) == 1 and "severity medium" in first[0]["text"]
+    first = await eventually(lambda: kinds(http, iid, "ai.impact"), timeout=30)
+    assert len(first) == 1 and "on the status card (severity/status medium|triggered" in first[0]["detail"]
+    assert "Services checkout" in await eventually(lambda: card_impact(http, chat))
     r = await http.post(f"{API}/incidents/{iid}/actions", json={"action": "acknowledge", "actor": ANN})
     assert r.status_code == 200
     r = await http.post(
@@ -230,17 +239,17 @@ async def test_impact_is_refreshed_on_severity_change_not_repeated_on_status_cha
     )
     assert r.status_code == 200, r.text
     refreshed = await eventually(
-        lambda: _with(bot_messages(http, chat, "📊"), lambda ms: [m for m in ms if "severity critical" in m["text"]]),
+        lambda: _with(kinds(http, iid, "ai.impact"), lambda es: [e for e in es if "critical|" in e["detail"]]),
         timeout=30,
     )
-    assert refreshed
+    assert refreshed and "Services checkout" in refreshed[0]["detail"]
     # On demand, in the room.
     asked = await say(http, chat, BOB, "@warroom impact?")
     on_demand = await answer_to(http, chat, asked, prefix="📊")
     assert on_demand["text"].startswith("📊") and "checkout" in on_demand["text"]
     impacts = await bot_messages(http, chat, "📊")
+    assert len(impacts) == 1, [m["text"][:60] for m in impacts]  # only the one asked for is a message
     # medium (first), critical (refresh), on demand: acknowledging alone changed nothing
-    assert len(impacts) == 3, [m["text"][:60] for m in impacts]
     await eventually(lambda: _with(kinds(http, iid, "ai.impact"), lambda es: len(es) == 3))
 
 
@@ -319,7 +328,7 @@ async def test_a_question_is_answered_as_asked_and_more_gives_the_details(http: 
     """Issue 20: a question that names the impact gets an answer, not the impact assessment;
     `@warroom more` expands the last answer; the footnotes link the console."""
     iid, chat = await open_room(http)
-    await eventually(lambda: bot_messages(http, chat, "📊"), timeout=30)
+    await eventually(lambda: card_impact(http, chat), timeout=30)
     await say(http, chat, BOB, "checkout v2.14 went out at 08:55, it changed the payment client timeout")
     await say(http, chat, ANN, "about 12% of checkouts fail since then")
     question = "@warroom What is the customer impact so far and what changed before it started?"
@@ -327,7 +336,7 @@ async def test_a_question_is_answered_as_asked_and_more_gives_the_details(http: 
     reply = await answer_to(http, chat, asked)
     text = reply["text"]
     assert "v2.14" in text and "12%" in text and "Details: `@warroom more`" in text, text
-    assert len([m for m in await bot_messages(http, chat, "📊")]) == 1  # no second impact message
+    assert await bot_messages(http, chat, "📊") == []  # not the impact assessment
     assert any(f"/incidents/{iid}#t-{iid}-" in url for _, url in MARKER.findall(text))
     more = await say(http, chat, BOB, "@warroom more")
     details = await answer_to(http, chat, more)

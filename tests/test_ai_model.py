@@ -35,6 +35,7 @@ from .test_ai import (
     RUNBOOKS,
     answer_to,
     bot_messages,
+    card_impact,
     close_and_review,
     kinds,
     open_room,
@@ -76,16 +77,19 @@ async def http(client: Client, worker: Worker, store: Store, settings: Settings)
 
 
 async def settled(http: httpx.AsyncClient, chat: str) -> None:
-    """The room's first impact message and runbook push are out (so the next bot post is ours)."""
-    await eventually(lambda: bot_messages(http, chat, "📊"), timeout=30)
+    """The card's impact section and the first runbook push are out (so the next bot post is ours)."""
+    await eventually(lambda: card_impact(http, chat), timeout=30)
     await eventually(lambda: bot_messages(http, chat, "📘"), timeout=30)
 
 
 async def test_model_answer_quotes_chat_as_data_redacts_and_cites(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
     iid, chat = await open_room(http)
     await settled(http, chat)
-    impact = (await bot_messages(http, chat, "📊"))[0]["text"]
-    assert "Model impact" in impact
+    # The card's impact line is the facts themselves: no model call, nothing a model could make up.
+    assert "Services checkout" in await card_impact(http, chat)
+    assert not [c for c in fake.chats() if "<impact_facts>" in c.user]
+    asked = await say(http, chat, BOB, "@warroom impact")  # asked for: the model's assessment, in the room
+    assert "Model impact" in (await answer_to(http, chat, asked, prefix="📊"))["text"]
     push = (await bot_messages(http, chat, "📘"))[0]["text"]
     assert "Model summary of the runbook [R:high-error-rate]" in push
     for n in range(30):  # more chat than the budget holds

@@ -19,6 +19,7 @@ def render_card(
     version: int,
     public_url: str,
     snooze_choices: list[int],
+    impact: str = "",
 ) -> StatusCard:
     buttons: list[CardButton] = []
     for action, label in ((Action.ACKNOWLEDGE, "Acknowledge"), (Action.CLOSE, "Close"), (Action.REOPEN, "Reopen")):
@@ -43,12 +44,14 @@ def render_card(
         snoozed_until=incident.snoozed_until,
         url=f"{public_url.rstrip('/')}/api/v1/incidents/{incident.id}",
         buttons=buttons,
+        impact=impact,
     )
 
 
 def card_content(card: StatusCard) -> dict:
-    """What the card shows, without its version: equal content means no update is needed."""
-    return card.model_dump(mode="json", exclude={"version"})
+    """What the card shows, without its version: equal content means no update is needed. A card
+    without an impact line compares equal to one remembered from before cards had one."""
+    return card.model_dump(mode="json", exclude={"version"} if card.impact else {"version", "impact"})
 
 
 def status_text(card: StatusCard) -> str:

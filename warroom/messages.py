@@ -38,6 +38,9 @@ class WarRoomConfig(BaseModel):
     # Platforms where a model's answer streams into a "thinking…" message (a model is configured,
     # WARROOM_AI_STREAM is on, and the platform edits messages).
     ai_stream_platforms: list[str] = Field(default_factory=list)
+    # Platforms whose status card has an impact section (`Capabilities.card_impact`): the
+    # assistant's own assessments refresh it there instead of posting a message.
+    ai_card_impact_platforms: list[str] = Field(default_factory=list)
 
 
 class AiState(BaseModel):
@@ -48,6 +51,7 @@ class AiState(BaseModel):
     reviews: int = 0  # reviews this workflow generated (idempotency keys)
     impact_for: str | None = None  # "severity|status" last assessed
     impact_shown: str | None = None  # fingerprint of the impact facts last posted
+    impact_line: str = ""  # the status card's impact section (`AiImpact.summary`), where it has one
     knowledge_for: str | None = None  # digest of the incident content last matched against runbooks
     chat_new: int = 0  # room messages since the last knowledge check
     pushed: list[str] = Field(default_factory=list)  # runbooks pushed: once per runbook per incident
@@ -357,6 +361,7 @@ class AiImpactInput(BaseModel):
     incident: Incident
     room: WarRoom
     requested: bool = False
+    for_card: bool = False  # only the card's one line is wanted: the facts, no model call
 
 
 class AiImpact(BaseModel):
@@ -365,6 +370,7 @@ class AiImpact(BaseModel):
     mode: str = "offline"
     known: bool = True  # False: no service, region, user or similar-incident fact yet
     rich: Rich | None = None  # the same assessment formatted, for platforms that render formatting
+    summary: str = ""  # the facts in one line, for the status card's impact section
 
 
 class AiKnowledgeInput(BaseModel):

@@ -333,6 +333,7 @@
         card.snoozed_until ? [h("dt", {}, "Snoozed until"),
           h("dd", { "data-testid": "card-snoozed-until", text: fmtDateTime(card.snoozed_until) })] : null,
         h("dt", {}, "Responders"), h("dd", { "data-testid": "card-members", text: members }),
+        card.impact ? [h("dt", {}, "Impact"), h("dd", { "data-testid": "card-impact", text: card.impact })] : null,
         h("dt", {}, "Last action"), h("dd", { "data-testid": "card-last-action", text: card.last_action || "—" }),
         card.url ? [h("dt", {}, "Incident"), h("dd", {}, h("a", { href: card.url, target: "_blank", rel: "noopener",
           text: card.incident_id }))] : null),

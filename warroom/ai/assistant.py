@@ -327,7 +327,7 @@ class Assistant:
         facts = impact.facts(ctx)
         text, mode = impact.render(facts, ctx), "offline"
         rich = impact.rich(facts, ctx)
-        if self.model is not None and (inp.requested or not facts.empty):
+        if self.model is not None and not inp.for_card and (inp.requested or not facts.empty):
             redact = Redactor(self.settings.ai_redact)
             blocks = [
                 prompts.block("incident", self._incident_lines(ctx)),
@@ -343,7 +343,12 @@ class Assistant:
             except AiError as e:
                 self._fallback(e, last_attempt)
         return AiImpact(
-            text=text[:MAX_POST], fingerprint=facts.fingerprint(), mode=mode, known=not facts.empty, rich=rich
+            text=text[:MAX_POST],
+            fingerprint=facts.fingerprint(),
+            mode=mode,
+            known=not facts.empty,
+            rich=rich,
+            summary=impact.summary(facts),
         )
 
     # ------------------------------------------------------------------ knowledge push

@@ -182,6 +182,21 @@ def rich(f: ImpactFacts, ctx: IncidentContext) -> Rich:
     return doc
 
 
+def summary(f: ImpactFacts, limit: int = 200) -> str:
+    """The facts in one line for the status card's impact section ("" when nothing is known):
+    names only, where each was read is on the assessment's timeline entry."""
+    similar = [s.id for s in f.similar]
+    parts = [
+        f"{label} {hide_secrets(', '.join(values))}"
+        for label, values in (("Services", list(f.services)), ("Regions", list(f.regions)), ("Users", list(f.users)))
+        if values
+    ]
+    if similar:
+        parts.append(f"Similar {', '.join(similar)}")
+    line = " · ".join(parts)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def facts_lines(f: ImpactFacts) -> list[str]:
     """The facts as data lines for a model prompt."""
     out = [f"severity: {f.severity}"]

@@ -49,6 +49,9 @@ class Capabilities(BaseModel, frozen=True):
     # where it does, an unlinked clicker is offered a self-link address (`warroom.selflink`).
     private_notices: bool = False
     edit_message: bool = False  # the core may edit its own messages (`edit_rich`): answers stream in place
+    # The card shows `StatusCard.impact` (the layout is ours): the assistant's own impact
+    # assessments refresh that section instead of posting a message each time.
+    card_impact: bool = False
 
 
 class RoomSpec(BaseModel):
@@ -98,6 +101,7 @@ class StatusCard(BaseModel):
     snoozed_until: datetime | None = None
     url: str = ""
     buttons: list[CardButton] = Field(default_factory=list)
+    impact: str = ""  # one line of what is affected (the assistant's facts), where the card shows it
 
 
 class MessageRef(BaseModel):

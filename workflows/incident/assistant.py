@@ -221,9 +221,18 @@ class Assistant:
     async def _impact(self, *, requested_by: str = "", key: str = "") -> None:
         ai = self._s.ai
         for_key = self._impact_key()
+        # Patch ai-impact-on-card: unasked, the assessment refreshes the card's impact section
+        # where the card has one (the next pass edits the card); asked for, it is an answer.
+        on_card = (
+            not requested_by
+            and self._s.room.platform in self._cfg.ai_card_impact_platforms
+            and workflow.patched("ai-impact-on-card")
+        )
         try:
             imp = await calls.AI_IMPACT(
-                AiImpactInput(incident=self._s.incident, room=self._s.room, requested=bool(requested_by)),
+                AiImpactInput(
+                    incident=self._s.incident, room=self._s.room, requested=bool(requested_by), for_card=on_card
+                ),
                 options.ai(),
             )
         except ActivityError as e:
@@ -233,6 +242,13 @@ class Assistant:
         ai.impact_for = for_key
         if not requested_by and (imp.fingerprint == ai.impact_shown or not imp.known):
             return  # same facts (refreshed, not repeated), or nothing known yet (asked for, it says so)
+        if on_card:
+            ai.impact_shown, ai.impact_line = imp.fingerprint, imp.summary
+            self._log(
+                TimelineKind.AI_IMPACT,
+                f"impact on the status card (severity/status {for_key}, facts {imp.fingerprint}): {imp.summary}",
+            )
+            return
         # Patch ai-rich-impact: the assessment goes out formatted (bullets, a linked source).
         rich = imp.rich if imp.rich is not None and workflow.patched("ai-rich-impact") else None
         posted = await self._post(imp.text, key=f"ai-impact-{key or imp.fingerprint}", rich=rich)

@@ -43,6 +43,7 @@ class CardKeeper:
             version=version,
             public_url=self._cfg.public_url,
             snooze_choices=self._cfg.snooze_choices_minutes,
+            impact=self._s.ai.impact_line,
         )
 
     def stale(self) -> bool:

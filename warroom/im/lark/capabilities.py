@@ -15,4 +15,5 @@ CAPABILITIES = Capabilities(
     remove_members=True,
     max_invite_batch=MAX_INVITE_BATCH,
     edit_message=True,
+    card_impact=True,
 )

@@ -84,6 +84,8 @@ def render(card: StatusCard, *, max_members: int = MAX_MEMBERS_SHOWN) -> dict[st
     lines = [f"**Status:** {status}", f"**Severity:** {card.severity.value}"]
     if card.status is IncidentStatus.SNOOZED and card.snoozed_until:
         lines.append(f"**Snoozed until:** {card.snoozed_until.strftime('%Y-%m-%d %H:%M UTC')}")
+    if card.impact:
+        lines.append(f"**Impact:** {escape_md(card.impact)}")
     if card.last_action:
         lines.append(f"**Last action:** {escape_md(card.last_action)}")
     elements: list[dict[str, Any]] = [

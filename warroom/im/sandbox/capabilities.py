@@ -14,4 +14,5 @@ CAPABILITIES = Capabilities(
     remove_members=True,
     max_invite_batch=50,
     edit_message=True,
+    card_impact=True,
 )

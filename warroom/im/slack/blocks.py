@@ -100,6 +100,9 @@ def render(card: StatusCard) -> list[dict[str, Any]]:
     else:
         text = "*Responders*\n_none yet_"
     blocks.append({"type": "section", "block_id": "wr-members", "text": {"type": "mrkdwn", "text": _text(text, 3000)}})
+    if card.impact:
+        impact = {"type": "mrkdwn", "text": _text(f"*Impact*\n{_mrkdwn_escape(card.impact)}", 3000)}
+        blocks.append({"type": "section", "block_id": "wr-impact", "text": impact})
     context = f"Last: {_mrkdwn_escape(card.last_action)}" if card.last_action else "No action taken yet"
     blocks.append(
         {

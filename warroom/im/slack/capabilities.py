@@ -14,4 +14,5 @@ CAPABILITIES = Capabilities(
     max_invite_batch=100,
     private_notices=True,  # chat.postEphemeral
     edit_message=True,
+    card_impact=True,
 )
