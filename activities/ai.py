@@ -49,6 +49,8 @@ from warroom.store.transcript import TranscriptMessage
 
 MAX_ATTEMPTS = 2  # the workflow's retry policy for AI activities: the last one falls back offline
 BOT = "warroom-bot"
+# In place of "thinking…" when no attempt is left to answer (the timeline entry says why).
+NO_ANSWER = "I could not answer this one; ask again in a minute, or read the incident's timeline."
 
 
 @contextmanager
@@ -67,10 +69,13 @@ def ai_retry_decisions() -> Iterator[None]:
 
 class StreamedEdits:
     """Edits of one message while an answer streams: the first words at once, then at most one
-    edit per `every` seconds (platforms rate-limit edits); a failed edit only skips that draft."""
+    edit per `every` seconds (platforms rate-limit edits). A failed draft only skips that draft
+    (`drafts` is the adapter as it is: a draft never waits out a rate limit); the "thinking…" post
+    and the final edit go through `adapter`, which repeats them in place, so a passing 503 or 429
+    does not leave the room with half an answer."""
 
-    def __init__(self, adapter: ImAdapter, chat_id: str, key: str, every: float = 0.7) -> None:
-        self.adapter, self.chat_id, self.key, self.every = adapter, chat_id, key, every
+    def __init__(self, adapter: ImAdapter, drafts: ImAdapter, chat_id: str, key: str, every: float = 0.7) -> None:
+        self.adapter, self.drafts, self.chat_id, self.key, self.every = adapter, drafts, chat_id, key, every
         self.message_id = ""
         self.edited = False
         self.started = time.perf_counter()
@@ -87,7 +92,7 @@ class StreamedEdits:
             if not self.message_id:
                 self.message_id = (await self.adapter.post_rich(self.chat_id, rich, self.key)).message_id
                 return
-            await self.adapter.edit_rich(self.chat_id, self.message_id, rich)
+            await self.drafts.edit_rich(self.chat_id, self.message_id, rich)
         except Exception as e:  # a draft is not worth failing the answer for
             activity.logger.info("streamed draft not shown: %s", e)
             return
@@ -128,12 +133,21 @@ class AiActivities:
         if not inp.stream_key or not inp.room.chat_id or self.assistant.model is None:
             with ai_retry_decisions():
                 return await self.assistant.answer(inp, now=datetime.now(UTC), last_attempt=_last_attempt())
-        adapter = self.im.adapter(inp.room.platform)
-        stream = StreamedEdits(adapter, inp.room.chat_id, inp.stream_key)
-        with ai_retry_decisions():
-            ans = await self.assistant.answer(
-                inp, now=datetime.now(UTC), last_attempt=_last_attempt(), on_draft=stream.draft
-            )
+        platform = inp.room.platform
+        stream = StreamedEdits(
+            self.im.adapter(platform), self.im.platform_adapter(platform), inp.room.chat_id, inp.stream_key
+        )
+        try:
+            with ai_retry_decisions():
+                ans = await self.assistant.answer(
+                    inp, now=datetime.now(UTC), last_attempt=_last_attempt(), on_draft=stream.draft
+                )
+        except (Exception, asyncio.CancelledError) as e:
+            final = _last_attempt() or (isinstance(e, ApplicationError) and e.non_retryable)
+            if stream.message_id and final:
+                # No attempt follows to edit "thinking…" into an answer: say so in its place.
+                await asyncio.shield(stream.final(Rich().add(f"🤖 {NO_ANSWER}")))
+            raise
         if stream.message_id and await stream.final(ans.rich or Rich().add(ans.text)):
             ans.posted_as = stream.message_id
         ans.first_visible_ms = stream.first_visible_ms

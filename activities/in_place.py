@@ -28,7 +28,8 @@ from warroom.im.base import ImAdapter
 from warroom.im.patience import patient_until, repeated
 from warroom.telemetry.metrics import platform_label, worker_metrics
 
-# The adapter's outbound calls; the rest (callbacks, checks, connections) pass through as they are.
+# The adapter's outbound calls; the rest (callbacks, checks, connections) pass through as they are
+# (`PASSED_THROUGH`: a method of the seam in neither set is a mistake, tests/test_activity_errors.py).
 OUTBOUND = frozenset(
     {
         "create_room",
@@ -39,6 +40,8 @@ OUTBOUND = frozenset(
         "update_card",
         "pin_card",
         "post_message",
+        "post_rich",
+        "edit_rich",
         "post_notice",
         "rename_room",
         "fetch_history",
@@ -46,6 +49,7 @@ OUTBOUND = frozenset(
         "dismiss_room",
     }
 )
+PASSED_THROUGH = frozenset({"handle_callback", "listen", "connection_status", "prepare", "setup_checks", "aclose"})
 SHARE_OF_ATTEMPT = 0.5  # of start-to-close: the rest is left for the calls after the repeats
 
 

@@ -45,6 +45,7 @@ class Reply:
     retry_after: float | None = None
     delay: float = 0.0
     error: str = ""
+    broken_after: int | None = None  # streamed: after this many chunks, a garbled one, then the end
 
 
 @dataclass
@@ -158,7 +159,8 @@ class FakeOpenAI:
         created = int(time.time())
         cid = "chatcmpl-" + hashlib.sha1(f"{len(self.requests)}".encode()).hexdigest()[:12]
         if rec.body.get("stream"):
-            return StreamingResponse(self._stream(cid, created, text, usage, rec.body), media_type="text/event-stream")
+            stream = self._stream(cid, created, text, usage, rec.body, reply.broken_after)
+            return StreamingResponse(stream, media_type="text/event-stream")
         if self.chunk_delay:  # the whole answer, after the time a model takes to write it
             await asyncio.sleep(self.chunk_delay * (len(text) // 16 + 1))
         return JSONResponse(
@@ -172,7 +174,9 @@ class FakeOpenAI:
             }
         )
 
-    async def _stream(self, cid: str, created: int, text: str, usage: dict, body: dict) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, cid: str, created: int, text: str, usage: dict, body: dict, broken_after: int | None = None
+    ) -> AsyncIterator[bytes]:
         model = body.get("model", MODEL)
         parts = [text[i : i + 16] for i in range(0, len(text), 16)] or [""]
 
@@ -187,7 +191,10 @@ class FakeOpenAI:
             return f"data: {json.dumps(payload)}\n\n".encode()
 
         yield chunk({"role": "assistant", "content": ""})
-        for p in parts:
+        for n, p in enumerate(parts):
+            if n == broken_after:
+                yield b'data: {"id": "' + cid.encode() + b'", "choices": [{"delta": {"content\n\n'
+                return
             yield chunk({"content": p})
             await asyncio.sleep(self.chunk_delay)
         yield chunk({}, "stop")

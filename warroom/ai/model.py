@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx
+
 from warroom.errors import WarRoomError
 from warroom.settings import Settings
 
@@ -84,6 +86,10 @@ class ModelClient:
                 return await self._complete(client, messages, max_tokens, started, on_text)
         except openai.APIError as e:
             raise _classify(e) from e
+        except (httpx.HTTPError, ValueError) as e:
+            # A stream cut short or garbled on its way (a proxy, a dropped connection): the openai
+            # client lets these through as they are; they are worth another try like a 5xx.
+            raise AiTransient(f"model answer broken off: {type(e).__name__}: {e}") from e
 
     async def _complete(
         self,
