@@ -141,7 +141,8 @@ async def test_sandbox_page_walkthrough(base_url: str, page: Any) -> None:
     # A room's link (`/sandbox#room=<chat id>`, as `warroom incident create --room` prints it) opens
     # that room; who you act as is remembered.
     async with httpx.AsyncClient(base_url=base_url) as http:
-        r = await http.post("/api/v1/incidents", json={"title": "Search is slow", "responders": []})
+        hostile = {"service": "<b>search <img src=x onerror=window.pwned=1>"}  # shown as text, never markup
+        r = await http.post("/api/v1/incidents", json={"title": "Search is slow", "responders": [], "labels": hostile})
         other = (await http.post(f"/api/v1/incidents/{r.json()['id']}/war-room", json={})).json()["chat_id"]
     await page.goto("about:blank")
     await page.goto(f"{base_url}/sandbox#room={chat_id}")
@@ -152,6 +153,10 @@ async def test_sandbox_page_walkthrough(base_url: str, page: Any) -> None:
     await tid("room-item").and_(page.locator(f'[data-chat-id="{other}"]')).click()
     await expect(tid("card").get_by_test_id("card-title")).to_have_text("Search is slow")
     assert page.url.endswith(f"#room={other}")
+    # the assistant's impact line on the card, from the labels, is text
+    impact = tid("card").get_by_test_id("card-impact")
+    await expect(impact).to_contain_text("Services <b>search <img src=x onerror=window.pwned=1>")
+    assert await impact.locator("b, img").count() == 0 and await page.evaluate("window.pwned") is None
 
 
 @pytest.mark.browser

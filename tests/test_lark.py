@@ -246,6 +246,20 @@ async def test_card_is_posted_once_pinned_and_patched_in_order(fake: FakeLark, a
     assert status_of(fake.messages[m].content) == "closed"
 
 
+async def test_the_cards_impact_line_is_shown_literally(fake: FakeLark, adapter: LarkAdapter):
+    """The impact line comes from labels and alerts (anyone's text): never a mention, link or markup."""
+    ref = await adapter.create_room(spec())
+    hostile = 'Services [log in](https://evil.example) <at id=all></at> **pay** · Users <font color="red">all</font>'
+    m = await adapter.post_card(ref.chat_id, card(1, impact=hostile), "k-impact")
+    content = fake.messages[m].content
+    lines = [ln for e in json.loads(content)["body"]["elements"] for ln in e.get("content", "").splitlines()]
+    [line] = [ln for ln in lines if ln.startswith("**Impact:** Services ")]
+    for markup in ("[log in](", "<at", "**pay**", "<font"):
+        assert markup not in line, (markup, line)
+    await adapter.update_card(ref.chat_id, m, card(2))
+    assert "Impact" not in fake.messages[m].content
+
+
 async def test_lark_per_message_patch_limit_becomes_rate_limited(fake: FakeLark):
     a = make_adapter(fake, min_patch_interval=0.0)  # without the adapter's own pacing
     ref = await a.create_room(spec())

@@ -307,6 +307,21 @@ async def test_card_posted_once_pinned_updated_in_order(fake, slack):
     assert len(fake.bot_messages(ref.chat_id, CARD_EVENT_TYPE)) == 1
 
 
+async def test_the_cards_impact_section_shows_its_line_literally(fake, slack):
+    """The impact line comes from labels and alerts (anyone's text): shown, never a ping or a link."""
+    ref = await slack.create_room(spec())
+    hostile = "Services <!channel> pay*ments*, <https://evil.example|log in> · Users @here & <@U0000001>"
+    msg = await slack.post_card(ref.chat_id, card(1, impact=hostile), "card-key")
+    blocks = fake.channels[ref.chat_id].message(msg)["blocks"]
+    [section] = [b for b in blocks if b.get("block_id") == "wr-impact"]
+    shown = section["text"]["text"]
+    assert shown.startswith("*Impact*\n") and "&lt;!channel&gt;" in shown
+    assert "&lt;https://evil.example|log in&gt;" in shown
+    assert "<!" not in shown and "<http" not in shown and "<@" not in shown
+    await slack.update_card(ref.chat_id, msg, card(2))
+    assert not [b for b in fake.channels[ref.chat_id].message(msg)["blocks"] if b.get("block_id") == "wr-impact"]
+
+
 async def test_messages_notices_and_history(fake, slack):
     ann = fake.add_user("ann@x.io")
     ref = await slack.create_room(spec())
