@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from warroom.messages import DELIVERIES_KEEP, SourceDelivery
 from warroom.models import Incident, Source
 
 
@@ -21,6 +22,9 @@ class Snapshot:
     actor: str
     source: Source
     opened: bool  # this update created the incident: the first run records who opened it
+    # Source deliveries behind it: every one reaches the timeline, even when a newer snapshot
+    # of the same incident overtakes this one here.
+    deliveries: list[SourceDelivery] = field(default_factory=list)
 
 
 class SnapshotCoalescer:
@@ -34,9 +38,11 @@ class SnapshotCoalescer:
         waiting = self._latest.get(iid)
         if waiting is None or snap.incident.version >= waiting.incident.version:
             opened = snap.opened or (waiting is not None and waiting.opened)
-            self._latest[iid] = Snapshot(snap.incident, snap.actor, snap.source, opened)
-        elif snap.opened:
-            waiting.opened = True
+            deliveries = (waiting.deliveries if waiting else []) + snap.deliveries
+            self._latest[iid] = Snapshot(snap.incident, snap.actor, snap.source, opened, deliveries[-DELIVERIES_KEEP:])
+        else:
+            waiting.opened = waiting.opened or snap.opened
+            waiting.deliveries = (waiting.deliveries + snap.deliveries)[-DELIVERIES_KEEP:]
         lock = self._locks.setdefault(iid, asyncio.Lock())
         try:
             async with lock:
@@ -45,7 +51,13 @@ class SnapshotCoalescer:
                     try:
                         await deliver(latest)
                     except BaseException:
-                        self._latest.setdefault(iid, latest)  # let the next caller retry it
+                        # let the next caller retry it, with what arrived meanwhile
+                        newer = self._latest.get(iid)
+                        if newer is None:
+                            self._latest[iid] = latest
+                        else:
+                            newer.deliveries = (latest.deliveries + newer.deliveries)[-DELIVERIES_KEEP:]
+                            newer.opened = newer.opened or latest.opened
                         raise
         finally:
             if not lock.locked() and iid not in self._latest:

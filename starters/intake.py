@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from starters.service import WarRoomService
 from warroom.errors import NotFound
-from warroom.messages import RoomPolicy
+from warroom.messages import RoomPolicy, SourceDelivery
 from warroom.models import Incident, IncidentStatus, Responder, RoomState, Source
 from warroom.sources.base import SourceEvent
 from warroom.sources.merge import incident_id, merged
@@ -67,7 +67,7 @@ class Intake:
             rule = self.rules.first_match(kind.value, _as_incident(probe, now))
             invite = rule.room.invite if rule and rule.room else []
             body = merged(current, event, invite)
-            incident, _ = await svc.upsert_incident(body, actor=kind.value, source=kind)
+            incident, _ = await svc.upsert_incident(body, actor=kind.value, source=kind, delivery=_delivery(event))
         except Exception:
             await asyncio.to_thread(store.sources.release, event.source, event.delivery_key, event.external_id, before)
             raise
@@ -99,6 +99,13 @@ class Intake:
                     email = await self.pagerduty.user_email(r.id.removeprefix("pagerduty:"))
                     if email:
                         people[n] = Responder(email=email, name=r.name)
+
+
+def _delivery(event: SourceEvent) -> SourceDelivery:
+    """The delivery as the timeline shows it; a named webhook says its name."""
+    name = event.source.partition(":")[2]
+    summary = f"{name}: {event.summary}" if name else event.summary
+    return SourceDelivery(key=event.delivery_key[:200], summary=summary[:300])
 
 
 def _get(get, incident_id: str) -> Incident | None:  # type: ignore[no-untyped-def]

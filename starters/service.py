@@ -47,6 +47,7 @@ from warroom.messages import (
     RoomMessageSignal,
     RoomPolicy,
     SnapshotSignal,
+    SourceDelivery,
     WarRoomConfig,
     WarRoomInput,
     WorkflowView,
@@ -172,9 +173,14 @@ class WarRoomService:
         )
 
     # ------------------------------------------------------------------ incidents
-    async def upsert_incident(self, body: IncidentIn, *, actor: str, source: Source) -> tuple[Incident, bool]:
+    async def upsert_incident(
+        self, body: IncidentIn, *, actor: str, source: Source, delivery: SourceDelivery | None = None
+    ) -> tuple[Incident, bool]:
+        """Store the incident and tell its workflow; `delivery` is the source's delivery behind it,
+        for the timeline (shown even when it changed nothing)."""
         incident, created = await asyncio.to_thread(self.store.incidents.upsert, body, _now())
-        await self._send_snapshot(incident, actor=actor, source=source, opened=created)
+        deliveries = [delivery] if delivery else []
+        await self._send_snapshot(incident, actor=actor, source=source, opened=created, deliveries=deliveries)
         return incident, created
 
     async def set_responders(
@@ -184,8 +190,16 @@ class WarRoomService:
         await self._send_snapshot(incident, actor=actor, source=source)
         return incident
 
-    async def _send_snapshot(self, incident: Incident, *, actor: str, source: Source, opened: bool = False) -> None:
-        await self.snapshots.send(Snapshot(incident, actor, source, opened), self._deliver)
+    async def _send_snapshot(
+        self,
+        incident: Incident,
+        *,
+        actor: str,
+        source: Source,
+        opened: bool = False,
+        deliveries: list[SourceDelivery] | None = None,
+    ) -> None:
+        await self.snapshots.send(Snapshot(incident, actor, source, opened, deliveries or []), self._deliver)
 
     async def _deliver(self, snap: Snapshot) -> None:
         """Signal-with-start: the first snapshot starts the incident's workflow."""
@@ -197,7 +211,9 @@ class WarRoomService:
             id=workflow_id(snap.incident.id),
             task_queue=self.settings.task_queue,
             start_signal="snapshot",
-            start_signal_args=[SnapshotSignal(incident=snap.incident, actor=snap.actor, source=snap.source)],
+            start_signal_args=[
+                SnapshotSignal(incident=snap.incident, actor=snap.actor, source=snap.source, deliveries=snap.deliveries)
+            ],
             search_attributes=self._search_attributes(snap.incident, inp.room),
         )
 

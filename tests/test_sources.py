@@ -170,8 +170,14 @@ async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     assert (await deliver_am(http, resolved)).json()["incidents"][0]["outcome"] == "applied"
     got = await incident(http, iid)
     assert got["incident"]["status"] == "closed"
-    sources = await eventually(lambda: _timeline_sources(http, iid, "alertmanager", 3))
-    assert any("status: triggered → closed" in e["detail"] for e in sources)
+    # one entry per delivery taken (the redelivery and the older one are not), saying what it changed
+    told = await eventually(lambda: _of_kind(http, iid, "source.alertmanager", 3))
+    assert told[0]["detail"] == "firing: 1 firing, 0 resolved"
+    assert told[1]["detail"] == "firing: 2 firing, 0 resolved · alerts: 2"
+    assert told[2]["detail"].startswith("resolved: 0 firing, 2 resolved · status: triggered → closed")
+    assert {e["actor"] for e in told} == {"alertmanager"}
+    kinds = [e["kind"] for e in (await incident(http, iid))["timeline"] if e["source"] == "alertmanager"]
+    assert "incident.updated" not in kinds and kinds.count("source.alertmanager") == 3
 
 
 async def test_alertmanager_hostile(http: httpx.AsyncClient, store: Store) -> None:
@@ -223,8 +229,8 @@ async def test_pagerduty_both_ways(http: httpx.AsyncClient, pd: FakePagerDuty, s
     pid = f"Q{int(time.time() * 1000) % 10**9}"
     pd.add_incident(pid, "Checkout is down", ["PANN001"])
 
-    async def send(event_type: str, *secrets: str) -> httpx.Response:
-        body = pd.event(event_type, pid)
+    async def send(event_type: str, *secrets: str, agent: str | None = None) -> httpx.Response:
+        body = pd.event(event_type, pid, agent=agent)
         return await http.post("/sources/pagerduty", content=body, headers=pd.signed(body, *(secrets or (PD_SECRET,))))
 
     r = await send("incident.triggered")
@@ -237,7 +243,9 @@ async def test_pagerduty_both_ways(http: httpx.AsyncClient, pd: FakePagerDuty, s
     await eventually(lambda: _room(http, iid, "active", invited={ANN}))
 
     pd.incidents[pid].assignees = ["PBOB002"]
-    assert (await send("incident.reassigned", PD_OLD_SECRET)).status_code == 202  # the old secret, in rotation
+    assert (
+        await send("incident.reassigned", PD_OLD_SECRET, agent="PANN001")
+    ).status_code == 202  # old secret, rotating
     inc = (await incident(http, iid))["incident"]
     assert [p["email"] for p in inc["responders"]] == [BOB]
     await eventually(lambda: _room(http, iid, "active", invited={BOB}))
@@ -264,6 +272,14 @@ async def test_pagerduty_both_ways(http: httpx.AsyncClient, pd: FakePagerDuty, s
     assert (await incident(http, iid))["incident"]["status"] == "closed"
     entries = await eventually(lambda: _timeline_sources(http, iid, "pagerduty", 3))
     assert entries[0]["kind"] == "incident.created"
+    # every webhook taken is in the timeline, the one that changed nothing here too
+    told = await eventually(lambda: _of_kind(http, iid, "source.pagerduty", 4))
+    assert [e["detail"] for e in told] == [
+        "incident.triggered",
+        f"incident.reassigned by Ann Example · responders added: {BOB}; responders removed: {ANN}",
+        "incident.acknowledged",
+        "incident.resolved · status: acknowledged → closed",
+    ]
 
 
 async def test_pagerduty_forged_and_replayed(http: httpx.AsyncClient, pd: FakePagerDuty, store: Store) -> None:
@@ -365,6 +381,11 @@ async def _room(
         if now != invited:
             return None
     return room
+
+
+async def _of_kind(http: httpx.AsyncClient, iid: str, kind: str, at_least: int) -> list[dict[str, Any]]:
+    entries = [e for e in (await incident(http, iid))["timeline"] if e["kind"] == kind]
+    return entries if len(entries) >= at_least else []
 
 
 async def _timeline_sources(http: httpx.AsyncClient, iid: str, source: str, at_least: int) -> list[dict[str, Any]]:

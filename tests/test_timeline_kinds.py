@@ -15,7 +15,7 @@ from warroom.enums import ACTION_KINDS, AI_KINDS, TimelineKind, action_of
 from warroom.models import Action
 
 ROOT = Path(__file__).resolve().parent.parent
-KIND = re.compile(r"^(incident|room|member|card|action|ai)\.[a-z_]+$")
+KIND = re.compile(r"^(incident|room|member|card|action|reminder|source|ai)\.[a-z_]+$")
 # CONTRACT.md: "Timeline kinds include at least: ..."
 CONTRACT_KINDS = (
     "incident.updated",
@@ -76,3 +76,15 @@ def test_action_kinds():
         TimelineKind.AI_KNOWLEDGE,
         TimelineKind.AI_REVIEW,
     } == AI_KINDS
+
+
+def test_every_incident_source_has_its_timeline_kind():
+    from warroom.enums import SOURCE_KINDS
+    from warroom.sources.alertmanager import AlertmanagerSource
+    from warroom.sources.grafana import GrafanaSource
+    from warroom.sources.pagerduty import PagerDutySource
+    from warroom.sources.webhook import WebhookSource
+
+    names = {s.name for s in (AlertmanagerSource, GrafanaSource, PagerDutySource, WebhookSource)}
+    assert names == SOURCE_KINDS
+    assert {TimelineKind.for_source(n) for n in names} == {k for k in TimelineKind if k.startswith("source.")}

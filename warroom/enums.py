@@ -115,6 +115,11 @@ class TimelineKind(StrEnum):
     REMINDER_UNACKNOWLEDGED = "reminder.unacknowledged"
     REMINDER_UPDATE = "reminder.update"
     REMINDER_DISMISSAL = "reminder.dismissal"
+    # One per delivery from an incident source (what it said, and what it changed).
+    SOURCE_ALERTMANAGER = "source.alertmanager"
+    SOURCE_GRAFANA = "source.grafana"
+    SOURCE_PAGERDUTY = "source.pagerduty"
+    SOURCE_WEBHOOK = "source.webhook"
     AI_ANSWER = "ai.answer"
     AI_IMPACT = "ai.impact"
     AI_KNOWLEDGE = "ai.knowledge"
@@ -125,10 +130,17 @@ class TimelineKind(StrEnum):
         """The kind of the entry that records `action` applied."""
         return cls(f"action.{action.value}")
 
+    @classmethod
+    def for_source(cls, source: str) -> TimelineKind:
+        """The kind of the entry that records a delivery from incident source `source`."""
+        return cls(f"source.{source}")
+
 
 # The kinds of applied actions, and those of the assistant's output.
 ACTION_KINDS = frozenset(TimelineKind.for_action(a) for a in Action)
 AI_KINDS = frozenset(k for k in TimelineKind if k.startswith("ai."))
+# The incident sources whose deliveries have a timeline kind of their own (`source.<name>`).
+SOURCE_KINDS = frozenset(k.removeprefix("source.") for k in TimelineKind if k.startswith("source."))
 
 
 def action_of(kind: str) -> Action | None:

@@ -120,10 +120,23 @@ class WarRoomInput(BaseModel):
 
 
 # ---- signals ----
+class SourceDelivery(BaseModel):
+    """One delivery from an incident source (Alertmanager, PagerDuty…) that this snapshot carries:
+    the timeline shows each delivery once, by its key, whether or not it changed the incident."""
+
+    key: str = Field(max_length=200)
+    summary: str = Field(default="", max_length=300)
+
+
+# Deliveries one snapshot carries at most: coalesced snapshots concatenate theirs, the oldest go.
+DELIVERIES_KEEP = 20
+
+
 class SnapshotSignal(BaseModel):
     incident: Incident
     actor: str = "system"
     source: Source = Source.API
+    deliveries: list[SourceDelivery] = Field(default_factory=list)
 
 
 class RoomActionSignal(BaseModel):

@@ -63,7 +63,10 @@ class FakePagerDuty:
         self._faults.setdefault(op, []).extend(statuses)
 
     # ---- webhooks
-    def event(self, event_type: str, incident_id: str, *, at: datetime | None = None, **data: Any) -> bytes:
+    def event(
+        self, event_type: str, incident_id: str, *, at: datetime | None = None, agent: str | None = None, **data: Any
+    ) -> bytes:
+        """A V3 webhook body; `agent` is the user id of who acted (None: PagerDuty itself)."""
         inc = self.incidents[incident_id]
         payload: dict[str, Any] = {
             "id": incident_id,
@@ -86,7 +89,9 @@ class FakePagerDuty:
                 "event_type": event_type,
                 "resource_type": "incident",
                 "occurred_at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
-                "agent": None,
+                "agent": {"id": agent, "type": "user_reference", "summary": self.users[agent]["name"]}
+                if agent
+                else None,
                 "client": None,
                 "data": payload,
             }

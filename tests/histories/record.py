@@ -44,6 +44,7 @@ from warroom.messages import (
     ReviewRequest,
     RoomActionSignal,
     SnapshotSignal,
+    SourceDelivery,
 )
 from warroom.models import Action, Alert, IncidentIn, Responder, Severity, Source
 from warroom.settings import Settings
@@ -305,6 +306,39 @@ async def handover(env: WorkflowEnvironment, svc: WarRoomService) -> list[Workfl
     return await _runs(svc, handle.id, first.run_id or "")
 
 
+async def source_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """An incident from Alertmanager: deliveries that create it, change nothing, are sent twice,
+    or arrive together (coalesced), then resolve it; each one a `source.alertmanager` entry."""
+    am = Source("alertmanager")
+    body = IncidentIn(
+        id="am-recorded", title="Checkout 5xx", severity=Severity.CRITICAL, responders=[Responder(email=ANN)]
+    )
+    incident, _ = await svc.upsert_incident(
+        body, actor="alertmanager", source=am, delivery=SourceDelivery(key="d1", summary="firing: 1 firing, 0 resolved")
+    )
+    handle = svc.handle(incident.id)
+    await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor="system"))
+    same = SnapshotSignal(
+        incident=incident,
+        actor="alertmanager",
+        source=am,
+        deliveries=[SourceDelivery(key="d2", summary="firing: 1 firing, 0 resolved")],
+    )
+    await handle.signal(IncidentWarRoom.snapshot, same)
+    await handle.signal(IncidentWarRoom.snapshot, same)  # sent again: recorded once
+    closed = incident.model_copy(update={"version": incident.version + 1, "status": "closed"})
+    both = [
+        SourceDelivery(key="d3", summary="firing: 2 firing, 0 resolved"),
+        SourceDelivery(key="d4", summary="resolved"),
+    ]
+    await handle.signal(
+        IncidentWarRoom.snapshot, SnapshotSignal(incident=closed, actor="alertmanager", source=am, deliveries=both)
+    )
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
+
+
 async def _runs(svc: WarRoomService, workflow_id: str, run_id: str) -> list[WorkflowHandle]:
     """Every run of a workflow from `run_id` on, following its continue-as-new chain."""
     handles = []
@@ -326,6 +360,7 @@ SCENARIOS: dict[str, Scenario] = {
     "room_gone": room_gone,
     "handover": handover,
     "join": join,
+    "source_life": source_life,
 }
 
 

@@ -54,11 +54,14 @@ class PagerDutySource:
         if at is None:
             raise SourceError(422, "event.occurred_at: required")
         data = obj(event.get("data"), "event.data")
+        agent = event.get("agent")  # who did it at PagerDuty: only shown, so never a reason to refuse
+        by = agent.get("summary") if isinstance(agent, dict) else None
+        by = by.strip()[:100] if isinstance(by, str) else ""
         base = {
             "source": self.name,
             "delivery_key": text(event.get("id"), "event.id", required=True, max_length=200),
             "at": at,
-            "summary": kind,
+            "summary": f"{kind} by {by}" if by else kind,
         }
         if data.get("type") == "incident":
             return [self._incident(data, base)]

@@ -8,7 +8,7 @@ from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import TimelineKind
-    from warroom.messages import CarriedState
+    from warroom.messages import CarriedState, SourceDelivery
     from warroom.models import Incident, IncidentStatus, Source
 
 
@@ -20,19 +20,28 @@ def take_snapshot(
     source: Source,
     *,
     log: bool = True,
+    deliveries: list[SourceDelivery] | None = None,
 ) -> None:
     """Keep `incident` if it is newer; with `log`, record what changed (an action we applied
-    records itself instead)."""
+    records itself instead). With `deliveries` (those of an incident source not yet recorded),
+    each is a `source.<name>` entry instead, the last one saying what the snapshot changed."""
     before = state.incident
-    if incident.id != before.id or incident.version <= before.version:
-        return
-    state.incident = incident
-    if before.status is not incident.status:
-        state.ai.suggested.clear()  # a suggestion is about the state it was made in
-        if incident.status is IncidentStatus.CLOSED:
-            state.ai.closes += 1
-    if log:
-        timeline.log(TimelineKind.INCIDENT_UPDATED, actor, source, describe_change(before, incident))
+    newer = incident.id == before.id and incident.version > before.version
+    if newer:
+        state.incident = incident
+        if before.status is not incident.status:
+            state.ai.suggested.clear()  # a suggestion is about the state it was made in
+            if incident.status is IncidentStatus.CLOSED:
+                state.ai.closes += 1
+    change = describe_change(before, incident) if newer else ""
+    if deliveries:
+        kind = TimelineKind.for_source(source.value)
+        for n, delivery in enumerate(deliveries, 1):
+            last = n == len(deliveries)
+            detail = " · ".join(p for p in (delivery.summary, change if last else "") if p)
+            timeline.log(kind, actor, source, detail or "no change")
+    elif newer and log:
+        timeline.log(TimelineKind.INCIDENT_UPDATED, actor, source, change)
 
 
 def describe_change(before: Incident, after: Incident) -> str:

@@ -31,7 +31,7 @@ from workflows.incident.snooze import SnoozeTimer
 from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
-    from warroom.enums import TimelineKind
+    from warroom.enums import SOURCE_KINDS, TimelineKind
     from warroom.messages import (
         WORKFLOW_TYPE,
         ActRequest,
@@ -176,7 +176,11 @@ class IncidentWarRoom:
     def snapshot(self, sig: SnapshotSignal) -> None:
         """A full incident snapshot from the source; only a newer version changes anything."""
         self._messages_this_run += 1
-        take_snapshot(self.s, self.timeline, sig.incident, sig.actor, sig.source)
+        deliveries = None
+        if sig.deliveries and sig.source in SOURCE_KINDS and workflow.patched("source-timeline"):
+            # every delivery once, though a snapshot signal may be sent again
+            deliveries = [d for d in sig.deliveries if not self._seen("delivery:" + d.key)]
+        take_snapshot(self.s, self.timeline, sig.incident, sig.actor, sig.source, deliveries=deliveries)
 
     @workflow.signal
     def room_action(self, sig: RoomActionSignal) -> None:
