@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from starters.service import WarRoomService
 from warroom.errors import NotFound
-from warroom.messages import RoomPolicy, SourceDelivery
+from warroom.messages import SourceDelivery
 from warroom.models import Incident, IncidentStatus, Responder, RoomState, Source
 from warroom.sources.base import SourceEvent
 from warroom.sources.merge import incident_id, merged
@@ -63,29 +63,19 @@ class Intake:
         kind = Source(event.source.split(":", 1)[0])
         try:
             await self._resolve_emails(event)
-            probe = merged(current, event, [])
-            rule = self.rules.first_match(kind.value, _as_incident(probe, now))
-            invite = rule.room.invite if rule and rule.room else []
-            body = merged(current, event, invite)
-            incident, _ = await svc.upsert_incident(body, actor=kind.value, source=kind, delivery=_delivery(event))
+            room = await asyncio.to_thread(store.rooms.current, our_id) if current else None
+            # the incident's workflow follows the rules (a room, its extra people, reminders)
+            incident, _ = await svc.upsert_incident(
+                merged(current, event), actor=kind.value, source=kind, delivery=_delivery(event)
+            )
         except Exception:
             await asyncio.to_thread(store.sources.release, event.source, event.delivery_key, event.external_id, before)
             raise
         taken = Taken(incident.id, claim.value)
-        if rule and (rule.reminders or rule.dismiss_after_close_minutes is not None):
-            reminders = rule.reminders
-            await svc.set_policy(incident.id, RoomPolicy(
-                rule=rule.name,
-                unacknowledged_after_minutes=reminders.unacknowledged_after_minutes if reminders else None,
-                update_every_minutes=reminders.update_every_minutes if reminders else None,
-                dismiss_after_close_minutes=rule.dismiss_after_close_minutes,
-            ))  # fmt: skip
-        if rule and rule.room and incident.status is not IncidentStatus.CLOSED:
-            room = await asyncio.to_thread(store.rooms.current, incident.id)
-            if room is None or room.state not in (RoomState.ACTIVE, RoomState.CREATING):
-                platform = rule.room.platform or svc.settings.im_platform
-                await svc.create_room(incident.id, platform=platform, actor="system", source=kind)
-                taken.room = platform
+        rule = self.rules.first_match(kind.value, incident)
+        no_room = room is None or room.state not in (RoomState.ACTIVE, RoomState.CREATING)
+        if rule and rule.room and incident.status is not IncidentStatus.CLOSED and no_room:
+            taken.room = rule.room.platform or svc.settings.im_platform  # being opened by the rule
         return taken
 
     async def _resolve_emails(self, event: SourceEvent) -> None:
@@ -113,8 +103,3 @@ def _get(get, incident_id: str) -> Incident | None:  # type: ignore[no-untyped-d
         return get(incident_id)
     except NotFound:
         return None
-
-
-def _as_incident(body, now: datetime) -> Incident:  # type: ignore[no-untyped-def]
-    """The incident the rules look at: the snapshot about to be stored."""
-    return Incident(**body.model_dump(exclude={"id"}), id=body.id, created_at=now, updated_at=now)

@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starters.coalesce import Snapshot, SnapshotCoalescer
 from warroom.ai import transcript
+from warroom.enums import SOURCE_KINDS
 from warroom.errors import Conflict
 from warroom.im.base import ActionClicked, InboundEvent, MessageReceived, RoomGone
 from warroom.im.plugins import get_plugin, platform_names
@@ -46,6 +47,7 @@ from warroom.messages import (
     RoomGoneSignal,
     RoomMessageSignal,
     RoomPolicy,
+    RuleDecision,
     SnapshotSignal,
     SourceDelivery,
     WarRoomConfig,
@@ -65,6 +67,8 @@ from warroom.models import (
     WarRoom,
 )
 from warroom.settings import Settings
+from warroom.sources.rules import EMPTY as EMPTY_RULES
+from warroom.sources.rules import RulesFile
 from warroom.store import Store
 from workflows.incident import (
     IM_PLATFORM,
@@ -126,6 +130,7 @@ class WarRoomService:
         wait: float = ANSWER_WITHIN_SECONDS,
         snapshots: SnapshotCoalescer | None = None,
         shared: SharedRequests | None = None,
+        rules: RulesFile | None = None,
     ):
         self.client = client
         self.store = store
@@ -133,6 +138,7 @@ class WarRoomService:
         self.wait = wait
         self.snapshots = snapshots or SnapshotCoalescer()  # share one per process (the API does)
         self.shared = shared or SharedRequests()  # likewise
+        self.rules = rules or EMPTY_RULES  # which incidents get a room on their own (the rules file)
 
     # ------------------------------------------------------------------ config
     def config(self) -> WarRoomConfig:
@@ -205,6 +211,7 @@ class WarRoomService:
         """Signal-with-start: the first snapshot starts the incident's workflow."""
         opened_by = snap.actor if snap.opened else None
         inp = await asyncio.to_thread(self._start_input, snap.incident, opened_by=opened_by, source=snap.source)
+        rule = await asyncio.to_thread(self._rule_for, snap.incident, snap.source) if self.rules.rules else None
         await self.client.start_workflow(
             IncidentWarRoom.run,
             inp,
@@ -212,9 +219,34 @@ class WarRoomService:
             task_queue=self.settings.task_queue,
             start_signal="snapshot",
             start_signal_args=[
-                SnapshotSignal(incident=snap.incident, actor=snap.actor, source=snap.source, deliveries=snap.deliveries)
+                SnapshotSignal(
+                    incident=snap.incident, actor=snap.actor, source=snap.source, deliveries=snap.deliveries, rule=rule
+                )
             ],
             search_attributes=self._search_attributes(snap.incident, inp.room),
+        )
+
+    def _rule_for(self, incident: Incident, source: Source) -> RuleDecision | None:
+        """The first rule matching the incident as it is now. A rule's `source` is where the
+        incident came from (its incident source, else where this change came from)."""
+        origin = source.value
+        if origin not in SOURCE_KINDS:
+            link = self.store.sources.of_incident(incident.id)
+            origin = link.source.partition(":")[0] if link else origin
+        rule = self.rules.first_match(origin, incident)
+        if rule is None:
+            return None
+        reminders = rule.reminders
+        policy = RoomPolicy(
+            rule=rule.name,
+            unacknowledged_after_minutes=reminders.unacknowledged_after_minutes if reminders else None,
+            update_every_minutes=reminders.update_every_minutes if reminders else None,
+            dismiss_after_close_minutes=rule.dismiss_after_close_minutes,
+        )
+        if rule.room is None:
+            return RuleDecision(policy=policy)
+        return RuleDecision(
+            policy=policy, room=rule.room.platform or self.settings.im_platform, invite=rule.room.invite
         )
 
     # ------------------------------------------------------------------ requests that need an answer

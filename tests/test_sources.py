@@ -140,8 +140,8 @@ async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     assert inc["severity"] == "critical" and inc["status"] == "triggered"
     assert inc["title"] == "Checkout 5xx above 5%" and [a["id"] for a in inc["alerts"]] == ["a1b2c3d4e5f60001"]
     assert inc["source"] == {"name": "alertmanager", "external_id": first["groupKey"], "url": first["externalURL"]}
-    assert OPS in [p["email"] for p in inc["responders"]]
-    room = await eventually(lambda: _room(http, iid, "active"))
+    assert OPS not in [p["email"] for p in inc["responders"]]  # the rule's extra person: in the room only
+    room = await eventually(lambda: _room(http, iid, "active", invited_at_least=frozenset({OPS})))
     assert OPS in [m["email"] for m in room["members"]]
     found = await http.get(f"{API}/incidents", params={"source": "alertmanager", "external_id": first["groupKey"]})
     assert [i["id"] for i in found.json()["items"]] == [iid]
@@ -178,6 +178,24 @@ async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     assert {e["actor"] for e in told} == {"alertmanager"}
     kinds = [e["kind"] for e in (await incident(http, iid))["timeline"] if e["source"] == "alertmanager"]
     assert "incident.updated" not in kinds and kinds.count("source.alertmanager") == 3
+
+
+async def test_a_severity_raised_by_hand_later_opens_the_room_by_rule(http: httpx.AsyncClient) -> None:
+    """Rules follow the incident, not the delivery: a warning from Alertmanager opens no room;
+    someone raising it to critical in War Room (the API here) opens the rule's room then."""
+    doc = alertmanager(groupKey='{}:{alertname="SlowQueries"}')
+    for alert in doc["alerts"]:
+        alert["labels"]["severity"] = "warning"
+    [taken] = (await deliver_am(http, doc)).json()["incidents"]
+    assert taken["outcome"] == "applied" and taken["room"] is None
+    iid = taken["id"]
+    r = await http.post(
+        f"{API}/incidents", json={"id": iid, "title": "Slow queries everywhere", "severity": "critical"}
+    )
+    assert r.status_code == 200, r.text
+    room = await eventually(lambda: _room(http, iid, "active", invited_at_least=frozenset({OPS})))
+    assert room["platform"] == "sandbox"
+    assert OPS not in [p["email"] for p in (await incident(http, iid))["incident"]["responders"]]
 
 
 async def test_alertmanager_hostile(http: httpx.AsyncClient, store: Store) -> None:
@@ -371,15 +389,19 @@ def test_invalid_rules_file_names_the_line(tmp_path: Path, settings: Settings, t
 
 
 async def _room(
-    http: httpx.AsyncClient, iid: str, state: str, *, invited: set[str] | None = None
+    http: httpx.AsyncClient,
+    iid: str,
+    state: str,
+    *,
+    invited: set[str] | None = None,
+    invited_at_least: frozenset[str] = frozenset(),
 ) -> dict[str, Any] | None:
     room = (await incident(http, iid))["war_room"]
     if room["state"] != state:
         return None
-    if invited is not None:
-        now = {m["email"] for m in room["members"] if m["state"] == "invited"}
-        if now != invited:
-            return None
+    now = {m["email"] for m in room["members"] if m["state"] == "invited"}
+    if (invited is not None and now != invited) or not invited_at_least <= now:
+        return None
     return room
 
 

@@ -70,6 +70,15 @@ class RoomPolicy(BaseModel):
     dismiss_after_close_minutes: int | None = Field(None, ge=0, le=100_000)
 
 
+class RuleDecision(BaseModel):
+    """What the first rule of the rules file that matches an incident asks of it, evaluated on
+    every snapshot (so a severity raised later, from anywhere, opens the room then)."""
+
+    policy: RoomPolicy
+    room: str | None = None  # the platform a room is opened on; None: the rule opens no room
+    invite: list[str] = Field(default_factory=list, max_length=100)  # beside the responders (emails)
+
+
 class ReminderState(BaseModel):
     """The reminders' clocks, carried across continue-as-new; all cleared by what they wait for."""
 
@@ -137,6 +146,7 @@ class SnapshotSignal(BaseModel):
     actor: str = "system"
     source: Source = Source.API
     deliveries: list[SourceDelivery] = Field(default_factory=list)
+    rule: RuleDecision | None = None  # the matching rule, for this snapshot's incident
 
 
 class RoomActionSignal(BaseModel):

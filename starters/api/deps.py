@@ -79,6 +79,7 @@ class AppState:
             wait=self.answer_within,
             snapshots=self.snapshots,
             shared=self.shared,
+            rules=self.intake.rules,
         )
 
     def adapter(self, platform: str) -> ImAdapter:

@@ -46,8 +46,9 @@ from warroom.messages import (
     SnapshotSignal,
     SourceDelivery,
 )
-from warroom.models import Action, Alert, IncidentIn, Responder, Severity, Source
+from warroom.models import Action, Alert, IncidentIn, IncidentStatus, Responder, Severity, Source
 from warroom.settings import Settings
+from warroom.sources.rules import Match, Reminders, RoomChoice, Rule, RulesFile
 from warroom.store import Store
 from workers.main import build_worker
 from workflows.incident import SEARCH_ATTRIBUTES, IncidentWarRoom
@@ -326,7 +327,7 @@ async def source_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[Wor
     )
     await handle.signal(IncidentWarRoom.snapshot, same)
     await handle.signal(IncidentWarRoom.snapshot, same)  # sent again: recorded once
-    closed = incident.model_copy(update={"version": incident.version + 1, "status": "closed"})
+    closed = incident.model_copy(update={"version": incident.version + 1, "status": IncidentStatus.CLOSED})
     both = [
         SourceDelivery(key="d3", summary="firing: 2 firing, 0 resolved"),
         SourceDelivery(key="d4", summary="resolved"),
@@ -335,6 +336,36 @@ async def source_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[Wor
         IncidentWarRoom.snapshot, SnapshotSignal(incident=closed, actor="alertmanager", source=am, deliveries=both)
     )
     await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
+
+
+async def rule_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """Rules on every snapshot: no room while the incident is low; raised, the rule's room opens
+    with its extra person; nobody acknowledges (a nudge); closed, the room is dismissed later."""
+    svc.rules = RulesFile(
+        rules=[
+            Rule(
+                name="high gets a room",
+                match=Match(severity_at_least=Severity.HIGH),
+                room=RoomChoice(platform="sandbox", invite=[BOB]),
+                reminders=Reminders(unacknowledged_after_minutes=5),
+                dismiss_after_close_minutes=10,
+            )
+        ]
+    )
+    body = IncidentIn(
+        id="rule-recorded", title="Disk filling", severity=Severity.LOW, responders=[Responder(email=ANN)]
+    )
+    incident, _ = await svc.upsert_incident(body, actor=ANN, source=Source.API)
+    handle = svc.handle(incident.id)
+    raised = body.model_copy(update={"severity": Severity.CRITICAL})
+    await svc.upsert_incident(raised, actor=ANN, source=Source.API)
+    while (await handle.query(IncidentWarRoom.view)).room.state.value != "active":
+        await asyncio.sleep(0.05)
+    await env.sleep(timedelta(minutes=6))
+    await svc.upsert_incident(raised.model_copy(update={"status": IncidentStatus.CLOSED}), actor=ANN, source=Source.API)
+    await env.sleep(timedelta(minutes=11))
     await handle.result()
     return [handle]
 
@@ -361,6 +392,7 @@ SCENARIOS: dict[str, Scenario] = {
     "handover": handover,
     "join": join,
     "source_life": source_life,
+    "rule_life": rule_life,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from warroom.models import Alert, Incident, IncidentIn, IncidentStatus, Responder, unique_responders
+from warroom.models import Alert, Incident, IncidentIn, IncidentStatus, unique_responders
 from warroom.sources.base import SourceEvent
 
 MAX_ALERTS = 100
@@ -18,13 +18,13 @@ def incident_id(source: str, external_id: str) -> str:
     return f"{_PREFIX.get(source, 'wh')}-{digest}"
 
 
-def merged(current: Incident | None, event: SourceEvent, invite: list[str]) -> IncidentIn:
+def merged(current: Incident | None, event: SourceEvent) -> IncidentIn:
     """What the event says, over what the incident has (fields the event leaves out stay)."""
     status = event.status or (current.status if current else IncidentStatus.TRIGGERED)
     if current and current.status is IncidentStatus.CLOSED and event.status is None and event.reopens:
         status = IncidentStatus.TRIGGERED  # the group fires again
     responders = list(event.responders if event.responders is not None else (current.responders if current else []))
-    responders += event.add_responders + [Responder(email=e) for e in invite]
+    responders += event.add_responders
     return IncidentIn(
         id=incident_id(event.source, event.external_id),
         title=event.title or (current.title if current else event.external_id[:500]),

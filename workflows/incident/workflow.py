@@ -46,11 +46,12 @@ with workflow.unsafe.imports_passed_through():
         RoomGoneSignal,
         RoomMessageSignal,
         RoomPolicy,
+        RuleDecision,
         SnapshotSignal,
         WarRoomInput,
         WorkflowView,
     )
-    from warroom.models import Action, Incident, IncidentStatus, RoomState, WarRoom
+    from warroom.models import Action, Incident, IncidentStatus, Responder, RoomState, WarRoom
     from warroom.names import REFUSED, REVIEW_FAILED
 
 HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
@@ -181,6 +182,19 @@ class IncidentWarRoom:
             # every delivery once, though a snapshot signal may be sent again
             deliveries = [d for d in sig.deliveries if not self._seen("delivery:" + d.key)]
         take_snapshot(self.s, self.timeline, sig.incident, sig.actor, sig.source, deliveries=deliveries)
+        current = sig.incident.version == self.s.incident.version  # not overtaken by a newer one
+        if sig.rule is not None and current and workflow.patched("rules-in-snapshot"):
+            self._follow(sig.rule)
+
+    def _follow(self, rule: RuleDecision) -> None:
+        """What the matching rule asks: its reminders, its extra people, and a room while the
+        incident is open and has none (the first, or one after a reopen)."""
+        self.reminders.set_policy(rule.policy)
+        for email in rule.invite:
+            self.room.members.add_guest(Responder(email=email))
+        no_room = self.s.room.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED)
+        if rule.room and no_room and self.s.incident.status is not IncidentStatus.CLOSED:
+            self.room.ask_for(rule.room)
 
     @workflow.signal
     def room_action(self, sig: RoomActionSignal) -> None:
