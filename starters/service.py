@@ -147,6 +147,7 @@ class WarRoomService:
             default_platform=self.settings.im_platform,
             snooze_choices_minutes=self.settings.snooze_choices_minutes,
             max_signals_per_run=self.settings.max_signals_per_run,
+            remove_members=self.settings.remove_departed_members,
             ai_answers_per_minute=self.settings.ai_answers_per_minute,
             # Platforms bound to a region (WARROOM_PLATFORM_REGIONS) call their IM on `<queue>-<region>`.
             im_task_queues=self.settings.im_task_queues(),
@@ -242,6 +243,7 @@ class WarRoomService:
             unacknowledged_after_minutes=reminders.unacknowledged_after_minutes if reminders else None,
             update_every_minutes=reminders.update_every_minutes if reminders else None,
             dismiss_after_close_minutes=rule.dismiss_after_close_minutes,
+            remove_departed=None if rule.room is None or rule.room.members is None else rule.room.members == "remove",
         )
         if rule.room is None:
             return RuleDecision(policy=policy)

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from starters.api.app import create_app
 from tests.fakes.pagerduty_api import FakePagerDuty
 from tests.serving import serving
+from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.settings import Settings
 from warroom.sources.rules import RulesFileError, load_rules
 from warroom.store import Store
@@ -43,7 +44,7 @@ rules:
     room: {{platform: sandbox, invite: [{OPS}]}}
   - name: every PagerDuty incident
     match: {{source: pagerduty}}
-    room: {{platform: sandbox}}
+    room: {{platform: sandbox, members: remove}}
   - name: nothing else opens a room
     match: {{}}
 webhooks:
@@ -266,7 +267,11 @@ async def test_pagerduty_both_ways(http: httpx.AsyncClient, pd: FakePagerDuty, s
     ).status_code == 202  # old secret, rotating
     inc = (await incident(http, iid))["incident"]
     assert [p["email"] for p in inc["responders"]] == [BOB]
-    await eventually(lambda: _room(http, iid, "active", invited={BOB}))
+    room = await eventually(lambda: _room(http, iid, "active", invited={BOB}))
+    # the rule's membership policy: who is no longer a responder leaves the room
+    sandbox = SandboxPlatform(store.db)
+    [ann] = [m for m in room["members"] if m["email"] == ANN]
+    assert ann["state"] == "removed" and not sandbox.is_member(room["chat_id"], ann["im_user_id"])
 
     pd.fail("PUT /incidents", 500)  # PagerDuty hiccups once: the action is asked again, applied once
     r = await http.post(f"{API}/incidents/{iid}/actions", json={"action": "acknowledge", "actor": BOB})

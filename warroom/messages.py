@@ -68,6 +68,9 @@ class RoomPolicy(BaseModel):
     unacknowledged_after_minutes: int | None = Field(None, ge=1, le=100_000)
     update_every_minutes: int | None = Field(None, ge=1, le=100_000)
     dismiss_after_close_minutes: int | None = Field(None, ge=0, le=100_000)
+    # People who stop being responders: removed from the room (True) or kept (False); None: as
+    # the deployment says (WARROOM_REMOVE_DEPARTED_MEMBERS).
+    remove_departed: bool | None = None
 
 
 class RuleDecision(BaseModel):

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # Beyond CONTRACT.md: workflow tuning.
     snooze_choices_minutes: list[int] = _env("WARROOM_SNOOZE_CHOICES", [120, 240, 720])
     max_signals_per_run: int = _env("WARROOM_MAX_SIGNALS_PER_RUN", 1000, ge=10)
+    # People who stop being responders leave the room (where the platform can remove members);
+    # off: they stay, marked in the timeline. A rule's `room.members` overrides it per incident.
+    remove_departed_members: bool = _env("WARROOM_REMOVE_DEPARTED_MEMBERS", False)
     # Incidents a worker keeps in memory between events; others are replayed from history when
     # their next event comes (a war room's events are minutes apart, a replay takes milliseconds).
     max_cached_workflows: int = _env("WARROOM_MAX_CACHED_WORKFLOWS", 200, ge=0)

@@ -5,7 +5,7 @@ process naming the line at fault, so a typo never silently stops rooms from open
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,7 +28,10 @@ class Match(BaseModel):
 class RoomChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platform: str | None = None
-    invite: list[str] = Field(default_factory=list, max_length=100)
+    invite: list[str] = Field(default_factory=list, max_length=100)  # in the room beside the responders
+    # Who stops being a responder: `remove` takes them out of the room, `keep` leaves them in;
+    # unset: WARROOM_REMOVE_DEPARTED_MEMBERS.
+    members: Literal["keep", "remove"] | None = None
 
     @field_validator("invite")
     @classmethod

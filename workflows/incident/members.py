@@ -105,8 +105,12 @@ class Members:
         self.mark_pending(invite)
         if invite:
             await self._invite(invite)
+        policy = self._s.reminders.policy
+        remove = (
+            self._cfg.remove_members if policy is None or policy.remove_departed is None else policy.remove_departed
+        )
         for m in gone:
-            if self._cfg.remove_members and m.im_user_id and m.state is MemberState.INVITED:
+            if remove and m.im_user_id and m.state is MemberState.INVITED:
                 try:
                     await calls.REMOVE_MEMBERS(
                         RemoveMembersInput(
