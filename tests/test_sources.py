@@ -42,6 +42,7 @@ rules:
   - name: critical pages get a room
     match: {{source: alertmanager, severity_at_least: high}}
     room: {{platform: sandbox, invite: [{OPS}]}}
+    dismiss_after_close_minutes: 0
   - name: every PagerDuty incident
     match: {{source: pagerduty}}
     room: {{platform: sandbox, members: remove}}
@@ -129,7 +130,8 @@ async def incident(http: httpx.AsyncClient, iid: str) -> dict[str, Any]:
 
 async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     """Firing → incident + room by rule (with the rule's extra person) → a new alert attaches →
-    a redelivery and an older delivery change nothing → all resolved → closed by the source."""
+    a redelivery and an older delivery change nothing → all resolved → closed by the source →
+    the room dismissed by the rule."""
     first = alertmanager()
     r = await deliver_am(http, first)
     assert r.status_code == 202, r.text
@@ -171,6 +173,7 @@ async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     assert (await deliver_am(http, resolved)).json()["incidents"][0]["outcome"] == "applied"
     got = await incident(http, iid)
     assert got["incident"]["status"] == "closed"
+    await eventually(lambda: _room(http, iid, "dismissed"))  # by the rule, right after the close
     # one entry per delivery taken (the redelivery and the older one are not), saying what it changed
     told = await eventually(lambda: _of_kind(http, iid, "source.alertmanager", 3))
     assert told[0]["detail"] == "firing: 1 firing, 0 resolved"
