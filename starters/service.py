@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starters.coalesce import Snapshot, SnapshotCoalescer
 from warroom.ai import transcript
-from warroom.enums import SOURCE_KINDS
+from warroom.enums import SOURCE_KINDS, Role
 from warroom.errors import Conflict
 from warroom.im.base import ActionClicked, InboundEvent, MessageReceived, RoomGone
 from warroom.im.plugins import get_plugin, platform_names
@@ -48,6 +48,7 @@ from warroom.messages import (
     RoomMessageSignal,
     RoomPolicy,
     RuleDecision,
+    SetRoleRequest,
     SnapshotSignal,
     SourceDelivery,
     WarRoomConfig,
@@ -351,6 +352,14 @@ class WarRoomService:
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out
+
+    async def set_role(
+        self, incident_id: str, role: Role, person: str, *, actor: str, source: Source
+    ) -> Answer[dict[str, str]]:
+        """Give `role` to `person` (empty: nobody) through the incident's workflow, which records
+        it; answered with every role as it now is."""
+        req = SetRoleRequest(role=role, person=person, actor=actor, source=source)
+        return await self._update(incident_id, IncidentWarRoom.set_role, req, request_id=None)
 
     async def generate_review(self, incident_id: str, *, actor: str, source: Source) -> Answer[AiReviewResult | None]:
         """(Re)generate the post-incident review through the incident's workflow (started again

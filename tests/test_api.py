@@ -295,12 +295,25 @@ async def test_list_incidents(http, store):
         error_of(await http.get(f"{API}/incidents", params=params), 422, "invalid")
 
 
+async def test_roles_are_given_recorded_and_never_markup(http):
+    iid = (await create_incident(http))["id"]
+    r = await http.put(f"{API}/incidents/{iid}/roles/lead", json={"person": BOB, "actor": ANN})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"roles": {"lead": BOB}}
+    [entry] = [e for e in await timeline(http, iid) if e["kind"] == "role.assigned"]
+    assert entry["detail"] == f"lead: {BOB}" and entry["actor"] == ANN
+    for person in ("<!here>", "@channel", "*bold*", "x" * 400):
+        error_of(await http.put(f"{API}/incidents/{iid}/roles/lead", json={"person": person}), 422, "invalid")
+    error_of(await http.put(f"{API}/incidents/{iid}/roles/boss", json={"person": ANN}), 422)
+
+
 async def test_unknown_incident_is_404(http):
     missing = new_id("missing")
     calls = [
         ("GET", f"{API}/incidents/{missing}", None),
         ("GET", f"{API}/incidents/{missing}/timeline", None),
         ("PUT", f"{API}/incidents/{missing}/responders", {"responders": [{"email": ANN}]}),
+        ("PUT", f"{API}/incidents/{missing}/roles/lead", {"person": ANN}),
         ("POST", f"{API}/incidents/{missing}/actions", {"action": "acknowledge", "actor": ANN}),
         ("POST", f"{API}/incidents/{missing}/war-room", {}),
         ("DELETE", f"{API}/incidents/{missing}/war-room", None),

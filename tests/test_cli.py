@@ -105,6 +105,11 @@ async def test_incident_lifecycle(api_url, store):
     human = (await cli("incident", "responders", iid)).stdout
     assert "carol@example.com" in human and "bob@example.com" not in human
 
+    roles = await cli.json("incident", "role", iid, "lead", "ann@example.com")
+    assert roles == {"roles": {"lead": "ann@example.com"}}
+    human = (await cli("incident", "role", iid, "comms", "Carol")).stdout
+    assert "comms is Carol now" in human and "lead: ann@example.com" in human
+
     closed = await cli.json("incident", "close", iid)
     assert closed["status"] == "closed"
     dismissed = await cli.json("room", "dismiss", iid)
@@ -116,6 +121,7 @@ async def test_incident_lifecycle(api_url, store):
     assert ("action.acknowledge", "ann@example.com", "cli") in kinds
     assert ("action.snooze", "tester@example.com", "cli") in kinds
     assert ("action.close", "tester@example.com", "cli") in kinds
+    assert ("role.assigned", "tester@example.com", "cli") in kinds
     assert any(k == "room.dismissed" for k, _, _ in kinds)
     human = (await cli("incident", "show", iid, "--timeline", "0")).stdout
     assert "Checkout is down" in human and "closed" in human and "room.created" in human

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from starters.service import WarRoomService
+from warroom.enums import Role
+from warroom.errors import Conflict
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import ActRequest, CreateRoomRequest, RoomPolicy
 from warroom.models import Action, IncidentIn, IncidentStatus, Responder, RoomState, Source
@@ -95,4 +98,42 @@ async def test_a_reopen_calls_the_dismissal_off(skip_env: WorkflowEnvironment, s
         view = await handle.query(IncidentWarRoom.view)
         assert view.room.state is RoomState.ACTIVE and view.incident.status is IncidentStatus.TRIGGERED
         assert not _said(store, room.chat_id, "Nobody has acknowledged")  # no nudge was asked for
+    await im.aclose()
+
+
+async def test_the_update_reminder_names_the_incident_lead(
+    skip_env: WorkflowEnvironment, store: Store, settings: Settings
+):
+    """Roles are the incident's own (lead, scribe, comms): given from the console, the API or the
+    CLI, each change in the timeline; the status-update reminder asks the lead by name."""
+    worker, im = build_worker(skip_env.client, store, settings)
+    async with worker:
+        svc = WarRoomService(skip_env.client, store, settings)
+        incident, _ = await svc.upsert_incident(
+            IncidentIn(title="Payments slow", responders=[Responder(email=ANN)]), actor=ANN, source=Source.API
+        )
+        handle = svc.handle(incident.id)
+        room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox"))
+        await svc.set_policy(incident.id, RoomPolicy(rule="r", update_every_minutes=30))
+        first = await svc.set_role(incident.id, Role.LEAD, "Bob Example", actor=ANN, source=Source.CLI)
+        assert first.done and first.value == {"lead": "Bob Example"}
+        now = await svc.set_role(incident.id, Role.LEAD, ANN, actor=ANN, source=Source.WEB)
+        assert now.value == {"lead": ANN}
+        assert (await svc.set_role(incident.id, Role.COMMS, "Cy", actor=ANN, source=Source.API)).value == {
+            "lead": ANN,
+            "comms": "Cy",
+        }
+        for hostile in ("<!channel>", "@here", "[x](https://evil.example)"):
+            with pytest.raises(Conflict, match="by email or by name"):
+                await svc.set_role(incident.id, Role.LEAD, hostile, actor=ANN, source=Source.API)
+        await svc.set_role(incident.id, Role.COMMS, "", actor=ANN, source=Source.API)  # nobody now
+        assert _kinds(store, incident.id, "role.assigned") == [
+            "lead: Bob Example",
+            f"lead: {ANN} (was Bob Example)",
+            "comms: Cy",
+            "comms: nobody (was Cy)",
+        ]
+        await skip_env.sleep(timedelta(minutes=31))
+        [reminder] = await eventually(lambda: _said(store, room.chat_id, "No update here"), timeout=30)
+        assert reminder.endswith(f"Incident lead: {ANN}.")
     await im.aclose()

@@ -83,6 +83,14 @@ class Source(StrEnum):
 PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 
+class Role(StrEnum):
+    """The roles of an incident's response, each held by one person at a time."""
+
+    LEAD = "lead"  # runs the response; the status-update reminder names them
+    SCRIBE = "scribe"  # keeps the record
+    COMMS = "comms"  # talks to customers and stakeholders
+
+
 class TimelineKind(StrEnum):
     """What a timeline entry records (CONTRACT.md lists the public ones).
 
@@ -115,6 +123,7 @@ class TimelineKind(StrEnum):
     REMINDER_UNACKNOWLEDGED = "reminder.unacknowledged"
     REMINDER_UPDATE = "reminder.update"
     REMINDER_DISMISSAL = "reminder.dismissal"
+    ROLE_ASSIGNED = "role.assigned"  # someone took or was given a role (detail: "lead: who")
     # One per delivery from an incident source (what it said, and what it changed).
     SOURCE_ALERTMANAGER = "source.alertmanager"
     SOURCE_GRAFANA = "source.grafana"

@@ -6,10 +6,12 @@ histories. None of these carry a secret: platforms are named, credentials stay i
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydantic import AliasChoices, BaseModel, Field
 
+from warroom.enums import Role
 from warroom.im.base import Mention, RoomRef, RoomSpec, StatusCard
 from warroom.im.rich import Rich
 from warroom.models import Action, Incident, MemberState, Responder, Source, TimelineEntry, WarRoom
@@ -102,6 +104,7 @@ class CarriedState(BaseModel):
     dismiss_wanted: bool = False
     seq: int = 0
     seen: list[str] = Field(default_factory=list)
+    roles: dict[str, str] = Field(default_factory=dict)  # Role → who holds it (an email, else a name)
     last_action: str = ""
     card_shown: dict | None = None
     card_failed: bool = False
@@ -180,6 +183,20 @@ class JoinRoomRequest(BaseModel):
     """Someone asks to be added to the room (where the platform has no link to join it)."""
 
     person: Responder
+    actor: str
+    source: Source = Source.API
+
+
+# Who may hold a role: an email or a plain name, nothing a platform renders as a mention or markup.
+ROLE_HOLDER = re.compile(r"^[^\W_][\w .+'@-]{0,319}$")
+ROLE_HOLDER_RULE = "name the person by email or by name (letters, digits, spaces and . _ + - ' @)"
+
+
+class SetRoleRequest(BaseModel):
+    """Give a role of the incident to someone (an empty `person` leaves the role unheld)."""
+
+    role: Role
+    person: str = Field(max_length=320)
     actor: str
     source: Source = Source.API
 

@@ -12,7 +12,9 @@ from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
 from starters.api.views import incident_json, room_json, source_json, timeline_json
 from starters.service import WarRoomService
+from warroom.enums import Role
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
+from warroom.messages import ROLE_HOLDER, ROLE_HOLDER_RULE
 from warroom.models import (
     Action,
     IncidentIn,
@@ -311,6 +313,27 @@ async def join_room(incident_id: str, body: JoinIn, request: Request, response: 
     out = await svc.join_room(incident_id, person, actor=actor, source=_source(request))
     response.status_code = 200 if out.done else 202
     return room_json(out.value, state.settings.im_platform) | {"added": True}
+
+
+class RoleIn(BaseModel):
+    person: str = Field("", max_length=320)  # an email or a name; empty: nobody holds the role
+    actor: Actor = None
+
+
+@router.put("/incidents/{incident_id}/roles/{role}")
+async def set_role(
+    incident_id: str, role: Role, body: RoleIn, request: Request, response: Response, svc: Svc
+) -> dict[str, Any]:
+    """Give a role of the incident (lead, scribe, comms) to someone; 200 with every role once
+    recorded, 202 while it is; 422 for a person a role cannot name."""
+    person = body.person.strip()
+    if person and not ROLE_HOLDER.match(person):
+        raise ApiError(422, "invalid", ROLE_HOLDER_RULE)
+    await asyncio.to_thread(app_state(request).store.incidents.get, incident_id)  # an unknown incident: 404
+    await _may_act(request, incident_id)
+    out = await svc.set_role(incident_id, role, person, actor=_actor(request, body.actor), source=_source(request))
+    response.status_code = 200 if out.done else 202
+    return {"roles": out.value if out.done else {}}
 
 
 @router.get("/incidents/{incident_id}/timeline")

@@ -1,4 +1,4 @@
-"""`warroom incident create | show | list | ack | snooze | close | reopen | responders`."""
+"""`warroom incident create | show | list | ack | snooze | close | reopen | responders | role`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from starters.cli.output import PAST, SEVERITY_STYLE, STATUS_STYLE, ago, out, pr
 from starters.cli.people import default_actor, matches, parse_responders
 from starters.cli.render import incident_line, incident_panel, room_panel, timeline_table
 from starters.cli.room import open_room, print_room_outcome
-from warroom.enums import Action, IncidentStatus, RoomState, Severity
+from warroom.enums import Action, IncidentStatus, Role, RoomState, Severity
 
 SEVERITIES = tuple(Severity)
 STATUSES = tuple(IncidentStatus)
@@ -248,3 +248,33 @@ def incident_responders(
     for r in incident.get("responders") or []:
         t.add_row(r.get("name") or "", r.get("email") or "-", r.get("phone") or "-", r.get("id") or "")
     console.print(t)
+
+
+@app.command("role")
+@handled
+def incident_role(
+    incident_id: IncidentId,
+    role: Annotated[Role, typer.Argument(help="lead, scribe or comms.", show_default=False)],
+    person: Annotated[str, typer.Argument(help="Their email or name; '' for nobody.", show_default=False)],
+    actor: Actor = None,
+    api_url: ApiUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Give a role of the incident to someone (the status-update reminder names the lead)."""
+    actor = actor or default_actor()
+    with Api(api_url, actor=actor) as api:
+        r = api.call(
+            "PUT", f"{incident_path(incident_id)}/roles/{role.value}", json_body={"person": person, "actor": actor}
+        )
+    if as_json:
+        print_json(r.json())
+        return
+    console = out()
+    if r.status_code == 202:
+        console.print(
+            f"[yellow]…[/] accepted and still being recorded; check with `warroom incident show {incident_id}`."
+        )
+        return
+    roles = r.json()["roles"]
+    held = ", ".join(f"{k}: {v}" for k, v in sorted(roles.items())) or "none"
+    console.print(f"[green]✔[/] {incident_id}: {role.value} is {person or 'nobody'} now (roles: {held})")

@@ -22,7 +22,7 @@ from workflows.incident.room import RoomReconciler
 from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
-    from warroom.enums import TimelineKind
+    from warroom.enums import Role, TimelineKind
     from warroom.messages import CarriedState, RoomPolicy
     from warroom.models import IncidentStatus, Outcome, RoomState, Source
 
@@ -108,7 +108,7 @@ class Reminders:
                 minutes = policy.update_every_minutes
                 await self._say(TimelineKind.REMINDER_UPDATE, f"update-{at.isoformat()}",
                                 f"⏰ No update here for {minutes} min: post where things stand — what is known, what "
-                                "is being tried, when the next update comes.")  # fmt: skip
+                                f"is being tried, when the next update comes.{self._lead()}")  # fmt: skip
             elif what == "heads_up":
                 self._r.heads_up = True
                 minutes = policy.dismiss_after_close_minutes
@@ -117,6 +117,11 @@ class Reminders:
                                 "Reopen the incident to keep it.")  # fmt: skip
             elif what == "dismiss":
                 self._room.ask_dismissal("system", Source.SYSTEM)
+
+    def _lead(self) -> str:
+        """Who the status update is asked of, when the incident has a lead (as text: never a ping)."""
+        lead = self._s.roles.get(Role.LEAD.value)
+        return f" Incident lead: {lead}." if lead else ""
 
     async def _say(self, kind: TimelineKind, key: str, text: str) -> None:
         posted = await self._chat.post(text, key=f"reminder-{key}")

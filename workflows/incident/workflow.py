@@ -33,6 +33,8 @@ from workflows.incident.timeline import TimelineRecorder
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import SOURCE_KINDS, TimelineKind
     from warroom.messages import (
+        ROLE_HOLDER,
+        ROLE_HOLDER_RULE,
         WORKFLOW_TYPE,
         ActRequest,
         AiReviewResult,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         RoomMessageSignal,
         RoomPolicy,
         RuleDecision,
+        SetRoleRequest,
         SnapshotSignal,
         WarRoomInput,
         WorkflowView,
@@ -279,6 +282,28 @@ class IncidentWarRoom:
             raise ValueError(f"the war room is {self.s.room.state.value}: there is no room to join")
         if not (req.person.email or req.person.phone):
             raise ValueError("an email or phone is needed to find the person on the platform")
+
+    @workflow.update
+    async def set_role(self, req: SetRoleRequest) -> dict[str, str]:
+        """Give a role to someone (or leave it unheld); answered with every role as it now is."""
+        self._messages_this_run += 1
+        person = req.person.strip()
+        role = req.role.value
+        if self.s.roles.get(role, "") != person:
+            before = self.s.roles.pop(role, "")
+            if person:
+                self.s.roles[role] = person
+            detail = f"{req.role.value}: {person or 'nobody'}" + (f" (was {before})" if before else "")
+            self.timeline.log(TimelineKind.ROLE_ASSIGNED, req.actor, req.source, detail)
+            self.reminders.heard()
+        await self.timeline.recorded()
+        return dict(self.s.roles)
+
+    @set_role.validator
+    def _validate_role(self, req: SetRoleRequest) -> None:
+        person = req.person.strip()
+        if person and not ROLE_HOLDER.match(person):
+            raise ValueError(ROLE_HOLDER_RULE)
 
     @workflow.update
     async def dismiss_room(self, req: DismissRoomRequest) -> WarRoom:
