@@ -82,7 +82,9 @@ class Stack:
     more_workers: list[subprocess.Popen] = field(default_factory=list)  # beside `worker`, same queue
     figures: list[Figure] = field(default_factory=list)
 
-    def start_worker(self, processes: int = 1, **extra: str) -> None:
+    def start_worker(self, processes: int = 1, module: str = "workers.main", **extra: str) -> None:
+        """`processes` workers on the queue; `module` is what each runs (bench.count_writes wraps
+        workers.main to count its store writes)."""
         self.stop_worker()
         env = {
             **os.environ,
@@ -95,7 +97,7 @@ class Stack:
             **extra,
         }
         self.worker, *self.more_workers = (
-            subprocess.Popen([sys.executable, "-m", "workers.main"], env=env, stderr=subprocess.DEVNULL)
+            subprocess.Popen([sys.executable, "-m", module], env=env, stderr=subprocess.DEVNULL)
             for _ in range(processes)
         )
 
