@@ -15,7 +15,7 @@ from warroom.enums import ACTION_KINDS, AI_KINDS, TimelineKind, action_of
 from warroom.models import Action
 
 ROOT = Path(__file__).resolve().parent.parent
-KIND = re.compile(r"^(incident|room|member|card|action|reminder|source|ai)\.[a-z_]+$")
+KIND = re.compile(r"^(incident|room|member|card|action|reminder|source|role|ai)\.[a-z_]+$")
 # CONTRACT.md: "Timeline kinds include at least: ..."
 CONTRACT_KINDS = (
     "incident.updated",
