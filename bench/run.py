@@ -605,9 +605,12 @@ async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) ->
 
 # ---------------------------------------------------------------------------------------- main
 @contextlib.asynccontextmanager
-async def running_stack(name: str, latency_ms: float, database_url: str = "") -> AsyncIterator[Stack]:
+async def running_stack(
+    name: str, latency_ms: float, database_url: str = "", **api_settings: object
+) -> AsyncIterator[Stack]:
     """The real stack with its worker running: a dev server, a fresh SQLite file (or
-    `database_url`), the API in this process and the sandbox IM at `latency_ms` per call."""
+    `database_url`), the API in this process (with `api_settings` beside these) and the sandbox
+    IM at `latency_ms` per call."""
     tmp = Path(tempfile.mkdtemp(prefix=f"warroom-{name}-"))
     settings = Settings(
         WARROOM_DATABASE_URL=database_url or f"sqlite:///{tmp / f'{name}.db'}",
@@ -615,6 +618,7 @@ async def running_stack(name: str, latency_ms: float, database_url: str = "") ->
         WARROOM_SANDBOX_LATENCY_MS=latency_ms,
         WARROOM_SANDBOX_SIGNING_SECRET=name,
         _env_file=None,
+        **api_settings,  # type: ignore[arg-type]
     )
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
