@@ -127,6 +127,15 @@ async def test_walkthrough_token_signin_room_live_dismiss(base_url: str, browser
 
     await tid("action-acknowledge").click()
     await expect(tid("incident-status")).to_have_text("acknowledged")
+    await tid("role-select").select_option("lead")
+    await tid("role-person").fill("Ann Example")
+    await tid("role-save").click()
+    await expect(tid("role-lead")).to_have_text("lead: Ann Example")
+    await tid("role-select").select_option("comms")
+    await tid("role-person").fill("<!here>")  # mention syntax: refused, nothing changes
+    await tid("role-save").click()
+    await expect(page.locator(".flash.error")).to_contain_text("by email or by name")
+    await expect(tid("role-comms")).to_have_text("comms: nobody")
     await shot(page, "incident")
     async with api(base_url) as http:
         chat_id = (await http.get(f"/api/v1/incidents/{incident_id}")).json()["war_room"]["chat_id"]

@@ -131,7 +131,7 @@ async def test_the_update_reminder_names_the_incident_lead(
             "lead: Bob Example",
             f"lead: {ANN} (was Bob Example)",
             "comms: Cy",
-            "comms: nobody (was Cy)",
+            "comms: (none) (was Cy)",
         ]
         await skip_env.sleep(timedelta(minutes=31))
         [reminder] = await eventually(lambda: _said(store, room.chat_id, "No update here"), timeout=30)

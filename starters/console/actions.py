@@ -23,9 +23,10 @@ from starters.console.auth import can_act, check_csrf, identify
 from starters.console.pages import platforms
 from starters.console.render import flash
 from warroom import selflink
-from warroom.enums import Outcome, TimelineKind
+from warroom.enums import Outcome, Role, TimelineKind
 from warroom.errors import Conflict, NotFound
 from warroom.im.plugins import platform_names
+from warroom.messages import ROLE_HOLDER, ROLE_HOLDER_RULE
 from warroom.models import (
     Action,
     IncidentIn,
@@ -195,6 +196,29 @@ async def set_responders(
         people = parse_people(responders)
         await svc.set_responders(incident_id, people, actor=actor, source=Source.WEB)
         return f"Responders saved ({len(people)})."
+
+    return await _guarded(request, incident_id, csrf, do)
+
+
+@router.post("/incidents/{incident_id}/roles")
+async def set_role(
+    request: Request,
+    incident_id: str,
+    csrf: str = Form(""),
+    role: str = Form(...),
+    person: str = Form("", max_length=320),
+) -> Response:
+    async def do(svc: Any, actor: str) -> str:
+        try:
+            which = Role(role)
+        except ValueError:
+            raise ValueError(f"unknown role {role[:20]!r}: one of {', '.join(r.value for r in Role)}") from None
+        holder = person.strip()
+        if holder and not ROLE_HOLDER.match(holder):
+            raise ValueError(ROLE_HOLDER_RULE[0].upper() + ROLE_HOLDER_RULE[1:] + ".")
+        out = await svc.set_role(incident_id, which, holder, actor=actor, source=Source.WEB)
+        now = f"{which.value}: {holder or 'nobody'}"
+        return f"Role saved ({now})." if out.done else f"Saving the role ({now})…"
 
     return await _guarded(request, incident_id, csrf, do)
 

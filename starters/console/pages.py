@@ -18,10 +18,11 @@ from starters.api.deps import AppState, app_state
 from starters.console.auth import can_act, identify
 from starters.console.render import page
 from warroom import selflink
-from warroom.enums import TimelineKind
+from warroom.enums import Role, TimelineKind
 from warroom.errors import NotFound
 from warroom.im.plugins import get_plugin, platform_names
 from warroom.models import Incident, IncidentStatus, Outcome, RoomState, Severity, TimelineEntry, WarRoom
+from warroom.roles import holders
 
 router = APIRouter(include_in_schema=False)
 LINKING = re.compile(r"link-users-(?P<platform>[a-z0-9_]{1,30})-[0-9a-f]{8}")
@@ -96,7 +97,15 @@ def incident_context(state: AppState, incident_id: str) -> dict[str, Any]:
     room = state.store.rooms.current(incident_id) or WarRoom(platform=state.settings.im_platform)
     timeline = state.store.timeline.list(incident_id)
     review = state.store.reviews.latest(incident_id)
-    return {"incident": incident, "room": room, "timeline": timeline, "review": review, "impact": _impact(timeline)}
+    return {
+        "incident": incident,
+        "room": room,
+        "timeline": timeline,
+        "review": review,
+        "impact": _impact(timeline),
+        "roles": holders(timeline),
+        "role_names": [r.value for r in Role],
+    }
 
 
 def _impact(timeline: list[TimelineEntry]) -> dict[str, Any] | None:

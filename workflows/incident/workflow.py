@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models import Action, Incident, IncidentStatus, Responder, RoomState, WarRoom
     from warroom.names import REFUSED, REVIEW_FAILED
+    from warroom.roles import assignment
 
 HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
 SEEN_KEEP = 1000  # dedup window for event and update ids carried across continue-as-new
@@ -293,8 +294,7 @@ class IncidentWarRoom:
             before = self.s.roles.pop(role, "")
             if person:
                 self.s.roles[role] = person
-            detail = f"{req.role.value}: {person or 'nobody'}" + (f" (was {before})" if before else "")
-            self.timeline.log(TimelineKind.ROLE_ASSIGNED, req.actor, req.source, detail)
+            self.timeline.log(TimelineKind.ROLE_ASSIGNED, req.actor, req.source, assignment(req.role, person, before))
             self.reminders.heard()
         await self.timeline.recorded()
         return dict(self.s.roles)
