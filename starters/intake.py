@@ -62,6 +62,7 @@ class Intake:
             return Taken(our_id, claim.value)
         kind = Source(event.source.split(":", 1)[0])
         try:
+            self._map_responders(event)
             await self._resolve_emails(event)
             room = await asyncio.to_thread(store.rooms.current, our_id) if current else None
             # the incident's workflow follows the rules (a room, its extra people, reminders)
@@ -77,6 +78,14 @@ class Intake:
         if rule and rule.room and incident.status is not IncidentStatus.CLOSED and no_room:
             taken.room = rule.room.platform or svc.settings.im_platform  # being opened by the rule
         return taken
+
+    def _map_responders(self, event: SourceEvent) -> None:
+        """Alert groups name no people: the rules file's `responders` mapping gives them by label
+        (joined to the incident's responders, so people added by hand stay)."""
+        if not self.rules.responders or event.alerts is None:
+            return
+        emails = self.rules.responders_for([event.labels, *(a.labels for a in event.alerts)])
+        event.add_responders += [Responder(email=e) for e in emails]
 
     async def _resolve_emails(self, event: SourceEvent) -> None:
         """PagerDuty names people by user id: their emails (how IM platforms find them) come from

@@ -48,6 +48,9 @@ rules:
     room: {{platform: sandbox, members: remove}}
   - name: nothing else opens a room
     match: {{}}
+responders:
+  team:
+    payments: [{ANN}]
 webhooks:
   deploys:
     hmac_secret: {HOOK_SECRET}
@@ -143,7 +146,8 @@ async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     assert inc["severity"] == "critical" and inc["status"] == "triggered"
     assert inc["title"] == "Checkout 5xx above 5%" and [a["id"] for a in inc["alerts"]] == ["a1b2c3d4e5f60001"]
     assert inc["source"] == {"name": "alertmanager", "external_id": first["groupKey"], "url": first["externalURL"]}
-    assert OPS not in [p["email"] for p in inc["responders"]]  # the rule's extra person: in the room only
+    # the payments team's people by the `responders` mapping; the rule's extra person is in the room only
+    assert [p["email"] for p in inc["responders"]] == [ANN]
     room = await eventually(lambda: _room(http, iid, "active", invited_at_least=frozenset({OPS})))
     assert OPS in [m["email"] for m in room["members"]]
     found = await http.get(f"{API}/incidents", params={"source": "alertmanager", "external_id": first["groupKey"]})
@@ -381,6 +385,7 @@ async def test_rules_listed(http: httpx.AsyncClient) -> None:
         ("rules:\n  - name: a\n  - name: b\n    colour: red\n", 4, "colour"),
         ("rules:\n  - name: a\n    room: {invite: [not-an-email]}\n", 3, "invite"),
         ("rules: [\n", 2, "YAML"),
+        ("responders:\n  team:\n    payments: [not-an-email]\n", 2, "not an email"),
         ("webhooks:\n  x:\n    mapping: {id: a, title: b}\n", 3, "token"),
     ],
 )

@@ -25,6 +25,13 @@ class Match(BaseModel):
     labels: Labels = Field(default_factory=dict)
 
 
+def checked_emails(v: list[str]) -> list[str]:
+    for email in v:
+        if "@" not in email or " " in email.strip():
+            raise ValueError(f"not an email address: {email!r}")
+    return [e.strip().lower() for e in v]
+
+
 class RoomChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platform: str | None = None
@@ -36,10 +43,7 @@ class RoomChoice(BaseModel):
     @field_validator("invite")
     @classmethod
     def _emails(cls, v: list[str]) -> list[str]:
-        for email in v:
-            if "@" not in email or " " in email.strip():
-                raise ValueError(f"not an email address: {email!r}")
-        return [e.strip().lower() for e in v]
+        return checked_emails(v)
 
 
 class Reminders(BaseModel):
@@ -115,9 +119,29 @@ class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rules: list[Rule] = Field(default_factory=list)
     webhooks: dict[str, Webhook] = Field(default_factory=dict)
+    # Responders of alert groups (Alertmanager, Grafana) by label: label → value → emails.
+    responders: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+
+    @field_validator("responders")
+    @classmethod
+    def _responder_emails(cls, v: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+        return {
+            label: {value: checked_emails(emails) for value, emails in values.items()} for label, values in v.items()
+        }
 
     def first_match(self, source: str, incident: Incident) -> Rule | None:
         return next((r for r in self.rules if r.matches(source, incident)), None)
+
+    def responders_for(self, label_sets: list[dict[str, str]]) -> list[str]:
+        """The emails the `responders` mapping gives alerts with these labels, each once, in the
+        file's order."""
+        found: list[str] = []
+        for label, values in self.responders.items():
+            for labels in label_sets:
+                for email in values.get(labels.get(label, ""), []):
+                    if email not in found:
+                        found.append(email)
+        return found
 
 
 EMPTY = RulesFile()
