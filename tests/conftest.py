@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 import pytest
 import pytest_asyncio
+from psycopg import sql
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -116,3 +118,29 @@ async def eventually(check: Callable[[], Awaitable[T] | T], *, timeout: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s") from error
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[Callable[[], str]]:
+    """A factory of empty PostgreSQL databases, dropped at the end."""
+    made: list[str] = []
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True, connect_timeout=5)
+        user = "postgres"
+    except psycopg.Error:
+        try:
+            admin = psycopg.connect("postgresql://root@127.0.0.1:5432/test", autocommit=True, connect_timeout=5)
+            user = "root"
+        except psycopg.Error as e:
+            pytest.skip(f"PostgreSQL is not reachable: {e}")
+
+    def make() -> str:
+        name = f"warroom_test_{uuid.uuid4().hex[:10]}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+
+    yield make
+    for name in made:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()

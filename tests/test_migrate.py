@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import text
 
 from warroom.store.db import make_engine
@@ -25,32 +21,6 @@ BIN = Path(sys.executable).parent
 TRIES = 3
 # How the API and the workers start (their Store migrates), and the deployment's one-shot.
 STORE = "from warroom.store import Store; Store({url!r}).close()"
-
-
-@pytest.fixture
-def fresh_pg() -> Iterator[Callable[[], str]]:
-    """A factory of empty PostgreSQL databases, dropped at the end."""
-    made: list[str] = []
-    try:
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True, connect_timeout=5)
-        user = "postgres"
-    except psycopg.Error:
-        try:
-            admin = psycopg.connect("postgresql://root@127.0.0.1:5432/test", autocommit=True, connect_timeout=5)
-            user = "root"
-        except psycopg.Error as e:
-            pytest.skip(f"PostgreSQL is not reachable: {e}")
-
-    def make() -> str:
-        name = f"warroom_migrate_{uuid.uuid4().hex[:10]}"
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        made.append(name)
-        return f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
-
-    yield make
-    for name in made:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
 
 
 def _start_together(url: str, env_url: str) -> list[tuple[int, str]]:

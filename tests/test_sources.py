@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,20 @@ webhooks:
 """
 
 
+# The dev server outlives a test: each test's source incidents get ids of their own (one suffix a
+# test), so an incident's workflow from an earlier test (or the other store) is never reused.
+TAG = {"run": ""}
+
+
+@pytest.fixture(autouse=True)
+def _own_ids() -> None:
+    TAG["run"] = uuid.uuid4().hex[:8]
+
+
 def alertmanager(**changes: Any) -> dict[str, Any]:
     doc = json.loads((HERE / "alertmanager_v4.json").read_text())
     doc.update(changes)
+    doc["groupKey"] += f" #{TAG['run']}"
     return doc
 
 
@@ -78,6 +90,15 @@ def am_alert(fingerprint: str, starts: str, *, status: str = "firing", ends: str
     base.update(fingerprint=fingerprint, startsAt=starts, status=status, endsAt=ends)
     base["labels"]["instance"] = fingerprint
     return base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Every source test on both stores: claims, links and the incidents they write race on
+    PostgreSQL's row locks as they do on SQLite's single writer."""
+    if request.param == "sqlite":
+        return settings
+    return settings.model_copy(update={"database_url": request.getfixturevalue("fresh_pg")()})
 
 
 @pytest.fixture
@@ -235,6 +256,7 @@ async def test_alertmanager_hostile(http: httpx.AsyncClient, store: Store) -> No
 
 async def test_grafana_contact_point(http: httpx.AsyncClient) -> None:
     doc = json.loads((HERE / "grafana.json").read_text())
+    doc["groupKey"] += f" #{TAG['run']}"
     r = await http.post("/sources/grafana", json=doc, headers={"Authorization": f"Bearer {GF_TOKEN}"})
     assert r.status_code == 202, r.text
     [taken] = r.json()["incidents"]
@@ -341,7 +363,7 @@ async def test_generic_webhook(http: httpx.AsyncClient) -> None:
     doc = {
         "sent_at": "2026-12-03T22:00:00Z",
         "incident": {
-            "key": "deploy-42",
+            "key": f"deploy-42-{TAG['run']}",
             "summary": "Deploy 42 failing",
             "level": "sev2",
             "state": "open",
