@@ -15,7 +15,7 @@ took effect, never from polling the API.
 
 The core opens a room in one activity (`activities.im.ImActivities.open_room`): the room is
 created while the people are looked up, then the invites, the card and the join link go out
-together. What each adapter does inside those steps sets the floor (calls in series × L):
+together. What each adapter does inside those steps sets the floor (calls in series, times L):
 - sandbox: 2 L: create ∥ lookups, then invites ∥ card.
 - Slack: 4 L: conversations.create, then conversations.setPurpose (the idempotency marker, inside
   create_room), then conversations.invite ∥ (conversations.history, the duplicate check, then
@@ -55,8 +55,19 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench import run as bench_run
-from bench.run import (BIN, SETTLE, Figure, Stack, _ms, _pct, _until, console, engine_room_ready, running_stack,
-                       wecom_fake)  # fmt: skip
+from bench.run import (
+    BIN,
+    SETTLE,
+    Figure,
+    Stack,
+    _ms,
+    _pct,
+    _until,
+    console,
+    engine_room_ready,
+    running_stack,
+    wecom_fake,
+)
 from starters.api.app import create_app
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.lark_api import FakeLark
@@ -356,7 +367,8 @@ async def lark_stack(latency_ms: float) -> AsyncIterator[tuple[Stack, FakeLark]]
     with FakeLark(reset_seconds=30) as fake:
         fake.faults.latency = latency_ms / 1000
         platform = {"LARK_APP_ID": fake.app_id, "LARK_APP_SECRET": fake.app_secret, "LARK_DOMAIN": fake.domain,
-                    "LARK_ENCRYPT_KEY": "k" * 16, "LARK_VERIFICATION_TOKEN": "t", "LARK_TIMEOUT_SECONDS": "10"}  # fmt: skip
+                    "LARK_ENCRYPT_KEY": "k" * 16, "LARK_VERIFICATION_TOKEN": "t",
+                    "LARK_TIMEOUT_SECONDS": "10"}  # fmt: skip
         settings = Settings(
             WARROOM_DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}",
             WARROOM_TASK_QUEUE="bench-lark",
