@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from rich.console import Console
 from rich.table import Table
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -457,6 +458,7 @@ ROWS = {"sandbox": sandbox_row, "slack": slack_row, "lark": lark_row, "dingtalk"
 async def main(args: argparse.Namespace) -> None:
     names = list(ROWS) if args.platform == "all" else [args.platform]
     console.print(f"[bold]War Room per platform[/] — L = {args.latency_ms:g} ms per call, {os.cpu_count()} cores")
+    latency = args.latency_ms / 1000
     rows = []
     for name in names:
         console.print(f"{name} …")
@@ -469,10 +471,13 @@ async def main(args: argparse.Namespace) -> None:
     for r in rows:
         p50 = statistics.median(r.ready)
         click = f"{_ms(statistics.median(r.click))} ({r.click_what})" if r.click else "—"
-        table.add_row(r.platform, _ms(p50), _ms(_pct(r.ready, 90)), f"{_ms(r.floor)} ({r.path})",
+        table.add_row(r.platform, _ms(p50), _ms(_pct(r.ready, 90)), f"{_ms(r.floor)} ({round(r.floor / latency)} L)",
                       f"{p50 / r.floor:.2f}x", _ms(r.engine), f"{r.engine / r.floor:.2f}x", click,
                       _ms(r.click_floor) if r.click else "—")  # fmt: skip
-    console.print(table)
+    wide = Console(width=200)
+    wide.print(table)
+    for r in rows:
+        wide.print(f"  {r.platform} floor: {r.path}")
 
 
 def cli() -> None:
