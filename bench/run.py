@@ -221,10 +221,12 @@ async def engine_worker(stack: Stack) -> AsyncIterator[Client]:
         noop.wait()
 
 
-async def engine_room_ready(stack: Stack, samples: int) -> float:
+async def engine_room_ready(stack: Stack, samples: int, seconds: float | None = None) -> float:
     """p50 of the engine alone doing what room ready needs of it: an update to a workflow that has
-    just started, until the end of one activity lasting the floor (2 L)."""
-    seconds = 2 * stack.settings.platform("sandbox").latency_ms / 1000
+    just started, until the end of one activity lasting the floor (`seconds`; the sandbox's 2 L
+    unless given: each platform's floor differs)."""
+    if seconds is None:
+        seconds = 2 * stack.settings.platform("sandbox").latency_ms / 1000
     times = []
     async with engine_worker(stack) as client:
         for n in range(samples + 1):  # the first one warms up
@@ -508,12 +510,13 @@ def _wecom_ready_at(fake: FakeWeCom, chat_id: str, userids: list[str]) -> float 
     return max(chat.at, status[0], *(sent[u] for u in userids))
 
 
-async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) -> None:
+async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) -> dict[str, list[float]]:
     """Room ready and click → group message on the fake WeCom (through wechatpy in the worker),
     every call taking L. Floors: room ready = 3 L (the lookups, while appchat/get checks for an
     earlier attempt's group; appchat/create; then the status message beside every card, all at
     once); click → group message = 1 L (appchat/send of the new status), the cards updated beside
-    it (1 L). The callback's own answer is timed too (WeCom waits 5 s)."""
+    it (1 L). The callback's own answer is timed too (WeCom waits 5 s). Returns the samples
+    (ready, click, cards, answer) for `bench.platforms`."""
     latency = fake.latency_seconds
     ready, click, cards, answer = [], [], [], []
     for n in range(samples + 1):  # the first one warms the worker up (imports, the access token)
@@ -601,6 +604,7 @@ async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) ->
             max(answer) < 5,
         )
     )
+    return {"ready": ready, "click": click, "cards": cards, "answer": answer}
 
 
 # ---------------------------------------------------------------------------------------- main

@@ -142,6 +142,7 @@ class Call:
     op: str
     query: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.time)  # when it was handled (after any latency): the benchmarks' clock
 
 
 class LarkError(Exception):

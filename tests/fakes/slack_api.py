@@ -258,6 +258,7 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._last_ts = 0.0
         self.chaos_rate, self._rng = 0.0, random.Random(0)
+        self.latency = 0.0  # seconds every request is held before it is handled (the benchmarks' L)
         self.users[BOT_USER_ID] = User(BOT_USER_ID, "warroom-bot@bots.invalid", "warroom", is_bot=True)
 
     # -- test controls --------------------------------------------------------------------
@@ -765,6 +766,8 @@ class _Endpoint:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         fake = self.fake
         method = scope["path_params"]["method"]
+        if fake.latency:  # held before anything is read or applied, so the call takes effect L late
+            await asyncio.sleep(fake.latency)
         body = b""
         while True:
             msg = await receive()
