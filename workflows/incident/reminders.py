@@ -83,6 +83,11 @@ class Reminders:
         """When the next reminder is due (the main loop sleeps at most until then)."""
         return min((at for _, at in self._deadlines()), default=None)
 
+    def sooner_than(self, planned: datetime | None) -> bool:
+        """Whether the next reminder is now due before `planned` (None: no timer was set)."""
+        at = self.next_at()
+        return at is not None and (planned is None or at < planned)
+
     def due(self) -> bool:
         now = workflow.now()
         return any(at <= now for _, at in self._deadlines())

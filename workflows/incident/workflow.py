@@ -122,7 +122,14 @@ class IncidentWarRoom:
         if self._handing_over:  # no new timer: the run ends as soon as every handler is answered
             await workflow.wait_condition(lambda: self._pending_work() or workflow.all_handlers_finished())
         else:
-            await self.snooze.wait(self._has_work, also_until=self.reminders.next_at())
+            planned = self.reminders.next_at()
+            # A reminder that became due sooner than the timer (a policy set or changed while
+            # idle) ends the wait, so its timer is set then rather than at the next event.
+            replan = workflow.patched("reminders-replan")
+            await self.snooze.wait(
+                lambda: self._has_work() or (replan and self.reminders.sooner_than(planned)),
+                also_until=planned,
+            )
 
     def _has_work(self) -> bool:
         done = self._finished() and workflow.all_handlers_finished()
