@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starters.service import WarRoomService
@@ -40,7 +39,7 @@ async def test_snooze_expiry_returns_to_the_prior_status(
         started = await skip_env.get_current_time()
 
         await skip_env.sleep(timedelta(minutes=119))
-        assert (await _view(handle)).incident.status is IncidentStatus.SNOOZED
+        assert (await handle.query(IncidentWarRoom.view)).incident.status is IncidentStatus.SNOOZED
 
         await skip_env.sleep(timedelta(minutes=2))
         view = await eventually(
@@ -56,19 +55,8 @@ async def test_snooze_expiry_returns_to_the_prior_status(
     await im.aclose()
 
 
-async def _view(handle):  # type: ignore[no-untyped-def]
-    """The workflow's view; a query the server timed out while the worker was busy (2 cores, the
-    whole suite at once) is asked again, as any client would: it only reads."""
-    for attempt in range(3):
-        try:
-            return await handle.query(IncidentWarRoom.view)
-        except RPCError as e:
-            if attempt == 2 or "Timeout expired" not in str(e):
-                raise
-
-
 async def _view_if(handle, ok):  # type: ignore[no-untyped-def]
-    view = await _view(handle)
+    view = await handle.query(IncidentWarRoom.view)
     return view if ok(view) else None
 
 
