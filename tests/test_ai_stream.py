@@ -35,6 +35,7 @@ ANSWER = (
     "timeout; Bob is rolling it back now and the error rate should fall within minutes of it. "
     "Nothing in the room says it is resolved yet, so keep watching the 5xx ratio."
 )
+FIRST_TOKEN = 0.5  # seconds the fake model takes before its first token
 CHUNK_DELAY = 0.08  # per 16 characters: ~50 tokens a second, a plausible hosted model
 
 
@@ -71,7 +72,9 @@ async def test_a_model_answer_streams_into_a_thinking_message(http: httpx.AsyncC
     iid, chat = await open_room(http)
     await settled(http, chat)
     await say(http, chat, BOB, "the deploy at 10:02 looks like the trigger, rolling back now")
-    fake.queue(Reply(text=ANSWER))
+    # The model takes a moment before its first token, as models do: "thinking…" is up meanwhile
+    # (without it, a first chunk could replace it between two polls of a loaded machine).
+    fake.queue(Reply(text=ANSWER, delay=FIRST_TOKEN))
     started = time.perf_counter()
     asked = await say(http, chat, ANN, "@warroom what is going on with checkout?")
     seen: dict[str, float] = {}
@@ -93,9 +96,9 @@ async def test_a_model_answer_streams_into_a_thinking_message(http: httpx.AsyncC
                 break
         await asyncio.sleep(0.02)
     print(
-        "\nstreamed answer: thinking… at {thinking:.2f} s, first model text at {first:.2f} s, whole answer "
-        "at {whole:.2f} s ({n} versions of the message)".format(
-            thinking=seen["thinking"], first=seen["first text"], whole=seen["whole"], n=len(texts)
+        "\nstreamed answer: thinking… at {thinking:.2f} s, first model text at {first:.2f} s (the model's "
+        "first token after {token:.2f} s), whole answer at {whole:.2f} s ({n} versions of the message)".format(
+            thinking=seen["thinking"], first=seen["first text"], token=FIRST_TOKEN, whole=seen["whole"], n=len(texts)
         )
     )
     assert "thinking…" in texts[0]
