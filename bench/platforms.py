@@ -272,7 +272,6 @@ async def wecom_row(latency_ms: float, samples: int, responders: int) -> Row:
 async def slack_stack(latency_ms: float) -> AsyncIterator[tuple[Stack, FakeSlack]]:
     """The real stack with the worker's Slack SDK client pointed at the fake Slack, served in this
     process by uvicorn (asyncio sets TCP_NODELAY on its sockets: no Nagle delay on small answers)."""
-    tmp = Path(tempfile.mkdtemp(prefix="warroom-bench-slack-"))
     async with running_fake_slack() as fake:
         fake.latency = latency_ms / 1000
         platform = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SLACK_SECRET,
@@ -280,34 +279,9 @@ async def slack_stack(latency_ms: float) -> AsyncIterator[tuple[Stack, FakeSlack
                     # The adapter paces itself to Slack's tiers (conversations.create: 20 a minute):
                     # back-to-back samples would measure that wait, not the path.
                     "WARROOM_SLACK_RATE_SCALE": "100"}  # fmt: skip
-        settings = Settings(
-            WARROOM_DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}",
-            WARROOM_TASK_QUEUE="bench-slack",
-            WARROOM_IM_PLATFORM="slack",
-            WARROOM_SANDBOX_LATENCY_MS=latency_ms,
-            _env_file=None,
-            **platform,
-        )
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(BIN / "temporal"),
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-            ui=False,
-        )
-        store = Store(settings.database_url)
-        app = create_app(settings, client=env.client, store=store)
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench-slack",
-                                         timeout=120) as api:  # fmt: skip
-                stack = Stack(env, settings, store, api, env.client.service_client.config.target_host)
-                stack.start_worker(WARROOM_IM_PLATFORM="slack", **platform)
-                try:
-                    yield stack, fake
-                finally:
-                    stack.stop_worker()
-        finally:
-            store.close()
-            await env.shutdown()
+        worker_env = {"WARROOM_IM_PLATFORM": "slack", **platform}
+        async with running_stack("bench-slack", latency_ms, worker_env=worker_env, **worker_env) as stack:
+            yield stack, fake
 
 
 def _slack_ready_at(fake: FakeSlack, incident_id: str, people: list[str]) -> float | None:
@@ -367,40 +341,14 @@ async def slack_row(latency_ms: float, samples: int, responders: int) -> Row:
 async def lark_stack(latency_ms: float) -> AsyncIterator[tuple[Stack, FakeLark]]:
     """The real stack with the worker's lark-oapi client pointed at the fake Lark (uvicorn in a
     thread of this process: asyncio sets TCP_NODELAY on its sockets)."""
-    tmp = Path(tempfile.mkdtemp(prefix="warroom-bench-lark-"))
     with FakeLark(reset_seconds=30) as fake:
         fake.faults.latency = latency_ms / 1000
         platform = {"LARK_APP_ID": fake.app_id, "LARK_APP_SECRET": fake.app_secret, "LARK_DOMAIN": fake.domain,
                     "LARK_ENCRYPT_KEY": "k" * 16, "LARK_VERIFICATION_TOKEN": "t",
                     "LARK_TIMEOUT_SECONDS": "10"}  # fmt: skip
-        settings = Settings(
-            WARROOM_DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}",
-            WARROOM_TASK_QUEUE="bench-lark",
-            WARROOM_IM_PLATFORM="lark",
-            WARROOM_SANDBOX_LATENCY_MS=latency_ms,
-            _env_file=None,
-            **platform,
-        )
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(BIN / "temporal"),
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-            ui=False,
-        )
-        store = Store(settings.database_url)
-        app = create_app(settings, client=env.client, store=store)
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench-lark",
-                                         timeout=120) as api:  # fmt: skip
-                stack = Stack(env, settings, store, api, env.client.service_client.config.target_host)
-                stack.start_worker(WARROOM_IM_PLATFORM="lark", **platform)
-                try:
-                    yield stack, fake
-                finally:
-                    stack.stop_worker()
-        finally:
-            store.close()
-            await env.shutdown()
+        worker_env = {"WARROOM_IM_PLATFORM": "lark", **platform}
+        async with running_stack("bench-lark", latency_ms, worker_env=worker_env, **worker_env) as stack:
+            yield stack, fake
 
 
 def _lark_ready_at(fake: FakeLark, chat_id: str, people: list[str], after: float) -> float | None:

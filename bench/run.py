@@ -610,11 +610,15 @@ async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) ->
 # ---------------------------------------------------------------------------------------- main
 @contextlib.asynccontextmanager
 async def running_stack(
-    name: str, latency_ms: float, database_url: str = "", **api_settings: object
+    name: str,
+    latency_ms: float,
+    database_url: str = "",
+    worker_env: dict[str, str] | None = None,
+    **api_settings: object,
 ) -> AsyncIterator[Stack]:
     """The real stack with its worker running: a dev server, a fresh SQLite file (or
-    `database_url`), the API in this process (with `api_settings` beside these) and the sandbox
-    IM at `latency_ms` per call."""
+    `database_url`), the API in this process (with `api_settings` beside these), the worker with
+    `worker_env` (a platform's settings), and the sandbox IM at `latency_ms` per call."""
     tmp = Path(tempfile.mkdtemp(prefix=f"warroom-{name}-"))
     settings = Settings(
         WARROOM_DATABASE_URL=database_url or f"sqlite:///{tmp / f'{name}.db'}",
@@ -634,7 +638,7 @@ async def running_stack(
     app = create_app(settings, client=env.client, store=store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", timeout=120) as api:
         stack = Stack(env, settings, store, api, env.client.service_client.config.target_host)
-        stack.start_worker()
+        stack.start_worker(**(worker_env or {}))
         try:
             yield stack
         finally:
