@@ -99,7 +99,7 @@ class ImActivities:
             ref = await self._registered(inp.platform, inp.spec)
             if ref is None:
                 ref = await self.adapter(inp.platform).create_room(inp.spec)
-        await self._register(inp.platform, inp.spec, ref)
+        await self._register(inp.platform, inp.spec, ref, extra=inp.extra)
         return ref
 
     async def _registered(self, platform: str, spec: RoomSpec) -> RoomRef | None:
@@ -108,18 +108,12 @@ class ImActivities:
         on their own (a retry can also follow an attempt that died before registering)."""
         if activity.info().attempt == 1:
             return None
-        room = await asyncio.to_thread(self.store.rooms.current, spec.incident_id)
-        if (
-            room is None
-            or room.platform != platform
-            or not room.chat_id
-            or room.generation != spec.generation
-            or room.state in (RoomState.DISMISSED, RoomState.FAILED)
-        ):
+        room = await asyncio.to_thread(self.store.rooms.latest, spec.incident_id, platform, spec.generation)
+        if room is None or not room.chat_id or room.state in (RoomState.DISMISSED, RoomState.FAILED):
             return None
         return RoomRef(chat_id=room.chat_id, name=room.name, join_url=room.join_url)
 
-    async def _register(self, platform: str, spec: RoomSpec, ref: RoomRef) -> None:
+    async def _register(self, platform: str, spec: RoomSpec, ref: RoomRef, *, extra: bool) -> None:
         room = WarRoom(
             state=RoomState.CREATING,
             platform=platform,
@@ -128,7 +122,7 @@ class ImActivities:
             join_url=ref.join_url,
             generation=spec.generation,
         )
-        await asyncio.to_thread(self.store.rooms.register, spec.incident_id, room, datetime.now(UTC))
+        await asyncio.to_thread(self.store.rooms.register, spec.incident_id, room, datetime.now(UTC), extra=extra)
 
     @activity.defn(name=names.IM_OPEN_ROOM)
     async def open_room(self, inp: OpenRoomInput) -> OpenedRoom:
@@ -180,7 +174,7 @@ class ImActivities:
             steps.append(self._card_step(done, checkpoints, adapter, chat_id, inp))
         if done.room.join_url is None:
             steps.append(self._join_link_step(done, checkpoints, adapter, chat_id))
-        steps.append(self._register(inp.platform, inp.spec, done.room))
+        steps.append(self._register(inp.platform, inp.spec, done.room, extra=inp.extra))
         _raise_first(*await asyncio.gather(*steps, return_exceptions=True))
 
     async def _invite_step(

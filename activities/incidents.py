@@ -70,6 +70,8 @@ class IncidentActivities:
             self.store.timeline.append(inp.entries)
             if inp.room is not None:
                 self.store.rooms.save(inp.incident_id, inp.room, datetime.now(UTC))
+            for room in inp.more_rooms:
+                self.store.rooms.save(inp.incident_id, room, datetime.now(UTC), extra=True)
 
         await asyncio.to_thread(write)
 

@@ -160,10 +160,12 @@ class WarRoomService:
         self, incident: Incident, *, opened_by: str | None = None, source: Source = Source.API
     ) -> WarRoomInput:
         """The input of a first run; ignored by Temporal when the incident's workflow is running."""
+        room = self.store.rooms.current(incident.id)
         return WarRoomInput(
             incident=incident,
             config=self.config(),
-            room=self.store.rooms.current(incident.id),
+            room=room,
+            more_rooms=self.store.rooms.more(incident.id) if room else [],  # none without a first
             last_seq=self.store.timeline.last_seq(incident.id),
             opened_by=opened_by,
             opened_source=source,
@@ -248,20 +250,20 @@ class WarRoomService:
         )
         if rule.room is None:
             return RuleDecision(policy=policy)
-        return RuleDecision(
-            policy=policy, room=rule.room.platform or self.settings.im_platform, invite=rule.room.invite
-        )
+        first, *also = rule.room.where(self.settings.im_platform)
+        return RuleDecision(policy=policy, room=first, also=also, invite=rule.room.invite)
 
     # ------------------------------------------------------------------ requests that need an answer
-    async def _update(self, incident_id: str, update, arg, *, request_id: str | None, share: bool = False):  # type: ignore[no-untyped-def]
+    async def _update(self, incident_id: str, update, arg, *, request_id: str | None, share: str | None = None):  # type: ignore[no-untyped-def]
         """Send `update` to the incident's workflow and wait (up to `self.wait`) for its answer.
 
         A running workflow gets it directly; only when none is running is it started from the
         store's state with the update (the store reads are on the path of every request
-        otherwise: a few milliseconds of every acknowledge → card). With `share`, a request
-        while the same one is unanswered waits for that one's answer (`SharedRequests`)."""
-        key = (incident_id, update.__name__)
-        answer = self.shared.get(key) if share else None
+        otherwise: a few milliseconds of every acknowledge → card). With `share` (what makes two
+        requests the same, beside the update: "" for none), a request while the same one is
+        unanswered waits for that one's answer (`SharedRequests`)."""
+        key = (incident_id, f"{update.__name__}:{share}")
+        answer = self.shared.get(key) if share is not None else None
         if answer is None:
             update_id = request_id or str(uuid.uuid4())
             try:
@@ -277,7 +279,7 @@ class WarRoomService:
                 handle = await self._start_with(incident_id, update, arg, update_id)
             answer = asyncio.ensure_future(handle.result())
             answer.add_done_callback(lambda a: a.cancelled() or a.exception())  # retrieved, if nobody waits
-            if share:
+            if share is not None:
                 self.shared.add(key, answer)
         try:
             return Answer(await asyncio.wait_for(asyncio.shield(answer), self.wait), True)
@@ -333,14 +335,14 @@ class WarRoomService:
         self, incident_id: str, *, platform: str | None, actor: str, source: Source
     ) -> Answer[WarRoom]:
         req = CreateRoomRequest(platform=platform or self.settings.im_platform, actor=actor, source=source)
-        out = await self._update(incident_id, IncidentWarRoom.create_room, req, request_id=None, share=True)
+        out = await self._update(incident_id, IncidentWarRoom.create_room, req, request_id=None, share=req.platform)
         if not out.done:
-            out.value = await self.room_now(incident_id)
+            out.value = await self.room_now(incident_id, req.platform)
         return out
 
     async def dismiss_room(self, incident_id: str, *, actor: str, source: Source) -> Answer[WarRoom]:
         req = DismissRoomRequest(actor=actor, source=source)
-        out = await self._update(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None, share=True)
+        out = await self._update(incident_id, IncidentWarRoom.dismiss_room, req, request_id=None, share="")
         if not out.done:
             out.value = await self.room_now(incident_id)
         return out
@@ -367,14 +369,17 @@ class WarRoomService:
         req = ReviewRequest(actor=actor, source=source)
         return await self._update(incident_id, IncidentWarRoom.review, req, request_id=None)
 
-    async def room_now(self, incident_id: str) -> WarRoom:
-        """The room as the workflow sees it this instant, falling back to the store's read model."""
+    async def room_now(self, incident_id: str, platform: str | None = None) -> WarRoom:
+        """The room (on `platform`, else the first) as the workflow sees it this instant, falling
+        back to the store's read model."""
         try:
             view = await self.client.get_workflow_handle(workflow_id(incident_id)).query(IncidentWarRoom.view)
-            return view.room
+            first, more = view.room, view.more_rooms
         except RPCError:
-            room = await asyncio.to_thread(self.store.rooms.current, incident_id)
-            return room or WarRoom(platform=self.settings.im_platform)
+            first = await asyncio.to_thread(self.store.rooms.current, incident_id)
+            more = await asyncio.to_thread(self.store.rooms.more, incident_id) if platform else []
+        room = room_on(first, more, platform) if platform else first
+        return room or WarRoom(platform=platform or self.settings.im_platform)
 
     def handle(self, incident_id: str) -> WorkflowHandle[IncidentWarRoom, WorkflowView]:
         return self.client.get_workflow_handle_for(IncidentWarRoom.run, workflow_id(incident_id))
@@ -543,3 +548,12 @@ def _reason(e: WorkflowUpdateFailedError) -> str:
     while getattr(cause, "cause", None) is not None:
         cause = cause.cause  # type: ignore[union-attr]
     return str(getattr(cause, "message", None) or cause or e)
+
+
+def room_on(first: WarRoom | None, more: list[WarRoom], platform: str) -> WarRoom | None:
+    """Which of an incident's rooms a request for a room on `platform` is about: the first room
+    when it is on that platform or not up (a new first room would be opened), else the incident's
+    other room there (None: there is none yet)."""
+    if first is None or first.platform == platform or first.state not in (RoomState.ACTIVE, RoomState.CREATING):
+        return first
+    return next((r for r in more if r.platform == platform), None)

@@ -82,6 +82,7 @@ class RuleDecision(BaseModel):
     policy: RoomPolicy
     room: str | None = None  # the platform a room is opened on; None: the rule opens no room
     invite: list[str] = Field(default_factory=list, max_length=100)  # beside the responders (emails)
+    also: list[str] = Field(default_factory=list, max_length=8)  # platforms of more rooms beside `room`
 
 
 class ReminderState(BaseModel):
@@ -93,6 +94,26 @@ class ReminderState(BaseModel):
     last_update_at: datetime | None = None  # the last thing people did or said in the room
     closed_at: datetime | None = None  # the close the room's automatic dismissal follows
     heads_up: bool = False  # the dismissal was announced for this close
+
+
+class RoomSlot(BaseModel):
+    """One more room of the incident, on another platform than its first (a Slack room and a
+    Feishu room for the same incident): the per-room part of `CarriedState`, under the same names,
+    so the room's reconciler, members, card and chat work on either."""
+
+    room: WarRoom
+    room_wanted: bool = False
+    dismiss_wanted: bool = False
+    card_shown: dict | None = None
+    card_failed: bool = False
+    status_card_version: int = 0
+    guests: list[Responder] = Field(default_factory=list)
+
+    @property
+    def keys(self) -> str:
+        """What this room's platform dedup keys carry beside the generation: its platform (the
+        first room's keys carry none, as before there were more)."""
+        return f"{self.room.platform}:"
 
 
 class CarriedState(BaseModel):
@@ -121,12 +142,19 @@ class CarriedState(BaseModel):
     # responders, until the room is dismissed.
     guests: list[Responder] = Field(default_factory=list)
     reminders: ReminderState = Field(default_factory=ReminderState)
+    more_rooms: list[RoomSlot] = Field(default_factory=list)  # rooms on other platforms, in the order asked
+
+    @property
+    def keys(self) -> str:
+        """The first room's dedup keys carry no platform (see `RoomSlot.keys`)."""
+        return ""
 
 
 class WarRoomInput(BaseModel):
     incident: Incident
     config: WarRoomConfig = Field(default_factory=WarRoomConfig)
     room: WarRoom | None = None
+    more_rooms: list[WarRoom] = Field(default_factory=list)  # the incident's rooms on other platforms
     state: CarriedState | None = None
     # A first run: where the timeline numbering continues, and who opened the incident (if just now).
     last_seq: int = 0
@@ -211,6 +239,7 @@ class ActRequest(BaseModel):
 class WorkflowView(BaseModel):
     incident: Incident
     room: WarRoom
+    more_rooms: list[WarRoom] = Field(default_factory=list)
     last_action: str
     runs: int
 
@@ -229,11 +258,13 @@ class RecordInput(BaseModel):
     incident_id: str
     entries: list[TimelineEntry] = Field(default_factory=list)
     room: WarRoom | None = None
+    more_rooms: list[WarRoom] = Field(default_factory=list)  # the incident's rooms on other platforms
 
 
 class CreateRoomInput(BaseModel):
     platform: str
     spec: RoomSpec
+    extra: bool = False  # as in OpenRoomInput
 
 
 class Person(BaseModel):
@@ -265,6 +296,7 @@ class OpenRoomInput(BaseModel):
     people: list[Person]
     card: StatusCard
     card_key: str
+    extra: bool = False  # one of the incident's rooms on another platform than its first
 
 
 class OpenedRoom(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
 from starters.api.views import incident_json, room_json, source_json, timeline_json
-from starters.service import WarRoomService
+from starters.service import WarRoomService, room_on
 from warroom.enums import Role
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
 from warroom.messages import ROLE_HOLDER, ROLE_HOLDER_RULE
@@ -25,6 +25,7 @@ from warroom.models import (
     WarRoom,
     unique_responders,
 )
+from warroom.store import Store
 from warroom.store.sources import SourceLink
 
 router = APIRouter(tags=["incidents"])
@@ -171,10 +172,14 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
         entries = state.store.timeline.list(incident_id)
         platform = state.settings.im_platform
         room = state.store.rooms.current(incident_id)
+        more = state.store.rooms.more(incident_id)
         link = state.store.sources.of_incident(incident_id)
         return {
             "incident": incident_json(incident) | _source_of(link),
             "war_room": room_json(room, platform),
+            # The incident's rooms on other platforms than `war_room`'s (a Slack room and a
+            # Feishu room for the same incident), in the order they were asked for.
+            "more_war_rooms": [room_json(r, platform) for r in more],
             "timeline": timeline_json(entries),
         }
 
@@ -232,24 +237,26 @@ async def create_room(
     # one that opens the room (201); the others get the same room as one that exists (200). It looks
     # in the rooms read model (the create activity registers a room there as soon as the platform
     # made it), not by querying the workflow: a query costs a workflow task on a busy worker.
-    looked = state.opening_rooms.get(incident_id)
+    opening = f"{incident_id}:{platform}"
+    looked = state.opening_rooms.get(opening)
     opener = looked is None
     if looked is None:
-        looked = state.opening_rooms[incident_id] = asyncio.Event()
+        looked = state.opening_rooms[opening] = asyncio.Event()
     else:
         await looked.wait()
     try:
         before = None
         if opener:
             try:
-                before = await asyncio.to_thread(svc.store.rooms.current, incident_id) or WarRoom(platform=platform)
+                before = await asyncio.to_thread(_room_on, svc.store, incident_id, platform)
+                before = before or WarRoom(platform=platform)
             finally:
                 looked.set()
         actor = _actor(request, body.actor)
         out = await svc.create_room(incident_id, platform=platform, actor=actor, source=_source(request))
     finally:
         if opener:
-            state.opening_rooms.pop(incident_id, None)
+            state.opening_rooms.pop(opening, None)
     room = room_json(out.value, state.settings.im_platform)
     if out.done and out.value.state is RoomState.FAILED:
         raise ApiError(
@@ -264,6 +271,11 @@ async def create_room(
         existed = before is None or before.state in (RoomState.ACTIVE, RoomState.CREATING)
         response.status_code = 200 if existed else 201
     return room
+
+
+def _room_on(store: Store, incident_id: str, platform: str) -> WarRoom | None:
+    first = store.rooms.current(incident_id)
+    return room_on(first, store.rooms.more(incident_id) if first else [], platform)
 
 
 @router.delete("/incidents/{incident_id}/war-room")

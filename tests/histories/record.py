@@ -33,6 +33,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from starters.service import WarRoomService
 from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI, running_fake_openai
+from tests.fakes.slack_api import SIGNING_SECRET as SLACK_SIGNING
+from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
+from tests.fakes.slack_api import running_fake_slack
 from warroom.im.base import ActionClicked, MessageReceived, RoomGone
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import (
@@ -370,6 +373,45 @@ async def rule_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[Workf
     return [handle]
 
 
+async def several_rooms(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """A sandbox room and a Slack room for one incident: both opened, a click in the Slack room,
+    a responder added to both, a reminder posted in both, closed and both dismissed."""
+    svc.rules = RulesFile(
+        rules=[
+            Rule(
+                name="every incident in both",
+                room=RoomChoice(platforms=["sandbox", "slack"]),
+                reminders=Reminders(update_every_minutes=30),
+            )
+        ]
+    )
+    body = IncidentIn(id="rooms-recorded", title="Queue backlog", responders=[Responder(email=ANN)])
+    incident, _ = await svc.upsert_incident(body, actor=ANN, source=Source.API)
+    handle = svc.handle(incident.id)
+
+    async def up() -> list:
+        view = await handle.query(IncidentWarRoom.view)
+        return [r for r in (view.room, *view.more_rooms) if r.state.value == "active" and r.card_handle]
+
+    while len(rooms := await up()) < 2:
+        await asyncio.sleep(0.05)
+    slack = rooms[1]
+    ann = next(m.im_user_id for m in slack.members if m.email == ANN)
+    await handle.signal(
+        IncidentWarRoom.room_action,
+        RoomActionSignal(
+            event_id="slack-click-1", platform="slack", chat_id=slack.chat_id or "", im_user_id=ann or "",
+            action=Action.ACKNOWLEDGE,
+        ),
+    )  # fmt: skip
+    await svc.set_responders(incident.id, [Responder(email=ANN), Responder(email=BOB)], actor=ANN, source=Source.API)
+    await env.sleep(timedelta(minutes=31))
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
+
+
 async def _runs(svc: WarRoomService, workflow_id: str, run_id: str) -> list[WorkflowHandle]:
     """Every run of a workflow from `run_id` on, following its continue-as-new chain."""
     handles = []
@@ -382,6 +424,7 @@ async def _runs(svc: WarRoomService, workflow_id: str, run_id: str) -> list[Work
 
 
 MODEL_SCENARIOS = {"ai_streamed"}  # recorded with a model (the fake OpenAI server) that streams
+SLACK_SCENARIOS = {"several_rooms"}  # recorded with Slack (the fake Slack Web API) beside the sandbox
 SCENARIOS: dict[str, Scenario] = {
     "full_life": full_life,
     "continue_as_new": continue_as_new,
@@ -393,6 +436,7 @@ SCENARIOS: dict[str, Scenario] = {
     "join": join,
     "source_life": source_life,
     "rule_life": rule_life,
+    "several_rooms": several_rooms,
 }
 
 
@@ -410,21 +454,27 @@ async def record(names: list[str], suffix: str = "") -> None:
         for name in names:
             async with contextlib.AsyncExitStack() as stack:
                 with tempfile.TemporaryDirectory() as tmp:
-                    model: dict[str, object] = {}
+                    extra_env: dict[str, object] = {}
                     if name in MODEL_SCENARIOS:
                         fake = await stack.enter_async_context(running_fake_openai(FakeOpenAI(chunk_delay=0.02)))
-                        model = {
+                        extra_env = {
                             "OPENAI_BASE_URL": fake.url,
                             "OPENAI_API_KEY": API_KEY,
                             "WARROOM_AI_MODEL": MODEL,
                             "WARROOM_AI_STREAM": True,
                         }
+                    if name in SLACK_SCENARIOS:
+                        slack = await stack.enter_async_context(running_fake_slack())
+                        for email, who in ((ANN, "Ann"), (BOB, "Bob")):
+                            slack.add_user(email, who)
+                        extra_env = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SLACK_SIGNING,
+                                 "SLACK_API_BASE_URL": slack.url}  # fmt: skip
                     settings = Settings(
                         WARROOM_DATABASE_URL=f"sqlite:///{tmp}/record.db",
                         WARROOM_TASK_QUEUE=f"record-{uuid.uuid4().hex[:8]}",
                         WARROOM_SANDBOX_SIGNING_SECRET="record",
                         _env_file=None,
-                        **model,  # type: ignore[arg-type]
+                        **extra_env,  # type: ignore[arg-type]
                     )
                     store = Store(settings.database_url)
                     worker, im = build_worker(env.client, store, settings)

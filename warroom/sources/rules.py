@@ -35,6 +35,9 @@ def checked_emails(v: list[str]) -> list[str]:
 class RoomChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platform: str | None = None
+    # Rooms on several platforms at once (a Slack room and a Feishu room): the first is the
+    # incident's room (the assistant's), the others are kept beside it. Instead of `platform`.
+    platforms: list[str] = Field(default_factory=list, max_length=9)
     invite: list[str] = Field(default_factory=list, max_length=100)  # in the room beside the responders
     # Who stops being a responder: `remove` takes them out of the room, `keep` leaves them in;
     # unset: WARROOM_REMOVE_DEPARTED_MEMBERS.
@@ -44,6 +47,21 @@ class RoomChoice(BaseModel):
     @classmethod
     def _emails(cls, v: list[str]) -> list[str]:
         return checked_emails(v)
+
+    @field_validator("platforms")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("each platform once")
+        return v
+
+    def model_post_init(self, _: Any) -> None:
+        if self.platform and self.platforms:
+            raise ValueError("`platform` or `platforms`, not both")
+
+    def where(self, default: str) -> list[str]:
+        """The platforms of the rule's rooms, the first room's first."""
+        return self.platforms or [self.platform or default]
 
 
 class Reminders(BaseModel):

@@ -17,9 +17,10 @@ class RoomStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def save(self, incident_id: str, room: WarRoom, now: datetime) -> None:
+    def save(self, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
         """Record the room as the workflow sees it, including a generation that failed before its
-        chat existed (so readers see `failed` and why, not an older room)."""
+        chat existed (so readers see `failed` and why, not an older room). `extra`: one of the
+        incident's rooms on another platform than its first."""
         if room.state is RoomState.NONE:
             return
         with self.db.session(write=True) as s:
@@ -33,7 +34,12 @@ class RoomStore:
             if row is None:
                 row = s.scalar(
                     select(RoomRow)
-                    .where(RoomRow.incident_id == incident_id, RoomRow.generation == room.generation)
+                    .where(
+                        RoomRow.incident_id == incident_id,
+                        RoomRow.generation == room.generation,
+                        RoomRow.platform == room.platform,
+                        RoomRow.extra == extra,
+                    )
                     .order_by(RoomRow.id.desc())
                     .limit(1)
                 )
@@ -44,7 +50,7 @@ class RoomStore:
                         return
                     row = None  # that row is another chat's: this one gets its own
             if row is None:
-                row = RoomRow(incident_id=incident_id, platform=room.platform)
+                row = RoomRow(incident_id=incident_id, platform=room.platform, extra=extra)
                 s.add(row)
             row.chat_id = room.chat_id
             row.generation = room.generation
@@ -56,19 +62,48 @@ class RoomStore:
             row.detail = room.detail
             row.updated_at = now
 
-    def register(self, incident_id: str, room: WarRoom, now: datetime) -> None:
+    def register(self, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
         """Map a new chat to its incident; an already registered chat is left as it is."""
         if room.chat_id and self.incident_for_chat(room.platform, room.chat_id) is None:
             with contextlib.suppress(IntegrityError):  # registered concurrently by a retry of the same create
-                self.save(incident_id, room, now)
+                self.save(incident_id, room, now, extra=extra)
 
     def current(self, incident_id: str) -> WarRoom | None:
-        """The incident's newest room, or None when it never had one."""
+        """The incident's (first) room in its newest generation, or None when it never had one."""
         with self.db.session() as s:
             row = s.scalar(
                 select(RoomRow)
-                .where(RoomRow.incident_id == incident_id)
+                .where(RoomRow.incident_id == incident_id, RoomRow.extra.is_(False))
                 .order_by(RoomRow.generation.desc(), RoomRow.id.desc())
+                .limit(1)
+            )
+            return None if row is None else _room(row)
+
+    def more(self, incident_id: str) -> list[WarRoom]:
+        """The incident's rooms on other platforms than its first: the newest of each platform,
+        in the order they were first asked for."""
+        newest: dict[str, RoomRow] = {}
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(RoomRow).where(RoomRow.incident_id == incident_id, RoomRow.extra.is_(True)).order_by(RoomRow.id)
+            )
+            for row in rows:
+                if row.platform not in newest or newest[row.platform].generation <= row.generation:
+                    newest[row.platform] = row
+            return [_room(row) for row in newest.values()]  # a dict keeps each platform's first place
+
+    def latest(self, incident_id: str, platform: str, generation: int) -> WarRoom | None:
+        """The incident's room on `platform` in `generation` (first or not): what an earlier
+        attempt of its creation registered."""
+        with self.db.session() as s:
+            row = s.scalar(
+                select(RoomRow)
+                .where(
+                    RoomRow.incident_id == incident_id,
+                    RoomRow.platform == platform,
+                    RoomRow.generation == generation,
+                )
+                .order_by(RoomRow.id.desc())
                 .limit(1)
             )
             return None if row is None else _room(row)
@@ -79,7 +114,9 @@ class RoomStore:
         out: dict[str, tuple[tuple[int, int], WarRoom]] = {}
         with self.db.session() as s:
             for i in range(0, len(incident_ids), 500):
-                rows = s.scalars(select(RoomRow).where(RoomRow.incident_id.in_(incident_ids[i : i + 500])))
+                rows = s.scalars(
+                    select(RoomRow).where(RoomRow.incident_id.in_(incident_ids[i : i + 500]), RoomRow.extra.is_(False))
+                )
                 for row in rows:
                     rank = (row.generation, row.id)
                     if row.incident_id not in out or out[row.incident_id][0] < rank:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -108,6 +109,8 @@ class RoomRow(Base):
     members: Mapped[list] = mapped_column(JSON, default=list)
     detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # One of the incident's rooms on another platform than its first (the first: `extra` false).
+    extra: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UserLinkRow(Base):

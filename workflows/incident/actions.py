@@ -13,7 +13,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.incident import calls, options
-from workflows.incident.chat import RoomChat
+from workflows.incident.room import RoomReconciler
+from workflows.incident.rooms import Rooms
 from workflows.incident.snapshot import take_snapshot
 from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, past, source_of
@@ -47,8 +48,8 @@ class Pending:
 
 
 class ActionQueue:
-    def __init__(self, state: CarriedState, timeline: TimelineRecorder, chat: RoomChat) -> None:
-        self._s, self._timeline, self._chat = state, timeline, chat
+    def __init__(self, state: CarriedState, timeline: TimelineRecorder, rooms: Rooms) -> None:
+        self._s, self._timeline, self._rooms = state, timeline, rooms
         self._inbox: list[Pending] = []
         self._applying: Pending | None = None
         for click in state.clicks:  # handed over by the previous run
@@ -97,15 +98,16 @@ class ActionQueue:
     async def _apply(self, p: Pending) -> None:
         actor, source = p.actor, p.source
         if p.im_user_id is not None:
+            room = self._room_of(p)  # the clicker is a member of the room they clicked in
             member = next(
-                (m for m in self._s.room.members if m.im_user_id == p.im_user_id and m.state is MemberState.INVITED),
+                (m for m in room.room.members if m.im_user_id == p.im_user_id and m.state is MemberState.INVITED),
                 None,
             )
             if member is None:  # offered a self-link: the same command, only its input says more
                 await self._refuse(p, p.im_user_id, "is not a linked responder of this incident", offer_self_link=True)
                 return
             actor = member.email or member.phone or member.responder_id
-            if p.card_version is not None and p.card_version < self._s.status_card_version:
+            if p.card_version is not None and p.card_version < room.slot.status_card_version:
                 await self._refuse(p, actor, "clicked a card that is out of date: the status changed, look again")
                 return
         reason = lifecycle.refusal(self._s.incident, p.action, p.minutes)
@@ -144,13 +146,18 @@ class ActionQueue:
         self._s.last_action = f"{actor} {past(p.action)}" + (f" for {p.minutes} min" if snoozed else "")
         p.done = True
 
+    def _room_of(self, p: Pending) -> RoomReconciler:
+        """The room a click came from (the first room for requests from elsewhere)."""
+        return self._rooms.for_chat(p.click.platform, p.click.chat_id) if p.click else self._rooms.first
+
     async def _refuse(self, p: Pending, actor: str, reason: str, *, offer_self_link: bool = False) -> None:
         entry = self._timeline.log(
             TimelineKind.ACTION_REFUSED, actor, p.source, f"{p.action.value}: {reason}", Outcome.REFUSED
         )
         p.error, p.done = f"{p.action.value} refused: {reason}", True
-        if p.im_user_id is not None and self._s.room.state is RoomState.ACTIVE:
-            await self._chat.notice(
+        room = self._room_of(p)
+        if p.im_user_id is not None and room.state is RoomState.ACTIVE:
+            await room.chat.notice(
                 p.im_user_id, f"{p.action.value} refused: {reason}.", key=entry.id, offer_self_link=offer_self_link
             )
 

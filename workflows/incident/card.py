@@ -19,18 +19,20 @@ with workflow.unsafe.imports_passed_through():
     from warroom.card import card_content, render_card
     from warroom.enums import TimelineKind
     from warroom.im.base import StatusCard
-    from warroom.messages import CarriedState, Person, PostCardInput, UpdateCardInput, WarRoomConfig
+    from warroom.messages import CarriedState, Person, PostCardInput, RoomSlot, UpdateCardInput, WarRoomConfig
     from warroom.models import MemberState, Outcome, RoomState, Source
 
 
 class CardKeeper:
-    def __init__(self, state: CarriedState, config: WarRoomConfig, timeline: TimelineRecorder) -> None:
-        self._s, self._cfg, self._timeline = state, config, timeline
+    def __init__(
+        self, state: CarriedState, slot: CarriedState | RoomSlot, config: WarRoomConfig, timeline: TimelineRecorder
+    ) -> None:
+        self._s, self._r, self._cfg, self._timeline = state, slot, config, timeline
 
     def render(self, version: int, *, expecting: Sequence[Person] = ()) -> StatusCard:
         """The card for the current state; `expecting`: people shown as invited already (their
         invites go out with the card)."""
-        room = self._s.room
+        room = self._r.room
         if expecting:
             room = room.model_copy(deep=True)
             for p in expecting:
@@ -47,17 +49,17 @@ class CardKeeper:
         )
 
     def stale(self) -> bool:
-        if self._s.room.state is not RoomState.ACTIVE:
+        if self._r.room.state is not RoomState.ACTIVE:
             return False
-        if self._s.card_failed and self._s.room.card_handle is None:
+        if self._r.card_failed and self._r.room.card_handle is None:
             return False
-        return card_content(self.render(0)) != self._s.card_shown
+        return card_content(self.render(0)) != self._r.card_shown
 
     async def sync(self) -> None:
         """Post the card, or edit it, if it does not show the current state."""
         if not self.stale():
             return
-        room = self._s.room
+        room = self._r.room
         card = self.render(room.card_version + 1)
         profile = options.im(self._cfg, room.platform)
         try:
@@ -67,7 +69,7 @@ class CardKeeper:
                         platform=room.platform,
                         chat_id=room.chat_id or "",
                         card=card,
-                        key=f"{workflow.info().workflow_id}:card:{room.generation}",
+                        key=f"{workflow.info().workflow_id}:card:{self._r.keys}{room.generation}",
                     ),
                     profile,
                 )
@@ -89,14 +91,14 @@ class CardKeeper:
 
     def shown(self, card: StatusCard, kind: TimelineKind) -> None:
         """The room shows `card` now: a click on an older card with another status is refused."""
-        if (self._s.card_shown or {}).get("status") != card.status.value:
-            self._s.status_card_version = card.version
-        self._s.room.card_version = card.version
-        self._s.card_shown, self._s.card_failed = card_content(card), False
+        if (self._r.card_shown or {}).get("status") != card.status.value:
+            self._r.status_card_version = card.version
+        self._r.room.card_version = card.version
+        self._r.card_shown, self._r.card_failed = card_content(card), False
         self._timeline.log(kind, "system", Source.SYSTEM, f"v{card.version}: {card.status.value}")
-        self._timeline.room_changed()
+        self._timeline.room_changed(self._r)
 
     def refused(self, card: StatusCard, kind: TimelineKind, why: str) -> None:
-        self._s.card_failed = True
-        self._s.card_shown = card_content(card)  # do not retry the same content forever
+        self._r.card_failed = True
+        self._r.card_shown = card_content(card)  # do not retry the same content forever
         self._timeline.log(kind, "system", Source.SYSTEM, why, Outcome.FAILED)

@@ -14,16 +14,16 @@ from workflows.incident.wording import cause
 
 with workflow.unsafe.imports_passed_through():
     from warroom.im.rich import Rich
-    from warroom.messages import CarriedState, PostMessageInput, PostNoticeInput, WarRoomConfig
+    from warroom.messages import CarriedState, PostMessageInput, PostNoticeInput, RoomSlot, WarRoomConfig
 
 
 class RoomChat:
-    def __init__(self, state: CarriedState, config: WarRoomConfig) -> None:
-        self._s, self._cfg = state, config
+    def __init__(self, slot: CarriedState | RoomSlot, config: WarRoomConfig) -> None:
+        self._s, self._cfg = slot, config
 
     def key(self, key: str) -> str:
         """The platform's dedup key of our message `key` in this room."""
-        return f"{workflow.info().workflow_id}:msg:{self._s.room.generation}:{key}"
+        return f"{workflow.info().workflow_id}:msg:{self._s.keys}{self._s.room.generation}:{key}"
 
     async def post(self, text: str, *, key: str, rich: Rich | None = None) -> str | None:
         """The message's id, or None when it could not be posted; `rich`, when given, is what the
@@ -54,7 +54,7 @@ class RoomChat:
                     chat_id=room.chat_id or "",
                     im_user_id=im_user_id,
                     text=text,
-                    key=f"{workflow.info().workflow_id}:notice:{room.generation}:{key}",
+                    key=f"{workflow.info().workflow_id}:notice:{self._s.keys}{room.generation}:{key}",
                     offer_self_link=offer_self_link,
                 ),
                 options.im(self._cfg, room.platform),

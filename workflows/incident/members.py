@@ -23,14 +23,17 @@ with workflow.unsafe.imports_passed_through():
         MemberOutcome,
         Person,
         RemoveMembersInput,
+        RoomSlot,
         WarRoomConfig,
     )
     from warroom.models import Member, MemberState, Outcome, Responder, RoomState, Source
 
 
 class Members:
-    def __init__(self, state: CarriedState, config: WarRoomConfig, timeline: TimelineRecorder) -> None:
-        self._s, self._cfg, self._timeline = state, config, timeline
+    def __init__(
+        self, state: CarriedState, slot: CarriedState | RoomSlot, config: WarRoomConfig, timeline: TimelineRecorder
+    ) -> None:
+        self._s, self._r, self._cfg, self._timeline = state, slot, config, timeline
         # Members whose invite failed permanently, by contact: (responder id, email, phone).
         self._failed: set[tuple[str, str | None, str | None]] = set()
 
@@ -41,26 +44,26 @@ class Members:
         """Who belongs in the room: the responders, then the people who asked to join it."""
         responders = self._s.incident.responders
         emails = {r.email for r in responders if r.email}
-        return [*responders, *(g for g in self._s.guests if g.email not in emails)]
+        return [*responders, *(g for g in self._r.guests if g.email not in emails)]
 
     def add_guest(self, person: Responder) -> str:
         """Someone who asked to join the room; returns their member id (the same on a repeat)."""
         for r in self.wanted():
             if person.email and r.email == person.email:
                 return r.id
-        guest = person.model_copy(update={"id": f"guest-{len(self._s.guests) + 1}"})
-        self._s.guests.append(guest)
+        guest = person.model_copy(update={"id": f"guest-{len(self._r.guests) + 1}"})
+        self._r.guests.append(guest)
         return guest.id
 
     def settled(self, member_id: str) -> bool:
         """The member was invited, or will not be (unlinked, failed), or the room is no more."""
-        m = self._s.room.member(member_id)
-        active = self._s.room.state is RoomState.ACTIVE
+        m = self._r.room.member(member_id)
+        active = self._r.room.state is RoomState.ACTIVE
         return not active or (m is not None and m.state is not MemberState.PENDING)
 
     def work(self) -> tuple[list[Person], list[Member]]:
         """(people to resolve and invite, members to mark removed)."""
-        room = self._s.room
+        room = self._r.room
         invite = []
         wanted = self.wanted()
         for r in wanted:
@@ -76,7 +79,7 @@ class Members:
     def linked(self, platform: str, contacts: list[str]) -> int:
         """Members not linked before whose contact was just linked on the room's platform become
         pending again, so the next pass invites them; returns how many."""
-        room, wanted = self._s.room, {c.lower() for c in contacts}
+        room, wanted = self._r.room, {c.lower() for c in contacts}
         if room.platform != platform or room.state is not RoomState.ACTIVE:
             return 0
         again = [
@@ -89,7 +92,7 @@ class Members:
 
     def mark_pending(self, invite: list[Person]) -> None:
         """The people about to be invited, as pending members with their current contact."""
-        room = self._s.room
+        room = self._r.room
         responders = {r.id: r for r in self.wanted()}
         for p in invite:
             r = responders[p.responder_id]
@@ -101,7 +104,7 @@ class Members:
 
     async def sync(self) -> None:
         invite, gone = self.work()
-        room = self._s.room
+        room = self._r.room
         self.mark_pending(invite)
         if invite:
             await self._invite(invite)
@@ -126,10 +129,10 @@ class Members:
                 detail = f"{who(m)} is no longer a responder (kept in the room)"
             m.state = MemberState.REMOVED
             self._log(TimelineKind.MEMBER_REMOVED, detail)
-            self._timeline.room_changed()
+            self._timeline.room_changed(self._r)
 
     async def _invite(self, people: list[Person]) -> None:
-        room = self._s.room
+        room = self._r.room
         try:
             outcomes = await calls.INVITE_MEMBERS(
                 InviteMembersInput(platform=room.platform, chat_id=room.chat_id or "", people=people),
@@ -143,7 +146,7 @@ class Members:
         self.take_outcomes(outcomes)
 
     def take_outcomes(self, outcomes: list[MemberOutcome]) -> None:
-        room = self._s.room
+        room = self._r.room
         for o in outcomes:
             m = room.member(o.responder_id)
             if m is None:  # the responder was removed while the call ran
@@ -156,4 +159,4 @@ class Members:
             else:
                 self._failed.add((m.responder_id, m.email, m.phone))
                 self._log(TimelineKind.MEMBER_INVITED, f"{who(m)}: {o.detail}", Outcome.FAILED)
-        self._timeline.room_changed()
+        self._timeline.room_changed(self._r)

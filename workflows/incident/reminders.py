@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows.incident.chat import RoomChat
-from workflows.incident.room import RoomReconciler
+from workflows.incident.rooms import Rooms
 from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
@@ -28,8 +27,8 @@ with workflow.unsafe.imports_passed_through():
 
 
 class Reminders:
-    def __init__(self, state: CarriedState, timeline: TimelineRecorder, chat: RoomChat, room: RoomReconciler) -> None:
-        self._s, self._timeline, self._chat, self._room = state, timeline, chat, room
+    def __init__(self, state: CarriedState, timeline: TimelineRecorder, rooms: Rooms) -> None:
+        self._s, self._timeline, self._rooms = state, timeline, rooms
 
     @property
     def _r(self):  # type: ignore[no-untyped-def]
@@ -121,7 +120,7 @@ class Reminders:
                                 f"This incident is closed: this war room will be dismissed in {minutes} min. "
                                 "Reopen the incident to keep it.")  # fmt: skip
             elif what == "dismiss":
-                self._room.ask_dismissal("system", Source.SYSTEM)
+                self._rooms.ask_dismissal("system", Source.SYSTEM)
 
     def _lead(self) -> str:
         """Who the status update is asked of, when the incident has a lead (as text: never a ping)."""
@@ -129,7 +128,7 @@ class Reminders:
         return f" Incident lead: {lead}." if lead else ""
 
     async def _say(self, kind: TimelineKind, key: str, text: str) -> None:
-        posted = await self._chat.post(text, key=f"reminder-{key}")
+        posted = await self._rooms.post(text, key=f"reminder-{key}")
         rule = self._r.policy.rule if self._r.policy else ""
         detail = f"{text} (rule {rule!r})" if rule else text
         self._timeline.log(kind, "system", Source.SYSTEM, detail, Outcome.OK if posted else Outcome.FAILED)

@@ -15,8 +15,8 @@ from temporalio import workflow
 from workflows.incident import calls, options
 
 with workflow.unsafe.imports_passed_through():
-    from warroom.messages import CarriedState, RecordInput
-    from warroom.models import Outcome, RoomState, Source, TimelineEntry, TimelineKind
+    from warroom.messages import CarriedState, RecordInput, RoomSlot
+    from warroom.models import Outcome, RoomState, Source, TimelineEntry, TimelineKind, WarRoom
 
 
 class TimelineRecorder:
@@ -26,6 +26,9 @@ class TimelineRecorder:
         # What the previous run handed over still unwritten (see `hand_over`).
         self._entries: list[TimelineEntry] = state.unrecorded
         self._room_dirty = state.room_dirty  # the room changed since its last write
+        # The incident's other rooms changed since their last write (all of them at a new run: a
+        # change just before continue-as-new is not lost, for one write).
+        self._more_dirty: list[RoomSlot] = list(state.more_rooms)
         state.unrecorded, state.room_dirty = [], False
         self._writer: asyncio.Task[None] | None = None
         self._writing = False  # a `record` is in flight
@@ -50,9 +53,12 @@ class TimelineRecorder:
         self._entries.append(entry)
         return entry
 
-    def room_changed(self) -> None:
-        """The room is to be written to the rooms read model again."""
-        self._room_dirty = True
+    def room_changed(self, slot: CarriedState | RoomSlot | None = None) -> None:
+        """The room (the first, or `slot`'s) is to be written to the rooms read model again."""
+        if slot is None or slot is self._s:
+            self._room_dirty = True
+        elif not any(d is slot for d in self._more_dirty):
+            self._more_dirty.append(slot)
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_continuously())
@@ -72,7 +78,7 @@ class TimelineRecorder:
         target = self._s.seq
         room_goal = 0
         if room:  # the write in flight, and the next one if the room changed since
-            room_goal = self._room_writes_begun + (1 if self._room_dirty else 0)
+            room_goal = self._room_writes_begun + (1 if self._room_dirty or self._more_dirty else 0)
         await workflow.wait_condition(lambda: self._recorded_seq >= target and self._room_writes_done >= room_goal)
 
     async def all_recorded(self) -> None:
@@ -97,16 +103,14 @@ class TimelineRecorder:
                 self._writing = False
 
     def _unwritten(self) -> bool:
-        return bool(self._entries) or self._room_to_write()
+        return bool(self._entries) or self._room_to_write() or bool(self._more_to_write())
 
     def _room_to_write(self) -> bool:
-        """The room changed since its last write and is worth writing now: not while a new room
-        has no chat yet (the open-room activity registers it as soon as the platform made it, and
-        a write before that only competed with the opening for the database)."""
-        if not self._room_dirty:
-            return False
-        room = self._s.room
-        return room.state is not RoomState.CREATING or room.chat_id is not None
+        """The room changed since its last write and is worth writing now."""
+        return self._room_dirty and _worth_writing(self._s.room)
+
+    def _more_to_write(self) -> list[RoomSlot]:
+        return [slot for slot in self._more_dirty if _worth_writing(slot.room)]
 
     async def _write(self) -> None:
         if not self._unwritten():  # taken by `hand_over` since the writer woke up
@@ -115,10 +119,23 @@ class TimelineRecorder:
         room = self._s.room.model_copy(deep=True) if self._room_to_write() else None
         if room is not None:
             self._room_dirty = False
-        self._room_writes_begun += room is not None
+        more = self._more_to_write()
+        self._more_dirty = [slot for slot in self._more_dirty if not any(slot is m for m in more)]
+        more_rooms = [slot.room.model_copy(deep=True) for slot in more]
+        with_room = room is not None or bool(more_rooms)
+        self._room_writes_begun += with_room
         # A regular activity, not a local one: measured at 1,000 open rooms, local store writes
         # queued behind SQLite's single writer held their workflow tasks open for seconds.
-        await calls.RECORD(RecordInput(incident_id=self._s.incident.id, entries=entries, room=room), options.STORE)
-        self._room_writes_done += room is not None
+        await calls.RECORD(
+            RecordInput(incident_id=self._s.incident.id, entries=entries, room=room, more_rooms=more_rooms),
+            options.STORE,
+        )
+        self._room_writes_done += with_room
         if entries:
             self._recorded_seq = max(self._recorded_seq, entries[-1].seq)
+
+
+def _worth_writing(room: WarRoom) -> bool:
+    """Not while a new room has no chat yet: the open-room activity registers it as soon as the
+    platform made it, and a write before that only competed with the opening for the database."""
+    return room.state is not RoomState.CREATING or room.chat_id is not None

@@ -22,9 +22,8 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.incident.actions import ActionQueue
 from workflows.incident.assistant import Assistant
-from workflows.incident.chat import RoomChat
 from workflows.incident.reminders import Reminders
-from workflows.incident.room import RoomReconciler
+from workflows.incident.rooms import Rooms
 from workflows.incident.search import SearchAttributes
 from workflows.incident.snapshot import take_snapshot
 from workflows.incident.snooze import SnoozeTimer
@@ -48,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RoomGoneSignal,
         RoomMessageSignal,
         RoomPolicy,
+        RoomSlot,
         RuleDecision,
         SetRoleRequest,
         SnapshotSignal,
@@ -76,17 +76,19 @@ class IncidentWarRoom:
                 room=room,
                 room_wanted=room.state in (RoomState.ACTIVE, RoomState.CREATING),
                 seq=inp.last_seq,
+                # started again from the store: the other rooms still up are kept
+                more_rooms=[RoomSlot(room=r, room_wanted=True) for r in inp.more_rooms if r.state is RoomState.ACTIVE],
             )
         self._messages_this_run = 0
         self._handing_over = False  # continue-as-new is due: the run ends once every handler is answered
         self.timeline = TimelineRecorder(self.s)
         self.search = SearchAttributes(self.s)
-        chat = RoomChat(self.s, self.cfg)
-        self.room = RoomReconciler(self.s, self.cfg, self.timeline, self.search, chat)
-        self.actions = ActionQueue(self.s, self.timeline, chat)
+        self.rooms = Rooms(self.s, self.cfg, self.timeline, self.search)
+        first = self.rooms.first
+        self.actions = ActionQueue(self.s, self.timeline, self.rooms)
         self.snooze = SnoozeTimer(self.s, self.timeline)
-        self.assistant = Assistant(self.s, self.cfg, self.timeline, self.room.card, chat)
-        self.reminders = Reminders(self.s, self.timeline, chat, self.room)
+        self.assistant = Assistant(self.s, self.cfg, self.timeline, first.card, first.chat)
+        self.reminders = Reminders(self.s, self.timeline, self.rooms)
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
             detail = f"opened: [{i.severity.value}] {i.title} ({i.status.value})"
@@ -105,7 +107,7 @@ class IncidentWarRoom:
             await self.actions.apply_pending()  # what people did, in order
             if self.snooze.due():
                 await self.snooze.end()  # a snooze that is over ends at the source
-            await self.room.reconcile(hold_dismissal=self.assistant.busy)  # first: people wait on the room
+            await self.rooms.reconcile(hold_dismissal=self.assistant.busy)  # first: people wait on the room
             await self.assistant.catch_up()
             await self.reminders.catch_up()  # a nudge, a status-update reminder, a dismissal by rule
             self.search.upsert()
@@ -141,20 +143,17 @@ class IncidentWarRoom:
             self.actions.waiting()
             or self.timeline.failed()  # the pass raises its error
             or self.snooze.due()
-            or self.room.needs_work()
+            or self.rooms.needs_work()
             or self.assistant.pending()
             or self.reminders.due()
         )
 
     def _finished(self) -> bool:
-        if self.assistant.busy() or self.actions.waiting() or self.room.opening():
+        if self.assistant.busy() or self.actions.waiting() or self.rooms.opening():
             return False
-        if self.s.room.state is RoomState.DISMISSED:
-            return True
-        return self.s.incident.status is IncidentStatus.CLOSED and self.s.room.state in (
-            RoomState.NONE,
-            RoomState.FAILED,
-        )
+        if not self.rooms.none_left():
+            return False
+        return self.s.room.state is RoomState.DISMISSED or self.s.incident.status is IncidentStatus.CLOSED
 
     def _over(self) -> bool:
         return not self._handing_over and self._finished() and workflow.all_handlers_finished()
@@ -198,14 +197,22 @@ class IncidentWarRoom:
             self._follow(sig.rule)
 
     def _follow(self, rule: RuleDecision) -> None:
-        """What the matching rule asks: its reminders, its extra people, and a room while the
-        incident is open and has none (the first, or one after a reopen)."""
+        """What the matching rule asks: its reminders, its extra people, and its rooms while the
+        incident is open and has none there (the first, or one after a reopen)."""
         self.reminders.set_policy(rule.policy)
+        no_room = (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED)
+        if self.s.incident.status is not IncidentStatus.CLOSED:
+            if rule.room and self.s.room.state in no_room:
+                self.rooms.ask_for(rule.room)
+            for platform in rule.also:
+                if platform == self.s.room.platform and self.s.room.state not in no_room:
+                    continue  # that one is the first room
+                there = self.rooms.on(platform)
+                if (there is None or there.state in no_room) and self.rooms.can_add(platform) is None:
+                    self.rooms.ask_for(platform)
         for email in rule.invite:
-            self.room.members.add_guest(Responder(email=email))
-        no_room = self.s.room.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED)
-        if rule.room and no_room and self.s.incident.status is not IncidentStatus.CLOSED:
-            self.room.ask_for(rule.room)
+            for room in self.rooms.all():
+                room.members.add_guest(Responder(email=email))
 
     @workflow.signal
     def room_action(self, sig: RoomActionSignal) -> None:
@@ -220,9 +227,9 @@ class IncidentWarRoom:
         """Someone disbanded or archived the room by hand: record it; a new room can be requested."""
         self._messages_this_run += 1
         # Not an older generation's room, nor one already gone.
-        current = self.room.is_current(sig.platform, sig.chat_id, RoomState.ACTIVE, RoomState.DISMISSING)
-        if current and not self._seen(sig.event_id):
-            self.room.gone(sig)
+        current = self.rooms.of(sig.platform, sig.chat_id, RoomState.ACTIVE, RoomState.DISMISSING)
+        if current is not None and not self._seen(sig.event_id):
+            current.gone(sig)
 
     @workflow.signal
     def set_policy(self, policy: RoomPolicy) -> None:
@@ -234,13 +241,15 @@ class IncidentWarRoom:
     def people_linked(self, sig: PeopleLinkedSignal) -> None:
         """People were linked on a platform since their invite found them unlinked: invite them."""
         self._messages_this_run += 1
-        self.room.members.linked(sig.platform, sig.contacts)
+        self.rooms.linked(sig.platform, sig.contacts)
 
     @workflow.signal
     def room_message(self, sig: RoomMessageSignal) -> None:
         """A message in the room (its text is in the transcript store), for the assistant."""
         self._messages_this_run += 1
-        if not self.room.is_current(sig.platform, sig.chat_id, RoomState.ACTIVE):
+        if not self.rooms.first.is_current(sig.platform, sig.chat_id, RoomState.ACTIVE):
+            if self.rooms.of(sig.platform, sig.chat_id, RoomState.ACTIVE) is not None:
+                self.reminders.heard()  # people talk in another room: the assistant is in the first
             return
         # A platform may deliver a message twice, once seen as a mention (Slack's message and
         # app_mention events): the mention must still count as a question.
@@ -258,19 +267,20 @@ class IncidentWarRoom:
     # ---------------------------------------------------------------- updates
     @workflow.update
     async def create_room(self, req: CreateRoomRequest) -> WarRoom:
-        """Create the room once; concurrent or repeated requests all get the same room."""
+        """Create the room once; concurrent or repeated requests all get the same room. Asked on
+        another platform than the incident's room, it is one more room, on that platform."""
         self._messages_this_run += 1
-        self.room.ask_for(req.platform)
-        await workflow.wait_condition(self.room.settled)
+        room = self.rooms.ask_for(req.platform)
+        await workflow.wait_condition(room.settled)
         await self.timeline.recorded(room=True)
-        return self.s.room
+        return room.room
 
     @create_room.validator
     def _validate_create(self, req: CreateRoomRequest) -> None:
         if self.s.incident.status is IncidentStatus.CLOSED:
             raise ValueError("the incident is closed; reopen it before opening a war room")
-        if self.s.room.state in (RoomState.ACTIVE, RoomState.CREATING) and self.s.room.platform != req.platform:
-            raise ValueError(f"the incident already has a {self.s.room.platform} war room")
+        if (why := self.rooms.can_add(req.platform)) is not None:
+            raise ValueError(why)
 
     @workflow.update
     async def join_room(self, req: JoinRoomRequest) -> WarRoom:
@@ -278,9 +288,10 @@ class IncidentWarRoom:
         their invite went out or was refused, with the room as it then is."""
         self._messages_this_run += 1
         who = req.person.email or req.person.name
-        member_id = self.room.members.add_guest(req.person)
+        members = self.rooms.first.members
+        member_id = members.add_guest(req.person)
         self.timeline.log(TimelineKind.MEMBER_JOINED, req.actor, req.source, f"{who} asked to be added to the room")
-        await workflow.wait_condition(lambda: self.room.members.settled(member_id))
+        await workflow.wait_condition(lambda: members.settled(member_id))
         await self.timeline.recorded(room=True)
         return self.s.room
 
@@ -315,8 +326,8 @@ class IncidentWarRoom:
     @workflow.update
     async def dismiss_room(self, req: DismissRoomRequest) -> WarRoom:
         self._messages_this_run += 1
-        self.room.ask_dismissal(req.actor, req.source)
-        await workflow.wait_condition(self.room.dismissal_settled)
+        self.rooms.ask_dismissal(req.actor, req.source)
+        await workflow.wait_condition(self.rooms.dismissal_settled)
         await self.timeline.recorded(room=True)
         return self.s.room
 
@@ -326,7 +337,7 @@ class IncidentWarRoom:
         # told "accepted" and the source may already say closed): a dismissal can follow it.
         if self.s.incident.status is not IncidentStatus.CLOSED and not self.actions.closing():
             raise ValueError(f"the incident is {self.s.incident.status.value}; close it before dismissing its room")
-        if self.s.room.state in (RoomState.NONE, RoomState.FAILED):
+        if not self.rooms.any_to_dismiss() and self.s.room.state is not RoomState.DISMISSED:
             raise ValueError("the incident has no war room to dismiss")
 
     @workflow.update
@@ -367,5 +378,9 @@ class IncidentWarRoom:
     @workflow.query
     def view(self) -> WorkflowView:
         return WorkflowView(
-            incident=self.s.incident, room=self.s.room, last_action=self.s.last_action, runs=self.s.runs
+            incident=self.s.incident,
+            room=self.s.room,
+            more_rooms=[slot.room for slot in self.s.more_rooms],
+            last_action=self.s.last_action,
+            runs=self.s.runs,
         )

@@ -1,0 +1,186 @@
+"""One incident, rooms on two platforms at once: a Slack channel (the fake Slack Web API through
+slack-sdk) and a sandbox room, on the real stack (Temporal dev server, worker, SQL store, the
+HTTP API). Both rooms keep their members equal to the responders and show the same card; a click
+in either is authorized against that room's members; both are dismissed together. Assertions
+are made on each platform's own state."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.slack_api import SIGNING_SECRET, TOKEN, FakeSlack
+from warroom.im.sandbox.platform import SandboxPlatform
+from warroom.settings import Settings
+from warroom.store import Store
+
+from . import test_slack
+from .conftest import eventually
+from .test_api import signed
+from .test_slack import ANN, API, BOB, CAROL, card_text, create_incident, incident, kinds
+
+pytestmark = test_slack.pytestmark  # Slack's spec is test data
+fake_server, fake, http = test_slack.fake_server, test_slack.fake, test_slack.http  # its fixtures
+
+AM_TOKEN = "am-token"
+RULES = """
+rules:
+  - name: checkout pages get a Slack and a sandbox room
+    match: {source: alertmanager}
+    room: {platforms: [slack, sandbox]}
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake: FakeSlack) -> Settings:
+    """Slack as the default platform (its API at the fake), the sandbox beside it, and a rule
+    that opens a room on both."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    return Settings(
+        WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'warroom.db'}",
+        WARROOM_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
+        WARROOM_SANDBOX_SIGNING_SECRET="test-secret",
+        WARROOM_IM_PLATFORM="slack",
+        WARROOM_PUBLIC_URL="https://warroom.example.com",
+        WARROOM_SESSION_SECRET="several-rooms-tests",
+        WARROOM_ALERTMANAGER_TOKEN=AM_TOKEN,
+        WARROOM_RULES_FILE=str(rules),
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_BASE_URL=fake.url,
+        WARROOM_SLACK_TIMEOUT=1.5,
+        _env_file=None,
+    )
+
+
+async def rooms(http: httpx.AsyncClient, iid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    got = await incident(http, iid)
+    return got["war_room"], got["more_war_rooms"]
+
+
+def invited(room: dict[str, Any]) -> set[str]:
+    return {m["email"] for m in room["members"] if m["state"] == "invited"}
+
+
+async def both_ready(http: httpx.AsyncClient, iid: str, people: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Slack room and the sandbox room, once both are active with their cards and `people`."""
+
+    async def check() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        first, more = await rooms(http, iid)
+        if len(more) != 1:
+            return None
+        ready = all(r["state"] == "active" and r["card_handle"] and invited(r) == people for r in (first, *more))
+        return (first, more[0]) if ready else None
+
+    return await eventually(check, timeout=30)
+
+
+def slack_members(fake: FakeSlack, channel: str) -> set[str]:
+    return {fake.users[u].email for u in fake.channels[channel].members if not fake.users[u].is_bot}
+
+
+def sandbox_card(sandbox: SandboxPlatform, chat_id: str) -> dict[str, Any]:
+    [card] = [m.card for m in sandbox.room(chat_id).messages if m.card]
+    return card
+
+
+def sandbox_members(sandbox: SandboxPlatform, chat_id: str) -> set[str]:
+    return {m.email or "" for m in sandbox.room(chat_id).members if m.state == "joined"}
+
+
+async def test_an_incident_with_a_slack_room_and_a_sandbox_room(
+    http: httpx.AsyncClient, fake: FakeSlack, store: Store, settings: Settings
+) -> None:
+    fake.add_user(ANN, "Ann"), fake.add_user(BOB, "Bob"), fake.add_user(CAROL, "Carol")
+    iid = await create_incident(http, ANN, BOB, title="Checkout is down")
+    r = await http.post(f"{API}/incidents/{iid}/war-room", json={})
+    assert r.status_code in (201, 202) and r.json()["platform"] == "slack", r.text
+    # another platform: one more room, not a refusal; asked again: the same rooms
+    r = await http.post(f"{API}/incidents/{iid}/war-room", json={"platform": "sandbox"})
+    assert r.status_code in (201, 202) and r.json()["platform"] == "sandbox", r.text
+    slack, box = await both_ready(http, iid, {ANN, BOB})
+    for platform, room in (("sandbox", box), ("slack", slack)):
+        again = await http.post(f"{API}/incidents/{iid}/war-room", json={"platform": platform})
+        assert again.status_code == 200 and again.json()["chat_id"] == room["chat_id"], again.text
+
+    sandbox = SandboxPlatform(store.db)
+    channel = fake.channels[slack["chat_id"]]
+    assert slack_members(fake, slack["chat_id"]) == {ANN, BOB}
+    assert sandbox_members(sandbox, box["chat_id"]) == {ANN, BOB}
+    assert sandbox_card(sandbox, box["chat_id"])["status"] == "triggered"
+
+    # Ann acknowledges on the sandbox room's card: applied once, as Ann, from the sandbox
+    ann = next(m["im_user_id"] for m in box["members"] if m["email"] == ANN)
+    click = {"type": "action", "event_id": "evt-ack", "chat_id": box["chat_id"], "user_id": ann,
+             "action": "acknowledge", "card_version": 1}  # fmt: skip
+    raw, headers = signed(settings, click)
+    assert (await http.post("/im/sandbox/events", content=raw, headers=headers)).status_code == 200
+    await eventually(lambda: _status(http, iid, "acknowledged"))
+    # both cards show it
+    await eventually(lambda: sandbox_card(sandbox, box["chat_id"])["status"] == "acknowledged")
+    await eventually(lambda: "acknowledged" in card_text(fake, slack["chat_id"]).lower())
+    entries = store.timeline.list(iid)
+    [ack] = [e for e in entries if e.kind == "action.acknowledge"]
+    assert (ack.actor, ack.source.value) == (ANN, "sandbox")
+
+    # Ann's Slack user id clicking in the sandbox room is nobody there: refused
+    slack_ann = next(m["im_user_id"] for m in slack["members"] if m["email"] == ANN)
+    stranger = click | {"event_id": "evt-close", "user_id": slack_ann, "action": "close"}
+    raw, headers = signed(settings, stranger)
+    assert (await http.post("/im/sandbox/events", content=raw, headers=headers)).status_code == 200
+    await eventually(lambda: "action.refused" in kinds(store, iid))
+
+    # a new responder is invited into both rooms
+    r = await http.put(
+        f"{API}/incidents/{iid}/responders", json={"responders": [{"email": e} for e in (ANN, BOB, CAROL)]}
+    )
+    assert r.status_code == 200, r.text
+    slack, box = await both_ready(http, iid, {ANN, BOB, CAROL})
+    assert sandbox_members(sandbox, box["chat_id"]) == {ANN, BOB, CAROL}
+    assert slack_members(fake, slack["chat_id"]) == {ANN, BOB, CAROL}
+
+    # closed and dismissed: both rooms go
+    r = await http.post(f"{API}/incidents/{iid}/actions", json={"action": "close", "actor": BOB})
+    assert r.status_code == 200, r.text
+    r = await http.delete(f"{API}/incidents/{iid}/war-room")
+    assert r.status_code in (200, 202), r.text
+
+    async def both_dismissed() -> bool:
+        first, more = await rooms(http, iid)
+        return first["state"] == more[0]["state"] == "dismissed"
+
+    await eventually(both_dismissed)
+    assert channel.archived and sandbox.room(box["chat_id"]).state == "dismissed"
+    created = [e.detail for e in store.timeline.list(iid) if e.kind == "room.created"]
+    assert [d.split()[0] for d in created] == ["slack", "sandbox"], created
+    assert kinds(store, iid).count("room.dismissed") == 2
+
+
+async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake: FakeSlack, store: Store) -> None:
+    fake.add_user(ANN, "Ann")
+    doc = json.loads((Path(__file__).parent / "sources" / "alertmanager_v4.json").read_text())
+    doc["groupKey"] += f" #{uuid.uuid4().hex[:8]}"
+    r = await http.post("/sources/alertmanager", json=doc, headers={"Authorization": f"Bearer {AM_TOKEN}"})
+    assert r.status_code == 202, r.text
+    [taken] = r.json()["incidents"]
+    iid = taken["id"]
+
+    async def opened() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        first, more = await rooms(http, iid)
+        up = [r for r in (first, *more) if r["state"] == "active" and r["card_handle"]]
+        return (first, more[0]) if len(up) == 2 else None
+
+    slack, box = await eventually(opened, timeout=30)
+    assert (slack["platform"], box["platform"]) == ("slack", "sandbox")
+    assert slack["chat_id"] in fake.channels
+    assert SandboxPlatform(store.db).room(box["chat_id"]).incident_id == iid
+
+
+async def _status(http: httpx.AsyncClient, iid: str, status: str) -> bool:
+    return (await incident(http, iid))["incident"]["status"] == status
