@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from starters.api.app import create_app
 from tests.fakes.slack_api import SIGNING_SECRET, TOKEN, FakeSlack
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.settings import Settings
@@ -21,11 +23,16 @@ from warroom.store import Store
 
 from . import test_slack
 from .conftest import eventually
+from .serving import serving
 from .test_api import signed
+from .test_browser import needs_chromium
+from .test_console import browser, new_page, sign_in
 from .test_slack import ANN, API, BOB, CAROL, card_text, create_incident, incident, kinds
 
 pytestmark = test_slack.pytestmark  # Slack's spec is test data
 fake_server, fake, http = test_slack.fake_server, test_slack.fake, test_slack.http  # its fixtures
+browser = browser  # the console tests' Playwright browser (a fixture)
+CONSOLE_TOKEN = "console-token-for-tests"
 
 AM_TOKEN = "am-token"
 RULES = """
@@ -180,6 +187,37 @@ async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake
     assert (slack["platform"], box["platform"]) == ("slack", "sandbox")
     assert slack["chat_id"] in fake.channels
     assert SandboxPlatform(store.db).room(box["chat_id"]).incident_id == iid
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_the_console_opens_a_second_room_and_shows_both(
+    client: Any, worker: Any, store: Store, settings: Settings, fake: FakeSlack, browser: Any
+) -> None:
+    """Create War Room opens the Slack room; "Open a room there too" opens the sandbox one; the
+    page lists it under "Also on" with its members."""
+    from playwright.async_api import expect
+
+    fake.add_user(ANN, "Ann")
+    console = settings.model_copy(update={"api_token": SecretStr(CONSOLE_TOKEN)})
+    async with serving(create_app(console, client=client, store=store)) as url:
+        errors: list[str] = []
+        page = await new_page(browser, errors)
+        tid = page.get_by_test_id
+        await sign_in(page, url, token=CONSOLE_TOKEN)
+        await tid("create-title").fill("Checkout is down")
+        await tid("create-responders").fill(ANN)
+        await tid("create-submit").click()
+        await tid("room-platform-choice").select_option("slack")
+        await tid("create-room").click()
+        await expect(tid("room-state")).to_have_text("active")
+        await expect(tid("another-room-platform")).to_have_value("sandbox")  # slack has its room
+        await tid("open-another-room").click()
+        more = tid("more-room").and_(page.locator('[data-platform="sandbox"]'))
+        await expect(more).to_have_attribute("data-state", "active")
+        await expect(more).to_contain_text("1 of 1 members in")
+        await expect(tid("another-room")).to_have_count(0)  # every platform has its room
+        assert errors == []
 
 
 async def _status(http: httpx.AsyncClient, iid: str, status: str) -> bool:

@@ -159,7 +159,7 @@ async def create_room(request: Request, incident_id: str, csrf: str = Form(""), 
         out = await svc.create_room(incident_id, platform=chosen, actor=actor, source=Source.WEB)
         if out.done and out.value.state is RoomState.FAILED:
             return f"The {chosen} war room could not be created: {out.value.detail or 'see the timeline'}"
-        return "War room created." if out.done else "Creating the war room…"
+        return f"The {chosen} war room is ready." if out.done else f"Creating the {chosen} war room…"
 
     return await _guarded(request, incident_id, csrf, do)
 

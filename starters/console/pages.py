@@ -95,11 +95,13 @@ async def incidents(
 def incident_context(state: AppState, incident_id: str) -> dict[str, Any]:
     incident = state.store.incidents.get(incident_id)
     room = state.store.rooms.current(incident_id) or WarRoom(platform=state.settings.im_platform)
+    more = state.store.rooms.more(incident_id)
     timeline = state.store.timeline.list(incident_id)
     review = state.store.reviews.latest(incident_id)
     return {
         "incident": incident,
         "room": room,
+        "more_rooms": more,
         "timeline": timeline,
         "review": review,
         "impact": _impact(timeline),
@@ -127,6 +129,9 @@ async def incident(request: Request, incident_id: str) -> Response:
         return page(request, "missing.html", 404, what=f"incident {incident_id[:64]}")
     i: Incident = ctx["incident"]
     room: WarRoom = ctx["room"]
+    up = (RoomState.ACTIVE, RoomState.CREATING)
+    has_room = {room.platform} if room.state in up else set()
+    has_room |= {r.platform for r in ctx["more_rooms"] if r.state in up}
     responders_text = "\n".join(
         f"{r.name} <{r.email or r.phone}>" if r.name and (r.email or r.phone) else (r.email or r.phone or r.name)
         for r in i.responders
@@ -142,6 +147,10 @@ async def incident(request: Request, incident_id: str) -> Response:
         can_create=room.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED)
         and i.status is not IncidentStatus.CLOSED,
         can_dismiss=i.status is IncidentStatus.CLOSED and room.state in (RoomState.ACTIVE, RoomState.FAILED),
+        # while the room is up: one more room, on a platform that has none (another team's)
+        other_platforms=[p for p in platforms(state) if p not in has_room]
+        if room.state in up and i.status is not IncidentStatus.CLOSED
+        else [],
         responders_text=responders_text,
         live_url=f"/incidents/{i.id}/live",
     )
