@@ -100,6 +100,8 @@ def incident_show(
     console = out()
     console.print(incident_panel(data["incident"]))
     console.print(room_panel(data["war_room"], incident_id))
+    for room in data.get("more_war_rooms") or []:  # the incident's rooms on other platforms
+        console.print(room_panel(room, incident_id))
     console.print(timeline_table(data.get("timeline") or [], timeline))
     console.print(f"[dim]Temporal workflow id: incident-{incident_id}[/]")
 

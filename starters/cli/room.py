@@ -33,15 +33,21 @@ def open_room(api: Api, incident_id: str, platform: str | None, actor: str, wait
         r = api.call("POST", f"{incident_path(incident_id)}/war-room", json_body=body, accept=(200, 201, 202, 502))
         room = r.json()
         if r.status_code == 202:
-            room = _wait_for_room(api, incident_id, {RoomState.ACTIVE, RoomState.FAILED}, wait) or room
+            states = {RoomState.ACTIVE, RoomState.FAILED}
+            room = _wait_for_room(api, incident_id, states, wait, room.get("platform")) or room
     return room
 
 
-def _wait_for_room(api: Api, incident_id: str, states: set[str], wait: float) -> dict[str, Any] | None:
+def _wait_for_room(
+    api: Api, incident_id: str, states: set[str], wait: float, platform: str | None = None
+) -> dict[str, Any] | None:
+    """The incident's room (on `platform`: the first, or one of its other rooms) once in `states`."""
     deadline = time.monotonic() + wait
     room = None
     while time.monotonic() < deadline:
-        room = api.json("GET", incident_path(incident_id))["war_room"]
+        data = api.json("GET", incident_path(incident_id))
+        rooms = [data["war_room"], *data.get("more_war_rooms", [])]
+        room = next((r for r in rooms if r.get("platform") == platform), data["war_room"])
         if room.get("state") in states:
             return room
         time.sleep(0.5)
