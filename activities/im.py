@@ -333,6 +333,7 @@ class ImActivities:
         """Bulk linking: resolve everyone at once and store the links found. Progress goes out as
         heartbeat details (`LinkProgress`), which the console reads to show how far it got."""
         adapter = self.adapter(inp.platform)
+        adapter.forget_misses()  # someone just added to the workspace is found now
 
         def progress(done: int, total: int) -> None:
             activity.heartbeat(LinkProgress(done=done, total=total))

@@ -49,7 +49,9 @@ OUTBOUND = frozenset(
         "dismiss_room",
     }
 )
-PASSED_THROUGH = frozenset({"handle_callback", "listen", "connection_status", "prepare", "setup_checks", "aclose"})
+PASSED_THROUGH = frozenset(
+    {"handle_callback", "listen", "connection_status", "prepare", "setup_checks", "aclose", "forget_misses"}
+)
 SHARE_OF_ATTEMPT = 0.5  # of start-to-close: the rest is left for the calls after the repeats
 
 

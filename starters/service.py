@@ -527,8 +527,11 @@ class WarRoomService:
         while wanted:
             page, cursor = self.store.incidents.list(limit=200, cursor=cursor)
             open_ids = [i.id for i in page if i.status is not IncidentStatus.CLOSED]
-            for incident_id, room in self.store.rooms.current_many(open_ids).items():
-                if room.platform != platform or room.state is not RoomState.ACTIVE:
+            first, more = self.store.rooms.current_many(open_ids), self.store.rooms.more_many(open_ids)
+            for incident_id in open_ids:
+                rooms = [r for r in (first.get(incident_id), *more.get(incident_id, [])) if r is not None]
+                room = next((r for r in rooms if r.platform == platform and r.state is RoomState.ACTIVE), None)
+                if room is None:
                     continue
                 unlinked = [m for m in room.members if m.state is MemberState.UNLINKED]
                 matched = sorted({c for m in unlinked for c in ((m.email or "").lower(), m.phone or "")} & wanted)

@@ -35,11 +35,12 @@ browser = browser  # the console tests' Playwright browser (a fixture)
 CONSOLE_TOKEN = "console-token-for-tests"
 
 AM_TOKEN = "am-token"
+DAVE = "dave@example.com"
 RULES = """
 rules:
-  - name: checkout pages get a Slack and a sandbox room
+  - name: checkout pages get a sandbox and a Slack room
     match: {source: alertmanager}
-    room: {platforms: [slack, sandbox]}
+    room: {platforms: [sandbox, slack]}
 """
 
 
@@ -116,6 +117,10 @@ async def test_an_incident_with_a_slack_room_and_a_sandbox_room(
         again = await http.post(f"{API}/incidents/{iid}/war-room", json={"platform": platform})
         assert again.status_code == 200 and again.json()["chat_id"] == room["chat_id"], again.text
 
+    metrics = (await http.get("/metrics")).text.splitlines()
+    for platform in ("slack", "sandbox"):  # the store's gauges count every current room
+        assert f'warroom_rooms{{platform="{platform}",state="active"}} 1' in metrics
+
     sandbox = SandboxPlatform(store.db)
     channel = fake.channels[slack["chat_id"]]
     assert slack_members(fake, slack["chat_id"]) == {ANN, BOB}
@@ -170,6 +175,8 @@ async def test_an_incident_with_a_slack_room_and_a_sandbox_room(
 
 
 async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake: FakeSlack, store: Store) -> None:
+    """An Alertmanager group by rule gets a sandbox room and, beside it, a Slack room; someone
+    not on Slack yet is unlinked there, and One-click Link on Slack invites them into it."""
     fake.add_user(ANN, "Ann")
     doc = json.loads((Path(__file__).parent / "sources" / "alertmanager_v4.json").read_text())
     doc["groupKey"] += f" #{uuid.uuid4().hex[:8]}"
@@ -177,16 +184,28 @@ async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake
     assert r.status_code == 202, r.text
     [taken] = r.json()["incidents"]
     iid = taken["id"]
+    r = await http.put(f"{API}/incidents/{iid}/responders", json={"responders": [{"email": ANN}, {"email": DAVE}]})
+    assert r.status_code == 200, r.text
 
-    async def opened() -> tuple[dict[str, Any], dict[str, Any]] | None:
+    async def opened(dave: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         first, more = await rooms(http, iid)
         up = [r for r in (first, *more) if r["state"] == "active" and r["card_handle"]]
-        return (first, more[0]) if len(up) == 2 else None
+        if len(up) != 2:
+            return None
+        states = {m["email"]: m["state"] for m in more[0]["members"]}
+        return (first, more[0]) if states == {ANN: "invited", DAVE: dave} else None
 
-    slack, box = await eventually(opened, timeout=30)
-    assert (slack["platform"], box["platform"]) == ("slack", "sandbox")
-    assert slack["chat_id"] in fake.channels
+    box, slack = await eventually(lambda: opened("unlinked"), timeout=30)
+    assert (box["platform"], slack["platform"]) == ("sandbox", "slack")
     assert SandboxPlatform(store.db).room(box["chat_id"]).incident_id == iid
+    assert slack_members(fake, slack["chat_id"]) == {ANN}
+
+    fake.add_user(DAVE, "Dave")
+    r = await http.post(f"{API}/users/link", json={"platform": "slack"})
+    assert r.status_code == 200, r.text
+    assert [p["responder_id"] for p in r.json()["linked"]] == [ANN, DAVE]  # not an earlier "not found"
+    await eventually(lambda: opened("invited"), timeout=30)
+    assert slack_members(fake, slack["chat_id"]) == {ANN, DAVE}
 
 
 @pytest.mark.browser

@@ -238,6 +238,12 @@ class ImAdapter(abc.ABC):
     async def lookup_user(self, *, email: str | None, phone: str | None) -> str | None:
         """The platform's user id for a person, or None when the directory does not know them."""
 
+    def forget_misses(self) -> None:
+        """Ask the platform again about people it did not know: One-click Link follows someone
+        being added to the workspace, and must not answer from a remembered "not found". Nothing
+        to forget for adapters that remember no misses (or keep them on purpose, as WeCom does)."""
+        return None
+
     @abc.abstractmethod
     async def add_members(self, chat_id: str, im_user_ids: list[str]) -> list[InviteResult]:
         """Invite people; someone already in the room counts as success."""

@@ -123,6 +123,25 @@ class RoomStore:
                         out[row.incident_id] = (rank, _room(row))
         return {k: v for k, (_, v) in out.items()}
 
+    def more_many(self, incident_ids: list[str]) -> dict[str, list[WarRoom]]:
+        """`more` of each of these incidents (those that have other rooms), in one query."""
+        newest: dict[tuple[str, str], RoomRow] = {}
+        with self.db.session() as s:
+            for i in range(0, len(incident_ids), 500):
+                rows = s.scalars(
+                    select(RoomRow)
+                    .where(RoomRow.incident_id.in_(incident_ids[i : i + 500]), RoomRow.extra.is_(True))
+                    .order_by(RoomRow.id)
+                )
+                for row in rows:
+                    key = (row.incident_id, row.platform)
+                    if key not in newest or newest[key].generation <= row.generation:
+                        newest[key] = row
+            out: dict[str, list[WarRoom]] = {}
+            for (incident_id, _), row in newest.items():
+                out.setdefault(incident_id, []).append(_room(row))
+            return out
+
     def incident_for_chat(self, platform: str, chat_id: str) -> str | None:
         with self.db.session() as s:
             return s.scalar(select(RoomRow.incident_id).where(RoomRow.platform == platform, RoomRow.chat_id == chat_id))

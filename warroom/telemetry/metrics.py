@@ -16,7 +16,7 @@ from collections import Counter as Tally
 from threading import Lock
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from warroom.im.plugins import platform_names
 from warroom.store.db import Database
@@ -98,21 +98,29 @@ def store_gauges(db: Database) -> str:
     """Incidents by status and each incident's current war room by platform and state."""
     with db.session() as s:
         incidents = s.execute(select(IncidentRow.status, func.count()).group_by(IncidentRow.status)).all()
+        # each incident's first room in its newest generation, and its newest room on each other platform
         latest = (
-            select(RoomRow.incident_id, func.max(RoomRow.generation).label("g")).group_by(RoomRow.incident_id)
+            select(RoomRow.incident_id, RoomRow.extra, RoomRow.platform, func.max(RoomRow.generation).label("g"))
+            .where(RoomRow.extra.is_(True))
+            .group_by(RoomRow.incident_id, RoomRow.extra, RoomRow.platform)
+            .union_all(
+                select(RoomRow.incident_id, RoomRow.extra, literal(""), func.max(RoomRow.generation))
+                .where(RoomRow.extra.is_(False))
+                .group_by(RoomRow.incident_id, RoomRow.extra)
+            )
         ).subquery()
-        rooms = Tally(
-            (p, st)
-            for p, st in s.execute(
-                select(RoomRow.platform, RoomRow.state).join(
-                    latest, (RoomRow.incident_id == latest.c.incident_id) & (RoomRow.generation == latest.c.g)
-                )
-            ).all()
+        current = (
+            (RoomRow.incident_id == latest.c.incident_id)
+            & (RoomRow.extra == latest.c.extra)
+            & ((latest.c.platform == "") | (RoomRow.platform == latest.c.platform))
+            & (RoomRow.generation == latest.c.g)
         )
+        found = s.execute(select(RoomRow.platform, RoomRow.state).join(latest, current)).all()
+        rooms = Tally((p, st) for p, st in found)
     lines = ["# HELP warroom_incidents Incidents by status.", "# TYPE warroom_incidents gauge"]
     lines += [f'warroom_incidents{{status="{status}"}} {n}' for status, n in sorted(incidents)]
     lines += [
-        "# HELP warroom_rooms War rooms (each incident's current one) by platform and state.",
+        "# HELP warroom_rooms War rooms (each incident's current ones) by platform and state.",
         "# TYPE warroom_rooms gauge",
     ]
     lines += [f'warroom_rooms{{platform="{p}",state="{st}"}} {n}' for (p, st), n in sorted(rooms.items())]

@@ -258,6 +258,9 @@ class SlackAdapter(ImAdapter):
             return None  # Slack cannot look people up by phone
         return await self.users.by_email(email)
 
+    def forget_misses(self) -> None:
+        self.users.forget_misses()
+
     async def add_members(self, chat_id: str, im_user_ids: list[str]) -> list[InviteResult]:
         ids = list(dict.fromkeys(u for u in im_user_ids if u))
         if not ids:

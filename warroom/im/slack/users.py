@@ -66,5 +66,8 @@ class UserDirectory:
             self._cache[key] = _Entry(user_id, self.clock() + (self.ttl if user_id else self.miss_ttl))
             return user_id
 
+    def forget_misses(self) -> None:
+        self._cache = {k: e for k, e in self._cache.items() if e.user_id is not None}
+
     def forget(self, email: str) -> None:
         self._cache.pop(email.strip().lower(), None)
