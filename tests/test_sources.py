@@ -42,7 +42,7 @@ RULES = f"""
 rules:
   - name: critical pages get a room
     match: {{source: alertmanager, severity_at_least: high}}
-    room: {{platform: sandbox, invite: [{OPS}]}}
+    room: {{platform: sandbox, invite: [{OPS}], name: "{{severity}} {{label:service}} {{id}}"}}
     dismiss_after_close_minutes: 0
   - name: every PagerDuty incident
     match: {{source: pagerduty}}
@@ -171,6 +171,7 @@ async def test_alertmanager_group_life(http: httpx.AsyncClient) -> None:
     assert [p["email"] for p in inc["responders"]] == [ANN]
     room = await eventually(lambda: _room(http, iid, "active", invited_at_least=frozenset({OPS})))
     assert OPS in [m["email"] for m in room["members"]]
+    assert room["name"] == f"critical checkout {iid}"  # the rule's name template
     found = await http.get(f"{API}/incidents", params={"source": "alertmanager", "external_id": first["groupKey"]})
     assert [i["id"] for i in found.json()["items"]] == [iid]
 
@@ -409,6 +410,11 @@ async def test_rules_listed(http: httpx.AsyncClient) -> None:
         ("rules: [\n", 2, "YAML"),
         ("responders:\n  team:\n    payments: [not-an-email]\n", 2, "not an email"),
         ("webhooks:\n  x:\n    mapping: {id: a, title: b}\n", 3, "token"),
+        ("rules:\n  - name: a\n    room: {name: '{title}'}\n", 3, "needs {id}"),
+        ("rules:\n  - name: a\n    room: {name: '{id} {__class__}'}\n", 3, "placeholder"),
+        ("rules:\n  - name: a\n    room: {name: '{id} {0.__class__}'}\n", 3, "brace"),
+        ("rules:\n  - name: a\n    room: {platform: slack, platforms: [lark]}\n", 3, "not both"),
+        ("rules:\n  - name: a\n    room: {platforms: [slack, slack]}\n", 3, "each platform once"),
     ],
 )
 def test_invalid_rules_file_names_the_line(tmp_path: Path, settings: Settings, text: str, line: int, what: str) -> None:

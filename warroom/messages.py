@@ -83,6 +83,7 @@ class RuleDecision(BaseModel):
     room: str | None = None  # the platform a room is opened on; None: the rule opens no room
     invite: list[str] = Field(default_factory=list, max_length=100)  # beside the responders (emails)
     also: list[str] = Field(default_factory=list, max_length=8)  # platforms of more rooms beside `room`
+    name: str = ""  # the rule's room name template (warroom.room_names), filled when a room opens
 
 
 class ReminderState(BaseModel):
@@ -143,6 +144,7 @@ class CarriedState(BaseModel):
     guests: list[Responder] = Field(default_factory=list)
     reminders: ReminderState = Field(default_factory=ReminderState)
     more_rooms: list[RoomSlot] = Field(default_factory=list)  # rooms on other platforms, in the order asked
+    room_name: str = ""  # the matching rule's room name template; empty: "inc-<id> <title>"
 
     @property
     def keys(self) -> str:

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from warroom.models import Incident, IncidentStatus, Labels, Severity
+from warroom.room_names import check_template
 from warroom.sources.severity import RANK
 
 
@@ -38,6 +39,8 @@ class RoomChoice(BaseModel):
     # Rooms on several platforms at once (a Slack room and a Feishu room): the first is the
     # incident's room (the assistant's), the others are kept beside it. Instead of `platform`.
     platforms: list[str] = Field(default_factory=list, max_length=9)
+    # The room's name (warroom.room_names): e.g. "{severity} {id} {label:service}"; unset: "inc-{id} {title}".
+    name: str | None = Field(None, min_length=1, max_length=200)
     invite: list[str] = Field(default_factory=list, max_length=100)  # in the room beside the responders
     # Who stops being a responder: `remove` takes them out of the room, `keep` leaves them in;
     # unset: WARROOM_REMOVE_DEPARTED_MEMBERS.
@@ -47,6 +50,11 @@ class RoomChoice(BaseModel):
     @classmethod
     def _emails(cls, v: list[str]) -> list[str]:
         return checked_emails(v)
+
+    @field_validator("name")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        return None if v is None else check_template(v)
 
     @field_validator("platforms")
     @classmethod

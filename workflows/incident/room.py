@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from warroom.im.base import RoomRef, RoomSpec
     from warroom.messages import CarriedState, DismissInput, OpenRoomInput, RoomGoneSignal, RoomSlot, WarRoomConfig
     from warroom.models import IncidentStatus, Outcome, RoomState, Source, WarRoom
+    from warroom.room_names import room_name
 
 
 class RoomReconciler:
@@ -148,7 +149,7 @@ class RoomReconciler:
         return RoomSpec(
             incident_id=i.id,
             idempotency_key=f"{workflow.info().workflow_id}:room:{self._r.keys}{room.generation}",
-            name=f"inc-{i.id} {i.title}"[:80],
+            name=room_name(self._s.room_name, i) if self._s.room_name else f"inc-{i.id} {i.title}"[:80],
             topic=f"[{i.severity.value}] {i.title} — {self._cfg.public_url}/api/v1/incidents/{i.id}",
             url=f"{self._cfg.public_url}/api/v1/incidents/{i.id}",
             generation=room.generation,

@@ -200,6 +200,7 @@ class IncidentWarRoom:
         """What the matching rule asks: its reminders, its extra people, and its rooms while the
         incident is open and has none there (the first, or one after a reopen)."""
         self.reminders.set_policy(rule.policy)
+        self.s.room_name = rule.name
         no_room = (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED)
         if self.s.incident.status is not IncidentStatus.CLOSED:
             if rule.room and self.s.room.state in no_room:
