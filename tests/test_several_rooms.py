@@ -40,7 +40,7 @@ RULES = """
 rules:
   - name: checkout pages get a sandbox and a Slack room
     match: {source: alertmanager}
-    room: {platforms: [sandbox, slack]}
+    room: {platforms: [sandbox, slack], name: "{severity} {label:service} {id}"}
 """
 
 
@@ -197,6 +197,9 @@ async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake
 
     box, slack = await eventually(lambda: opened("unlinked"), timeout=30)
     assert (box["platform"], slack["platform"]) == ("sandbox", "slack")
+    # the rule's name template; on Slack it fills the channel template's {slug} (the id once)
+    assert box["name"] == f"critical checkout {iid}"
+    assert slack["name"].endswith(f"-{iid}-critical-checkout") and slack["name"].count(iid) == 1, slack["name"]
     assert SandboxPlatform(store.db).room(box["chat_id"]).incident_id == iid
     assert slack_members(fake, slack["chat_id"]) == {ANN}
 

@@ -191,6 +191,7 @@ class SlackAdapter(ImAdapter):
         prefix = f"inc-{spec.incident_id}"
         if title.startswith(prefix):
             title = title[len(prefix) :]
+        title = title.replace(spec.incident_id, " ")  # a rule's name has it too: the template has {id}
         return naming.channel_name(
             self.name_template, incident_id=spec.incident_id, title=title, created=spec.incident_created_at
         )
