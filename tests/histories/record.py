@@ -373,6 +373,39 @@ async def rule_life(env: WorkflowEnvironment, svc: WarRoomService) -> list[Workf
     return [handle]
 
 
+async def source_refused(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """A PagerDuty incident acted on while War Room cannot reach PagerDuty (no API token): the
+    acknowledge is refused (from the API and from the room) and nothing changes; then PagerDuty
+    resolves it and the room is dismissed."""
+    pd = Source("pagerduty")
+    body = IncidentIn(id="pd-recorded", title="Login errors", severity=Severity.HIGH, responders=[Responder(email=ANN)])
+    incident, _ = await svc.upsert_incident(
+        body, actor="pagerduty", source=pd, delivery=SourceDelivery(key="w1", summary="incident.triggered")
+    )
+    now = datetime.now(UTC)
+    svc.store.sources.claim("pagerduty", "w1", "PRECORD", incident.id, now, "https://pd.example/PRECORD", now)
+    handle = svc.handle(incident.id)
+    room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor=ANN))
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.ACKNOWLEDGE, actor=ANN))
+    ann = SandboxPlatform(svc.store.db).lookup_user(email=ANN, phone=None, now=now)
+    click = RoomActionSignal(
+        event_id="pd-click", platform="sandbox", chat_id=room.chat_id or "", im_user_id=ann, action=Action.ACKNOWLEDGE
+    )
+    await handle.signal(IncidentWarRoom.room_action, click)
+    resolved = incident.model_copy(update={"version": incident.version + 1, "status": IncidentStatus.CLOSED})
+    await handle.signal(
+        IncidentWarRoom.snapshot,
+        SnapshotSignal(
+            incident=resolved, actor="pagerduty", source=pd,
+            deliveries=[SourceDelivery(key="w2", summary="incident.resolved")],
+        ),
+    )  # fmt: skip
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
+
+
 async def several_rooms(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
     """A sandbox room and a Slack room for one incident: both opened, a click in the Slack room,
     a responder added to both, a reminder posted in both, closed and both dismissed."""
@@ -437,6 +470,7 @@ SCENARIOS: dict[str, Scenario] = {
     "source_life": source_life,
     "rule_life": rule_life,
     "several_rooms": several_rooms,
+    "source_refused": source_refused,
 }
 
 
