@@ -251,7 +251,8 @@ class WarRoomService:
         if rule.room is None:
             return RuleDecision(policy=policy)
         first, *also = rule.room.where(self.settings.im_platform)
-        return RuleDecision(policy=policy, room=first, also=also, invite=rule.room.invite, name=rule.room.name or "")
+        invite = self.rules.invitees(rule)
+        return RuleDecision(policy=policy, room=first, also=also, invite=invite, name=rule.room.name or "")
 
     # ------------------------------------------------------------------ requests that need an answer
     async def _update(self, incident_id: str, update, arg, *, request_id: str | None, share: str | None = None):  # type: ignore[no-untyped-def]

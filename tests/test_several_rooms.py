@@ -35,12 +35,16 @@ browser = browser  # the console tests' Playwright browser (a fixture)
 CONSOLE_TOKEN = "console-token-for-tests"
 
 AM_TOKEN = "am-token"
-DAVE = "dave@example.com"
+DAVE, LEAD = "dave@example.com", "lead@example.com"
 RULES = """
+groups:
+  checkout-leads: [lead@example.com]
 rules:
+  - name: search pages stay where they are
+    match: {source: alertmanager, services: [search]}
   - name: checkout pages get a sandbox and a Slack room
-    match: {source: alertmanager}
-    room: {platforms: [sandbox, slack], name: "{severity} {label:service} {id}"}
+    match: {source: alertmanager, services: [checkout]}
+    room: {platforms: [sandbox, slack], name: "{severity} {label:service} {id}", invite_groups: [checkout-leads]}
 """
 
 
@@ -175,9 +179,10 @@ async def test_an_incident_with_a_slack_room_and_a_sandbox_room(
 
 
 async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake: FakeSlack, store: Store) -> None:
-    """An Alertmanager group by rule gets a sandbox room and, beside it, a Slack room; someone
-    not on Slack yet is unlinked there, and One-click Link on Slack invites them into it."""
-    fake.add_user(ANN, "Ann")
+    """An Alertmanager group of the checkout service, by rule, gets a sandbox room and, beside it,
+    a Slack room, with the rule's group of people; someone not on Slack yet is unlinked there, and
+    One-click Link on Slack invites them into it."""
+    fake.add_user(ANN, "Ann"), fake.add_user(LEAD, "Lead")
     doc = json.loads((Path(__file__).parent / "sources" / "alertmanager_v4.json").read_text())
     doc["groupKey"] += f" #{uuid.uuid4().hex[:8]}"
     r = await http.post("/sources/alertmanager", json=doc, headers={"Authorization": f"Bearer {AM_TOKEN}"})
@@ -193,7 +198,7 @@ async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake
         if len(up) != 2:
             return None
         states = {m["email"]: m["state"] for m in more[0]["members"]}
-        return (first, more[0]) if states == {ANN: "invited", DAVE: dave} else None
+        return (first, more[0]) if states == {ANN: "invited", DAVE: dave, LEAD: "invited"} else None
 
     box, slack = await eventually(lambda: opened("unlinked"), timeout=30)
     assert (box["platform"], slack["platform"]) == ("sandbox", "slack")
@@ -201,14 +206,15 @@ async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake
     assert box["name"] == f"critical checkout {iid}"
     assert slack["name"].endswith(f"-{iid}-critical-checkout") and slack["name"].count(iid) == 1, slack["name"]
     assert SandboxPlatform(store.db).room(box["chat_id"]).incident_id == iid
-    assert slack_members(fake, slack["chat_id"]) == {ANN}
+    assert slack_members(fake, slack["chat_id"]) == {ANN, LEAD}  # the rule's group, beside the responders
+    assert LEAD in invited(box)
 
     fake.add_user(DAVE, "Dave")
     r = await http.post(f"{API}/users/link", json={"platform": "slack"})
     assert r.status_code == 200, r.text
     assert [p["responder_id"] for p in r.json()["linked"]] == [ANN, DAVE]  # not an earlier "not found"
     await eventually(lambda: opened("invited"), timeout=30)
-    assert slack_members(fake, slack["chat_id"]) == {ANN, DAVE}
+    assert slack_members(fake, slack["chat_id"]) == {ANN, DAVE, LEAD}
 
 
 @pytest.mark.browser

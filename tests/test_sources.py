@@ -415,6 +415,7 @@ async def test_rules_listed(http: httpx.AsyncClient) -> None:
         ("rules:\n  - name: a\n    room: {name: '{id} {0.__class__}'}\n", 3, "brace"),
         ("rules:\n  - name: a\n    room: {platform: slack, platforms: [lark]}\n", 3, "not both"),
         ("rules:\n  - name: a\n    room: {platforms: [slack, slack]}\n", 3, "each platform once"),
+        ("groups: {leads: [a@example.com]}\nrules:\n  - name: a\n    room: {invite_groups: [leeds]}\n", 4, "leeds"),
     ],
 )
 def test_invalid_rules_file_names_the_line(tmp_path: Path, settings: Settings, text: str, line: int, what: str) -> None:

@@ -24,6 +24,8 @@ class Match(BaseModel):
     source: str | None = None
     severity_at_least: Severity | None = None
     labels: Labels = Field(default_factory=dict)
+    # The incident's service (its `service` label or an alert's service) is one of these.
+    services: list[str] = Field(default_factory=list, max_length=100)
 
 
 def checked_emails(v: list[str]) -> list[str]:
@@ -42,6 +44,7 @@ class RoomChoice(BaseModel):
     # The room's name (warroom.room_names): e.g. "{severity} {id} {label:service}"; unset: "inc-{id} {title}".
     name: str | None = Field(None, min_length=1, max_length=200)
     invite: list[str] = Field(default_factory=list, max_length=100)  # in the room beside the responders
+    invite_groups: list[str] = Field(default_factory=list, max_length=20)  # names from the file's `groups`
     # Who stops being a responder: `remove` takes them out of the room, `keep` leaves them in;
     # unset: WARROOM_REMOVE_DEPARTED_MEMBERS.
     members: Literal["keep", "remove"] | None = None
@@ -92,7 +95,16 @@ class Rule(BaseModel):
             return False
         if m.severity_at_least and RANK[incident.severity] < RANK[m.severity_at_least]:
             return False
+        if m.services and not _services(incident) & set(m.services):
+            return False
         return all(incident.labels.get(k) == v for k, v in m.labels.items())
+
+
+def _services(incident: Incident) -> set[str]:
+    found = {a.service for a in incident.alerts if a.service}
+    if incident.labels.get("service"):
+        found.add(incident.labels["service"])
+    return found
 
 
 class WebhookMapping(BaseModel):
@@ -147,6 +159,29 @@ class RulesFile(BaseModel):
     webhooks: dict[str, Webhook] = Field(default_factory=dict)
     # Responders of alert groups (Alertmanager, Grafana) by label: label → value → emails.
     responders: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    # People by group name, for rules' `room.invite_groups` (a team's leads, a comms rota).
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _group_emails(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {name: checked_emails(emails) for name, emails in v.items()}
+
+    def unknown_groups(self) -> list[tuple[int, str]]:
+        """(rule index, group) of every `invite_groups` entry that `groups` does not define."""
+        return [
+            (i, g) for i, r in enumerate(self.rules) for g in (r.room.invite_groups if r.room else [])
+            if g not in self.groups
+        ]  # fmt: skip
+
+    def invitees(self, rule: Rule) -> list[str]:
+        """The rule's extra people: its `invite`, then its groups' people, each once."""
+        if rule.room is None:
+            return []
+        found = list(rule.room.invite)
+        for group in rule.room.invite_groups:
+            found += [e for e in self.groups.get(group, []) if e not in found]
+        return found[:100]
 
     @field_validator("responders")
     @classmethod
@@ -190,13 +225,17 @@ def load_rules(path: str | Path | None) -> RulesFile:
         line = f" line {mark.line + 1}" if mark else ""
         raise RulesFileError(f"{p}:{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
     try:
-        return RulesFile.model_validate(data or {})
+        rules = RulesFile.model_validate(data or {})
     except ValidationError as e:
         err = e.errors()[0]
         loc = [x for x in err["loc"] if x != "__root__"]
         line = _line_of(node, loc)
         where = ".".join(str(x) for x in loc) or "top level"
         raise RulesFileError(f"{p}: line {line}: {where}: {err['msg']}") from None
+    for i, group in rules.unknown_groups():
+        line = _line_of(node, ["rules", i, "room", "invite_groups"])
+        raise RulesFileError(f"{p}: line {line}: rules.{i}.room.invite_groups: no group {group!r} under `groups`")
+    return rules
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
