@@ -33,8 +33,6 @@ from workflows.incident.timeline import TimelineRecorder
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import SOURCE_KINDS, TimelineKind
     from warroom.messages import (
-        ROLE_HOLDER,
-        ROLE_HOLDER_RULE,
         WORKFLOW_TYPE,
         ActRequest,
         AiReviewResult,
@@ -56,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models import Action, Incident, IncidentStatus, Responder, RoomState, WarRoom
     from warroom.names import REFUSED, REVIEW_FAILED
-    from warroom.roles import assignment
+    from warroom.roles import assignment, checked_role_holder
 
 HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
 SEEN_KEEP = 1000  # dedup window for event and update ids carried across continue-as-new
@@ -308,9 +306,7 @@ class IncidentWarRoom:
 
     @set_role.validator
     def _validate_role(self, req: SetRoleRequest) -> None:
-        person = req.person.strip()
-        if person and not ROLE_HOLDER.match(person):
-            raise ValueError(ROLE_HOLDER_RULE)
+        checked_role_holder(req.person)
 
     @workflow.update
     async def dismiss_room(self, req: DismissRoomRequest) -> WarRoom:
