@@ -24,6 +24,7 @@ from workflows.incident.actions import ActionQueue
 from workflows.incident.assistant import Assistant
 from workflows.incident.chat import RoomChat
 from workflows.incident.reminders import Reminders
+from workflows.incident.roles import RoleBook
 from workflows.incident.room import RoomReconciler
 from workflows.incident.search import SearchAttributes
 from workflows.incident.snapshot import take_snapshot
@@ -54,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models import Action, Incident, IncidentStatus, Responder, RoomState, WarRoom
     from warroom.names import REFUSED, REVIEW_FAILED
-    from warroom.roles import assignment, checked_role_holder
+    from warroom.roles import checked_role_holder
 
 HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
 SEEN_KEEP = 1000  # dedup window for event and update ids carried across continue-as-new
@@ -83,7 +84,8 @@ class IncidentWarRoom:
         self.room = RoomReconciler(self.s, self.cfg, self.timeline, self.search, chat)
         self.actions = ActionQueue(self.s, self.timeline, chat)
         self.snooze = SnoozeTimer(self.s, self.timeline)
-        self.assistant = Assistant(self.s, self.cfg, self.timeline, self.room.card, chat)
+        self.roles = RoleBook(self.s, self.timeline, chat)
+        self.assistant = Assistant(self.s, self.cfg, self.timeline, self.room.card, chat, self.roles)
         self.reminders = Reminders(self.s, self.timeline, chat, self.room)
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
@@ -293,13 +295,7 @@ class IncidentWarRoom:
     async def set_role(self, req: SetRoleRequest) -> dict[str, str]:
         """Give a role to someone (or leave it unheld); answered with every role as it now is."""
         self._messages_this_run += 1
-        person = req.person.strip()
-        role = req.role.value
-        if self.s.roles.get(role, "") != person:
-            before = self.s.roles.pop(role, "")
-            if person:
-                self.s.roles[role] = person
-            self.timeline.log(TimelineKind.ROLE_ASSIGNED, req.actor, req.source, assignment(req.role, person, before))
+        if self.roles.assign(req.role, req.person.strip(), req.actor, req.source):
             self.reminders.heard()
         await self.timeline.recorded()
         return dict(self.s.roles)
