@@ -4,6 +4,7 @@ and a worker running this repository's workflows and activities against the sand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -18,8 +19,10 @@ import pytest_asyncio
 from psycopg import sql
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -58,7 +61,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
+async def skip_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, shared by the session: use it through `skip_env`."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
     )
@@ -70,6 +74,43 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+async def open_workflows(client: Client) -> set[tuple[str, str]]:
+    """(workflow id, run id) of every open workflow (the test server has no ListWorkflowExecutions,
+    but it has the older ListOpenWorkflowExecutions)."""
+    found: set[tuple[str, str]] = set()
+    token = b""
+    while True:
+        page = await client.workflow_service.list_open_workflow_executions(
+            ListOpenWorkflowExecutionsRequest(namespace=client.namespace, maximum_page_size=1000, next_page_token=token)
+        )
+        found |= {(e.execution.workflow_id, e.execution.run_id) for e in page.executions}
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+@contextlib.asynccontextmanager
+async def leftovers_ended(client: Client) -> AsyncIterator[None]:
+    """Terminate, at the end, every workflow that became open inside the block (runs it continued
+    as new into included). On the shared time-skipping server a workflow left running with a timer
+    stops time skipping for every later test: its timer fires with no worker left to take the
+    workflow task, and the server waits for that task before it skips again."""
+    before = await open_workflows(client)
+    try:
+        yield
+    finally:
+        for workflow_id, run_id in sorted(await open_workflows(client) - before):
+            with contextlib.suppress(RPCError):  # it ended meanwhile
+                await client.get_workflow_handle(workflow_id, run_id=run_id).terminate("left running by its test")
+
+
+@pytest_asyncio.fixture
+async def skip_env(skip_server: WorkflowEnvironment) -> AsyncIterator[WorkflowEnvironment]:
+    """The shared time-skipping server; what the test leaves running is terminated after it."""
+    async with leftovers_ended(skip_server.client):
+        yield skip_server
 
 
 @pytest.fixture

@@ -191,6 +191,32 @@ async def test_token(client, worker, store, settings):
         assert listed["items"] == []
 
 
+async def test_accepted_and_still_applying_reads_the_same_everywhere(client, worker, store, settings):
+    """An API that answers before the workflow does (202): every command says what it accepted
+    and the command that shows how it ends, in the same words."""
+    async with serving(create_app(settings, client=client, store=store, answer_within=0)) as url:
+        cli = Cli(url)
+        iid = (await cli.json("incident", "create", "--title", "Slow answers", "-r", "gus@example.com"))["id"]
+        check_incident = f"; check with `warroom incident show {iid}`."
+        check_room = f"; check with `warroom room show {iid}`."
+        r = await cli("room", "create", iid, "--wait", "0")
+        assert r.stdout.strip() == "… The war room is still creating" + check_room, r.stdout
+        r = await cli("incident", "ack", iid)
+        assert r.stdout.strip() == f"… acknowledge of {iid} accepted and still being applied" + check_incident
+        r = await cli("incident", "role", iid, "lead", "gus@example.com")
+        assert r.stdout.strip() == f"… lead of {iid} accepted and still being recorded" + check_incident
+        await cli("incident", "close", iid)
+
+        async def settled() -> bool:
+            shown = await cli.json("incident", "show", iid)
+            return shown["incident"]["status"] == "closed" and shown["war_room"]["state"] == "active"
+
+        await eventually(settled, timeout=30)
+        r = await cli("room", "dismiss", iid, "--wait", "0")
+        assert r.stdout.strip().startswith(f"… dismissal of the war room of {iid} accepted and still being applied")
+        assert r.stdout.strip().endswith(check_room), r.stdout
+
+
 @pytest.mark.parametrize("args", [["--help"], ["incident", "--help"], ["room", "--help"], ["users", "--help"]])
 def test_help(args):
     r = CliRunner().invoke(app, args, env=ENV)

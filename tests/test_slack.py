@@ -366,3 +366,32 @@ async def test_rate_limited_burst_loses_and_duplicates_nothing(http, fake, store
     assert fake.count("chat.postMessage", "fault:drop_after") == 1  # the card whose answer was lost, found again
     limited = sum(1 for c in fake.calls if c.outcome == "fault:ratelimited")
     print(f"\nslack burst: {n} rooms in {elapsed:.2f}s through {limited} rate-limited answers, {len(fake.calls)} calls")
+
+
+async def test_roles_from_a_slack_channel(http, fake, store):
+    """`@warroom lead @bob` in a Slack channel: Bob (a member, by his Slack mention) leads, the
+    timeline says Ann gave it from Slack, and the confirmation is text that pings nobody."""
+    ann, bob = fake.add_user(ANN, "Ann"), fake.add_user(BOB, "Bob")
+    iid = await create_incident(http, ANN, BOB)
+    channel = (await open_room(http, iid))["chat_id"]
+
+    async def reply(words: str) -> str:
+        def check() -> str | None:
+            said = [m["text"] for m in fake.bot_messages(channel) if words in m.get("text", "")]
+            return said[-1] if said else None
+
+        return await eventually(check, timeout=30)
+
+    body = fake.user_message(channel, ann, f"<@{BOT_USER_ID}> lead <@{bob}>", event_type="app_mention")
+    assert (await deliver(http, fake, body)).status_code == 200
+    assert await reply("Lead:") == f"Lead: {BOB}, set by {ANN}."
+    body = fake.user_message(channel, bob, f"<@{BOT_USER_ID}> comms <!channel>", event_type="app_mention")
+    assert (await deliver(http, fake, body)).status_code == 200
+    refusal = await reply("Comms not changed")
+    assert "<!" not in refusal and "<@" not in refusal, refusal
+    assigned = await eventually(lambda: entries(store, iid, "role.assigned", 2))
+    assert [(e.actor, e.source.value, e.outcome.value) for e in assigned] == [
+        (ANN, "slack", "ok"),
+        (BOB, "slack", "refused"),
+    ]
+    assert assigned[0].detail == f"lead: {BOB}"

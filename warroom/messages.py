@@ -6,7 +6,6 @@ histories. None of these carry a secret: platforms are named, credentials stay i
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from pydantic import AliasChoices, BaseModel, Field
@@ -217,9 +216,16 @@ class JoinRoomRequest(BaseModel):
     source: Source = Source.API
 
 
-# Who may hold a role: an email or a plain name, nothing a platform renders as a mention or markup.
-ROLE_HOLDER = re.compile(r"^[^\W_][\w .+'@-]{0,319}$")
-ROLE_HOLDER_RULE = "name the person by email or by name (letters, digits, spaces and . _ + - ' @)"
+class RoleCommand(BaseModel):
+    """A role given in the room (`@warroom lead me`), as the answer activity read it: `me` (the
+    speaker), another member by their IM user id, a `person` as written (checked by the workflow
+    like any role holder), nobody (all empty), or `ask` (who holds it now)."""
+
+    role: Role
+    person: str = ""
+    me: bool = False
+    im_user_id: str = ""
+    ask: bool = False
 
 
 class SetRoleRequest(BaseModel):
@@ -432,6 +438,7 @@ class AiAnswer(BaseModel):
     rich: Rich | None = None  # the same answer with links, for platforms that render formatting
     posted_as: str = ""  # the message it was edited into (stream_to), when that worked: nothing to post
     first_visible_ms: float = 0.0  # streamed: from the activity's start to the first words in the room
+    role: RoleCommand | None = None  # intent "role": the role the message gives, applied by the workflow
 
 
 class AiImpactInput(BaseModel):

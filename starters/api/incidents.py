@@ -14,7 +14,6 @@ from starters.api.views import incident_json, room_json, source_json, timeline_j
 from starters.service import WarRoomService, room_on
 from warroom.enums import Role
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
-from warroom.messages import ROLE_HOLDER, ROLE_HOLDER_RULE
 from warroom.models import (
     Action,
     IncidentIn,
@@ -25,6 +24,7 @@ from warroom.models import (
     WarRoom,
     unique_responders,
 )
+from warroom.roles import InvalidRoleHolder, checked_role_holder
 from warroom.store import Store
 from warroom.store.sources import SourceLink
 
@@ -338,9 +338,10 @@ async def set_role(
 ) -> dict[str, Any]:
     """Give a role of the incident (lead, scribe, comms) to someone; 200 with every role once
     recorded, 202 while it is; 422 for a person a role cannot name."""
-    person = body.person.strip()
-    if person and not ROLE_HOLDER.match(person):
-        raise ApiError(422, "invalid", ROLE_HOLDER_RULE)
+    try:
+        person = checked_role_holder(body.person)
+    except InvalidRoleHolder as e:
+        raise ApiError(422, "invalid", str(e)) from None
     await asyncio.to_thread(app_state(request).store.incidents.get, incident_id)  # an unknown incident: 404
     await _may_act(request, incident_id)
     out = await svc.set_role(incident_id, role, person, actor=_actor(request, body.actor), source=_source(request))

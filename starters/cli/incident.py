@@ -12,7 +12,7 @@ from rich.text import Text
 from starters.cli.client import Api, incident_path
 from starters.cli.errors import EXIT_API_ERROR, EXIT_USAGE, fail, handled
 from starters.cli.options import Actor, ApiUrl, IncidentId, JsonOut, Platform, Wait
-from starters.cli.output import PAST, SEVERITY_STYLE, STATUS_STYLE, ago, out, print_json, styled
+from starters.cli.output import PAST, SEVERITY_STYLE, STATUS_STYLE, ago, out, print_json, still_applying, styled
 from starters.cli.people import default_actor, matches, parse_responders
 from starters.cli.render import incident_line, incident_panel, room_panel, timeline_table
 from starters.cli.room import open_room, print_room_outcome
@@ -160,10 +160,7 @@ def _act(incident_id: str, action: Action, actor: str | None, api_url: str | Non
         return
     console = out()
     if r.status_code == 202:
-        console.print(
-            f"[yellow]…[/] {action} of {incident_id} accepted and still being applied; "
-            f"check with `warroom incident show {incident_id}`."
-        )
+        still_applying(console, f"{action} of {incident_id} accepted and still being applied", incident_id)
         return
     extra_text = f" for {extra['minutes']} min" if extra.get("minutes") else ""
     console.print(f"[green]✔[/] {incident_id} {PAST.get(action, action)} by {actor}{extra_text}: ", end="")
@@ -273,9 +270,7 @@ def incident_role(
         return
     console = out()
     if r.status_code == 202:
-        console.print(
-            f"[yellow]…[/] accepted and still being recorded; check with `warroom incident show {incident_id}`."
-        )
+        still_applying(console, f"{role.value} of {incident_id} accepted and still being recorded", incident_id)
         return
     roles = r.json()["roles"]
     held = ", ".join(f"{k}: {v}" for k, v in sorted(roles.items())) or "none"

@@ -57,6 +57,12 @@ def err() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def still_applying(console: Console, what: str, incident_id: str, *, show: str = "incident") -> None:
+    """What the API accepted and is still carrying out (it answered 202, or the wait ran out),
+    and the command that shows how it ends: the same words from every command."""
+    console.print(f"[yellow]…[/] {what}; check with `warroom {show} show {incident_id}`.")
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

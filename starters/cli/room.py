@@ -13,7 +13,7 @@ from rich.console import Console
 from starters.cli.client import Api, incident_path
 from starters.cli.errors import EXIT_API_ERROR, EXIT_USAGE, CliError, handled
 from starters.cli.options import Actor, ApiUrl, IncidentId, JsonOut, Platform, Wait
-from starters.cli.output import err, out, print_json
+from starters.cli.output import err, out, print_json, still_applying
 from starters.cli.people import default_actor
 from starters.cli.render import room_panel
 from warroom.enums import RoomState
@@ -64,7 +64,7 @@ def print_room_outcome(console: Console, room: dict[str, Any], incident_id: str)
         console.print(f"[bold red]✘ The war room could not be created:[/] {room.get('detail') or 'see the timeline'}")
         console.print(f"[dim]Details: `warroom incident show {incident_id}`.[/]")
     else:
-        console.print(f"[yellow]…[/] The war room is still {state}; check with `warroom room show {incident_id}`.")
+        still_applying(console, f"The war room is still {state}", incident_id, show="room")
 
 
 @app.command("create")
@@ -151,7 +151,9 @@ def room_dismiss(
     if room.get("state") == RoomState.DISMISSED:
         out().print(f"[green]✔[/] War room of {incident_id} dismissed.")
     else:
-        out().print(f"[yellow]…[/] The war room is {room.get('state')}; check with `warroom room show {incident_id}`.")
+        state = room.get("state")
+        what = f"dismissal of the war room of {incident_id} accepted and still being applied (it is {state})"
+        still_applying(out(), what, incident_id, show="room")
 
 
 @app.command("show")

@@ -26,7 +26,6 @@ from warroom import selflink
 from warroom.enums import Outcome, Role, TimelineKind
 from warroom.errors import Conflict, NotFound
 from warroom.im.plugins import platform_names
-from warroom.messages import ROLE_HOLDER, ROLE_HOLDER_RULE
 from warroom.models import (
     Action,
     IncidentIn,
@@ -37,6 +36,7 @@ from warroom.models import (
     TimelineEntry,
     unique_responders,
 )
+from warroom.roles import InvalidRoleHolder, checked_role_holder
 
 log = logging.getLogger("warroom.console")
 
@@ -213,9 +213,10 @@ async def set_role(
             which = Role(role)
         except ValueError:
             raise ValueError(f"unknown role {role[:20]!r}: one of {', '.join(r.value for r in Role)}") from None
-        holder = person.strip()
-        if holder and not ROLE_HOLDER.match(holder):
-            raise ValueError(ROLE_HOLDER_RULE[0].upper() + ROLE_HOLDER_RULE[1:] + ".")
+        try:
+            holder = checked_role_holder(person)
+        except InvalidRoleHolder as e:
+            raise ValueError(e.sentence()) from None
         out = await svc.set_role(incident_id, which, holder, actor=actor, source=Source.WEB)
         now = f"{which.value}: {holder or 'nobody'}"
         return f"Role saved ({now})." if out.done else f"Saving the role ({now})…"

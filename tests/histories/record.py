@@ -11,7 +11,8 @@ next to this file (with `-<n>` for the runs it continued as new into). An existi
 never replaced: it proves that runs of its shape still replay. Together the scenarios take every
 path of the workflow: the room (opened, members, card), actions (applied, refused from the room
 and from the API), a snooze that expires, the assistant (answers, impact, runbooks, reviews),
-continue-as-new with work handed over, dismissal, and a room removed by hand and opened again.
+continue-as-new with work handed over, dismissal, a room removed by hand and opened again, and
+roles given from the room.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI, running_fake_open
 from tests.fakes.slack_api import SIGNING_SECRET as SLACK_SIGNING
 from tests.fakes.slack_api import TOKEN as SLACK_TOKEN
 from tests.fakes.slack_api import running_fake_slack
+from warroom.enums import Role
 from warroom.im.base import ActionClicked, MessageReceived, RoomGone
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.messages import (
@@ -439,6 +441,39 @@ async def several_rooms(env: WorkflowEnvironment, svc: WarRoomService) -> list[W
     )  # fmt: skip
     await svc.set_responders(incident.id, [Responder(email=ANN), Responder(email=BOB)], actor=ANN, source=Source.API)
     await env.sleep(timedelta(minutes=31))
+
+
+async def roles_room(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
+    """Roles given from the room (patch roles-from-room): `lead me`, a scribe by name, a holder
+    that could ping (refused), someone who is no linked responder (refused, told alone), who holds
+    the lead, a role given through the update beside them; then close and dismissal."""
+    incident, _ = await svc.upsert_incident(
+        IncidentIn(title="Cache misses", responders=[Responder(email=ANN), Responder(email=BOB)]),
+        actor=ANN,
+        source=Source.API,
+    )
+    handle = svc.handle(incident.id)
+    room = await handle.execute_update(IncidentWarRoom.create_room, CreateRoomRequest(platform="sandbox", actor=ANN))
+    chat = room.chat_id or ""
+    sandbox = SandboxPlatform(svc.store.db)
+    ann = sandbox.lookup_user(email=ANN, phone=None, now=datetime.now(UTC))
+    bob = sandbox.lookup_user(email=BOB, phone=None, now=datetime.now(UTC))
+    eve = sandbox.lookup_user(email="eve@example.com", phone=None, now=datetime.now(UTC))
+    for user, text in (
+        (ann, "@warroom lead me"),
+        (bob, "@warroom scribe Bob Example"),
+        (ann, "@warroom comms <!here>"),
+        (eve, "@warroom lead me"),
+        (bob, "@warroom lead"),
+    ):
+        mid = str(sandbox.post(chat, author=user, text=text, key=None, now=datetime.now(UTC)))
+        event = MessageReceived(
+            event_id=f"msg-{mid}", chat_id=chat, message_id=mid, im_user_id=user, text=text, mentions_bot=True
+        )
+        assert await svc.dispatch("sandbox", [event]) == []
+    while not [m for m in sandbox.messages(chat) if "Give it with" in (m.text or "")]:
+        await asyncio.sleep(0.05)
+    await svc.set_role(incident.id, Role.COMMS, "Cy", actor=ANN, source=Source.API)
     await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
     await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
     await handle.result()
@@ -471,6 +506,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rule_life": rule_life,
     "several_rooms": several_rooms,
     "source_refused": source_refused,
+    "roles_room": roles_room,
 }
 
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from warroom import lifecycle
+from warroom import lifecycle, roles
 from warroom.ai import context, impact, offline, prompts, review
 from warroom.ai.model import AiError, AiPermanent, ModelClient, OnText, configured
 from warroom.ai.redact import Redactor, hide_secrets
@@ -33,6 +33,8 @@ from warroom.store import Store
 from warroom.store.reviews import StoredReview
 
 MAX_POST = 3500
+# What a workflow from before roles-from-room posts for a role command (it applies none).
+ROLE_ELSEWHERE = "Roles are given on the incident's console page (Roles) for now; nothing changed."
 _SUGGEST = re.compile(r"^\s*SUGGEST:\s*([a-z]+)\s*\.?\s*$", re.I | re.M)
 BUTTON = {Action.ACKNOWLEDGE: "Acknowledge", Action.SNOOZE: "Snooze", Action.CLOSE: "Close", Action.REOPEN: "Reopen"}
 
@@ -207,6 +209,9 @@ class Assistant:
         if msg is None:
             raise NotFound(f"message {inp.message_id} is not in the transcript")
         asker = ctx.names.get(inp.im_user_id, inp.im_user_id)
+        command = roles.room_command(msg.text)
+        if command is not None:  # `@warroom lead me`: the workflow applies it (and says so)
+            return AiAnswer(text=ROLE_ELSEWHERE, intent="role", role=command)
         draft = offline.answer(ctx, msg.text, question_id=inp.message_id, now=now)
         if draft.intent in ("impact", "review"):
             return AiAnswer(text="", intent=draft.intent)

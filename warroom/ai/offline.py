@@ -26,7 +26,8 @@ HELP = (
     "I'm the War Room assistant. Ask me anything about this incident, e.g. `@warroom what is the customer "
     "impact and what changed before it started?`, or use a command: `@warroom impact` (the impact "
     "assessment), `@warroom review` (the post-incident review), `@warroom more` (the details of my last "
-    "answer), `@warroom help`. I answer from this incident's timeline, this room's messages and the "
+    "answer), `@warroom help`; roles: `@warroom lead me`, `@warroom scribe <email or name>`, `@warroom comms none`. "
+    "I answer from this incident's timeline, this room's messages and the "
     "runbooks, and link my sources. I never change the incident: I can only suggest an action, which one "
     "of you clicks on the status card."
 )

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 from workflows.incident import calls, options
 from workflows.incident.card import CardKeeper
 from workflows.incident.chat import RoomChat
+from workflows.incident.roles import RoleBook
 from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, source_of
 
@@ -75,8 +76,10 @@ class Assistant:
         timeline: TimelineRecorder,
         card: CardKeeper,
         chat: RoomChat,
+        roles: RoleBook,
     ) -> None:
         self._s, self._cfg, self._timeline, self._card, self._chat = state, config, timeline, card, chat
+        self._roles = roles
         # Handed over by the previous run: mentions still to answer, our posts still to keep.
         self._questions: list[RoomMessageSignal] = state.questions
         self._captured: list[CapturedMessage] = state.captured
@@ -200,6 +203,14 @@ class Assistant:
             return
         if ans.intent == "review":
             self._review_asks.append(ReviewAsk(asker, source))
+            return
+        # Patch roles-from-room: `@warroom lead me` gives the role (as the set_role update does)
+        # and the room is told; before it, the activity's text said roles are given elsewhere.
+        if ans.intent == "role" and ans.role is not None and workflow.patched("roles-from-room"):
+            ai.answered_at.remove(now)  # no answer: it does not count towards the limit
+            said = await self._roles.from_room(q, ans.role)
+            if said:
+                await self._post(said, key=f"role-{q.message_id}")
             return
         # Patch ai-rich-answers: the answer goes out formatted (links, bold, lists) where the
         # activity sent a formatted copy; histories from before it posted the plain text.

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from workflows.incident.actions import ActionQueue
 from workflows.incident.assistant import Assistant
 from workflows.incident.reminders import Reminders
+from workflows.incident.roles import RoleBook
 from workflows.incident.rooms import Rooms
 from workflows.incident.search import SearchAttributes
 from workflows.incident.snapshot import take_snapshot
@@ -32,8 +33,6 @@ from workflows.incident.timeline import TimelineRecorder
 with workflow.unsafe.imports_passed_through():
     from warroom.enums import SOURCE_KINDS, TimelineKind
     from warroom.messages import (
-        ROLE_HOLDER,
-        ROLE_HOLDER_RULE,
         WORKFLOW_TYPE,
         ActRequest,
         AiReviewResult,
@@ -56,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models import Action, Incident, IncidentStatus, Responder, RoomState, WarRoom
     from warroom.names import REFUSED, REVIEW_FAILED
-    from warroom.roles import assignment
+    from warroom.roles import checked_role_holder
 
 HISTORY_EVENTS_PER_RUN = 3500  # continue as new from here on
 SEEN_KEEP = 1000  # dedup window for event and update ids carried across continue-as-new
@@ -87,7 +86,8 @@ class IncidentWarRoom:
         first = self.rooms.first
         self.actions = ActionQueue(self.s, self.timeline, self.rooms)
         self.snooze = SnoozeTimer(self.s, self.timeline)
-        self.assistant = Assistant(self.s, self.cfg, self.timeline, first.card, first.chat)
+        self.roles = RoleBook(self.s, self.timeline, first.chat)
+        self.assistant = Assistant(self.s, self.cfg, self.timeline, first.card, first.chat, self.roles)
         self.reminders = Reminders(self.s, self.timeline, self.rooms)
         if inp.state is None and inp.opened_by is not None:
             i = inp.incident
@@ -307,22 +307,14 @@ class IncidentWarRoom:
     async def set_role(self, req: SetRoleRequest) -> dict[str, str]:
         """Give a role to someone (or leave it unheld); answered with every role as it now is."""
         self._messages_this_run += 1
-        person = req.person.strip()
-        role = req.role.value
-        if self.s.roles.get(role, "") != person:
-            before = self.s.roles.pop(role, "")
-            if person:
-                self.s.roles[role] = person
-            self.timeline.log(TimelineKind.ROLE_ASSIGNED, req.actor, req.source, assignment(req.role, person, before))
+        if self.roles.assign(req.role, req.person.strip(), req.actor, req.source):
             self.reminders.heard()
         await self.timeline.recorded()
         return dict(self.s.roles)
 
     @set_role.validator
     def _validate_role(self, req: SetRoleRequest) -> None:
-        person = req.person.strip()
-        if person and not ROLE_HOLDER.match(person):
-            raise ValueError(ROLE_HOLDER_RULE)
+        checked_role_holder(req.person)
 
     @workflow.update
     async def dismiss_room(self, req: DismissRoomRequest) -> WarRoom:
