@@ -18,7 +18,7 @@ from workflows.incident.search import SearchAttributes
 from workflows.incident.timeline import TimelineRecorder
 
 with workflow.unsafe.imports_passed_through():
-    from warroom.messages import CarriedState, RoomGoneSignal, RoomSlot, WarRoomConfig
+    from warroom.messages import CarriedState, RoomSlot, WarRoomConfig
     from warroom.models import RoomState, Source, WarRoom
 
 # Beside its first room, an incident has at most this many (one per platform, so this is plenty).
@@ -79,11 +79,6 @@ class Rooms:
     def for_chat(self, platform: str, chat_id: str) -> RoomReconciler:
         """The room whose chat (platform, chat) is, whatever its state; else the first."""
         return next((r for r in self.all() if (r.platform, r.room.chat_id) == (platform, chat_id)), self.first)
-
-    def gone(self, sig: RoomGoneSignal) -> None:
-        room = self.of(sig.platform, sig.chat_id, RoomState.ACTIVE, RoomState.DISMISSING)
-        if room is not None:
-            room.gone(sig)
 
     def linked(self, platform: str, contacts: list[str]) -> None:
         for room in self.all():
