@@ -245,7 +245,18 @@ async def test_the_console_opens_a_second_room_and_shows_both(
         await expect(more).to_have_attribute("data-state", "active")
         await expect(more).to_contain_text("1 of 1 members in")
         await expect(tid("another-room")).to_have_count(0)  # every platform has its room
+
+        # the rules in force, as the console shows them
+        await tid("nav-rules").click()
+        rule = tid("rule").and_(page.locator('[data-name="checkout pages get a sandbox and a Slack room"]'))
+        await expect(rule).to_contain_text("source alertmanager, services checkout")
+        await expect(rule.get_by_test_id("rule-room")).to_contain_text("a room on sandbox and slack, named")
+        await expect(rule).to_contain_text(f"Also invites {LEAD} (groups checkout-leads)")
+        await expect(tid("rule").first).to_contain_text("Opens no room.")
         assert errors == []
+        async with httpx.AsyncClient(base_url=url) as anon:  # not signed in: no rules shown
+            r = await anon.get("/rules")
+            assert r.status_code in (302, 303, 401) and LEAD not in r.text
 
 
 async def _status(http: httpx.AsyncClient, iid: str, status: str) -> bool:

@@ -192,6 +192,23 @@ async def _linking(state: AppState, workflow_id: str) -> dict[str, Any] | None:
     return shown
 
 
+@router.get("/rules")
+async def rules(request: Request) -> Response:
+    """The rules in force: what opens rooms on its own, where, with whom, and its reminders."""
+    await identify(request)
+    state = app_state(request)
+    loaded = state.intake.rules
+    return page(
+        request,
+        "rules.html",
+        path=state.settings.rules_path(),
+        rules=loaded.rules,
+        invitees=loaded.invitees,
+        webhooks=sorted(loaded.webhooks),
+        default_platform=state.settings.im_platform,
+    )
+
+
 @router.get("/runbooks")
 async def runbooks(request: Request) -> Response:
     await identify(request)
