@@ -264,18 +264,7 @@ class WarRoomService:
         answer = self.shared.get(key) if share else None
         if answer is None:
             update_id = request_id or str(uuid.uuid4())
-            try:
-                handle = await self.handle(incident_id).start_update(
-                    update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-                )
-            except WorkflowUpdateFailedError as e:
-                raise Conflict(_reason(e)) from e
-            except RPCError as e:
-                if e.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                # Not running (never started, or finished): start it from the store with the update.
-                handle = await self._start_with(incident_id, update, arg, update_id)
-            answer = asyncio.ensure_future(handle.result())
+            answer = asyncio.ensure_future(self._send(incident_id, update, arg, update_id))
             answer.add_done_callback(lambda a: a.cancelled() or a.exception())  # retrieved, if nobody waits
             if share:
                 self.shared.add(key, answer)
@@ -285,6 +274,24 @@ class WarRoomService:
             raise Conflict(_reason(e)) from e
         except TimeoutError:
             return Answer(None, False)
+
+    async def _send(self, incident_id: str, update, arg, update_id: str):  # type: ignore[no-untyped-def]
+        """The update's answer. Its acceptance is waited for within the request's wait too: a
+        workflow task can take seconds to complete (it opens a room in a local activity first,
+        or a worker is busy or lost), and a request is answered 202 within `self.wait` whatever
+        holds it up (its update, sent, is answered by the workflow all the same)."""
+        try:
+            handle = await self.handle(incident_id).start_update(
+                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+        except WorkflowUpdateFailedError as e:
+            raise Conflict(_reason(e)) from e
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # Not running (never started, or finished): start it from the store with the update.
+            handle = await self._start_with(incident_id, update, arg, update_id)
+        return await handle.result()
 
     async def _start_with(self, incident_id: str, update, arg, update_id: str):  # type: ignore[no-untyped-def]
         incident = await asyncio.to_thread(self.store.incidents.get, incident_id)
