@@ -83,6 +83,8 @@ from workflows.link_users import LinkUsers
 
 # How long an HTTP request waits for the workflow before answering 202 "still applying".
 ANSWER_WITHIN_SECONDS = 15.0
+# How long the answer of a 202 waits for the workflow's view before taking the store's.
+QUERY_WITHIN = 0.5
 
 
 T = TypeVar("T")
@@ -375,11 +377,14 @@ class WarRoomService:
         return await self._update(incident_id, IncidentWarRoom.review, req, request_id=None)
 
     async def room_now(self, incident_id: str) -> WarRoom:
-        """The room as the workflow sees it this instant, falling back to the store's read model."""
+        """The room as the workflow sees it this instant, falling back to the store's read model
+        (also when the query is not answered within `QUERY_WITHIN`: a query waits for the workflow
+        task in progress, which may be opening a room in a local activity)."""
         try:
-            view = await self.client.get_workflow_handle(workflow_id(incident_id)).query(IncidentWarRoom.view)
+            handle = self.client.get_workflow_handle(workflow_id(incident_id))
+            view = await asyncio.wait_for(handle.query(IncidentWarRoom.view), QUERY_WITHIN)
             return view.room
-        except RPCError:
+        except (RPCError, TimeoutError):
             room = await asyncio.to_thread(self.store.rooms.current, incident_id)
             return room or WarRoom(platform=self.settings.im_platform)
 
