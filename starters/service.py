@@ -120,7 +120,7 @@ class SharedRequests:
 @dataclass
 class Answer(Generic[T]):
     value: T
-    done: bool  # False: accepted and still being applied (HTTP 202)
+    done: bool  # False: not answered within the wait, still being applied (HTTP 202)
 
 
 class WarRoomService:

@@ -4,11 +4,13 @@ The open-room call (`calls.OPEN_ROOM`) is first tried once as a local activity: 
 runs the workflow task runs the call, and the task completes with its result, so the room is ready
 without an activity dispatch through the server and the workflow task that would follow it. A
 local activity holds its workflow task while it runs, so that try is short (`LOCAL_TIMEOUT`, well
-inside the workflow task's 10 s) and is not retried. When it fails (a platform error, a rate limit,
-a lost worker) or runs past that, the call is made again as the regular activity: on the
-platform's queue, with heartbeats, its retry policy and its 2 h deadline. The activity resumes
-where it can (the room and the card by key, links once stored), so the second start repeats no
-effect. A refusal for good (missing permission, an unknown platform) fails the room at once.
+inside the workflow task's 10 s) and is not retried. When it fails (a platform error, a rate
+limit) or runs past that (a slow platform, a worker too busy to finish it), the call is made again
+as the regular activity: on the workflow's queue, with heartbeats, its retry policy and its 2 h
+deadline. A call the local try made may be made again, but no effect is repeated (the room and the
+card go by key, invites by membership, links once stored). A refusal for good (missing permission,
+an unknown platform) fails the room at once. A worker lost during the local try loses its workflow
+task, which another worker runs again, local try included.
 
 Platforms bound to a region (`options.im` gives them a task queue other than the workflow's,
 `WARROOM_PLATFORM_REGIONS`) always take the regular activity on their regional queue: a local
