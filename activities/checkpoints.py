@@ -45,8 +45,10 @@ class Checkpoints(Generic[P]):
         return max(candidates, key=self._steps_done)
 
     def record(self, progress: P) -> None:
-        """Report `progress` now; the writes go out in order, without holding up the next step."""
-        activity.heartbeat(progress)
+        """Report `progress` now; the writes go out in order, without holding up the next step. A
+        local activity has no heartbeat: its row alone carries the progress."""
+        if not activity.info().is_local:
+            activity.heartbeat(progress)
         data = progress.model_dump(mode="json")
         before = self._writing
 

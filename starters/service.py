@@ -83,6 +83,8 @@ from workflows.link_users import LinkUsers
 
 # How long an HTTP request waits for the workflow before answering 202 "still applying".
 ANSWER_WITHIN_SECONDS = 15.0
+# How long the answer of a 202 waits for the workflow's view before taking the store's.
+QUERY_WITHIN = 0.5
 
 
 T = TypeVar("T")
@@ -118,7 +120,7 @@ class SharedRequests:
 @dataclass
 class Answer(Generic[T]):
     value: T
-    done: bool  # False: accepted and still being applied (HTTP 202)
+    done: bool  # False: not answered within the wait, still being applied (HTTP 202)
 
 
 class WarRoomService:
@@ -267,18 +269,7 @@ class WarRoomService:
         answer = self.shared.get(key) if share is not None else None
         if answer is None:
             update_id = request_id or str(uuid.uuid4())
-            try:
-                handle = await self.handle(incident_id).start_update(
-                    update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-                )
-            except WorkflowUpdateFailedError as e:
-                raise Conflict(_reason(e)) from e
-            except RPCError as e:
-                if e.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                # Not running (never started, or finished): start it from the store with the update.
-                handle = await self._start_with(incident_id, update, arg, update_id)
-            answer = asyncio.ensure_future(handle.result())
+            answer = asyncio.ensure_future(self._send(incident_id, update, arg, update_id))
             answer.add_done_callback(lambda a: a.cancelled() or a.exception())  # retrieved, if nobody waits
             if share is not None:
                 self.shared.add(key, answer)
@@ -288,6 +279,24 @@ class WarRoomService:
             raise Conflict(_reason(e)) from e
         except TimeoutError:
             return Answer(None, False)
+
+    async def _send(self, incident_id: str, update, arg, update_id: str):  # type: ignore[no-untyped-def]
+        """The update's answer. Its acceptance is waited for within the request's wait too: a
+        workflow task can take seconds to complete (it opens a room in a local activity first,
+        or a worker is busy or lost), and a request is answered 202 within `self.wait` whatever
+        holds it up (its update, sent, is answered by the workflow all the same)."""
+        try:
+            handle = await self.handle(incident_id).start_update(
+                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+        except WorkflowUpdateFailedError as e:
+            raise Conflict(_reason(e)) from e
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # Not running (never started, or finished): start it from the store with the update.
+            handle = await self._start_with(incident_id, update, arg, update_id)
+        return await handle.result()
 
     async def _start_with(self, incident_id: str, update, arg, update_id: str):  # type: ignore[no-untyped-def]
         incident = await asyncio.to_thread(self.store.incidents.get, incident_id)
@@ -372,11 +381,14 @@ class WarRoomService:
 
     async def room_now(self, incident_id: str, platform: str | None = None) -> WarRoom:
         """The room (on `platform`, else the first) as the workflow sees it this instant, falling
-        back to the store's read model."""
+        back to the store's read model (also when the query is not answered within
+        `QUERY_WITHIN`: a query waits for the workflow task in progress, which may be opening a
+        room in a local activity)."""
         try:
-            view = await self.client.get_workflow_handle(workflow_id(incident_id)).query(IncidentWarRoom.view)
+            handle = self.client.get_workflow_handle(workflow_id(incident_id))
+            view = await asyncio.wait_for(handle.query(IncidentWarRoom.view), QUERY_WITHIN)
             first, more = view.room, view.more_rooms
-        except RPCError:
+        except (RPCError, TimeoutError):
             first = await asyncio.to_thread(self.store.rooms.current, incident_id)
             more = await asyncio.to_thread(self.store.rooms.more, incident_id) if platform else []
         room = room_on(first, more, platform) if platform else first

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.ai import AiActivities
 from activities.im import ImActivities
 from activities.incidents import IncidentActivities
 from starters.api.app import create_app
@@ -794,6 +795,58 @@ async def test_room_that_cannot_be_created_is_502(client, store, settings):
         assert (await act(http, iid, "close")).status_code == 200
         error_of(await http.delete(f"{API}/incidents/{iid}/war-room"), 409, "conflict")
     await im.aclose()
+
+
+def open_room_failing_locally(im: ImActivities, *, hang: bool) -> Callable[..., Any]:
+    """`im_open_room` that fails (or, `hang`, runs past the local try's time) when run as a local
+    activity, and opens the room when run as the regular activity."""
+
+    @activity.defn(name="im_open_room")
+    async def open_room(inp: OpenRoomInput) -> OpenedRoom:
+        if activity.info().is_local:
+            if hang:
+                await asyncio.sleep(30)
+            raise ApplicationError("503 Service Unavailable", type="ImTransient")
+        return await im.open_room(inp)
+
+    return open_room
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["local try fails", "local try runs long"])
+async def test_room_opened_by_the_activity_after_its_local_try(client, store, settings, hang):
+    """The room is first opened in a local activity; when that fails or runs past its few
+    seconds, the regular activity (heartbeats, retries) opens it, and no workflow task was held
+    past its timeout."""
+    im = ImActivities(store, settings)
+    ai = AiActivities(store, settings, im)
+    activities = [a for a in im.all() if a.__name__ != "open_room"] + [open_room_failing_locally(im, hang=hang)]
+    activities += IncidentActivities(store).all() + ai.im_queue() + ai.main_queue()
+    w = Worker(client, task_queue=settings.task_queue, workflows=list(WORKFLOWS), activities=activities)
+    async with w, api_client(create_app(settings, client=client, store=store)) as http:
+        iid = new_id()
+        await create_incident(http, id=iid)
+        r = await http.post(f"{API}/incidents/{iid}/war-room", json={})
+        assert r.status_code == 201 and r.json()["state"] == "active", r.text
+        history = await client.get_workflow_handle(workflow_id(iid)).fetch_history()
+    await im.aclose()
+    tried_locally = [
+        e
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        and b"im_open_room" in e.marker_recorded_event_attributes.details["data"].payloads[0].data
+    ]
+    [local] = tried_locally
+    assert local.marker_recorded_event_attributes.HasField("failure")
+    [scheduled] = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "im_open_room"
+    ]
+    assert scheduled.heartbeat_timeout.seconds > 0 and scheduled.task_queue.name == settings.task_queue
+    held = {"workflow_task_timed_out_event_attributes", "workflow_task_failed_event_attributes"}
+    assert not [e for e in history.events if any(e.HasField(f) for f in held)]
 
 
 # ---------------------------------------------------------------------------- IM callbacks

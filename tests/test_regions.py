@@ -116,8 +116,11 @@ async def test_each_platforms_calls_run_only_on_its_regions_worker(client, store
     assert {"im_open_room", "im_update_card", "im_dismiss_room"} <= {r.kind for r in im_global}
     # The bound platform's IM calls: on <queue>-cn, run by the cn worker only.
     assert {(r.task_queue, r.identity) for r in im_cn} == {(f"{bound.task_queue}-cn", CN)}
-    # The unbound platform's IM calls, the workflows and the store activities: the global worker.
-    assert {(r.task_queue, r.identity) for r in im_global} == {(bound.task_queue, GLOBAL)}
+    # The unbound platform's IM calls, the workflows and the store activities: the global worker;
+    # its room is opened in a local activity (no queue: in the global worker's workflow task),
+    # the bound platform's on its regional queue, never locally.
+    assert {(r.task_queue, r.identity) for r in im_global} == {(bound.task_queue, GLOBAL), ("", GLOBAL)}
+    assert {r.task_queue for r in im_global if r.kind == "im_open_room"} == {""}
     # Whatever was queued on <queue>-cn (IM calls, and AI work that reads the chat) ran on the cn
     # worker; everything on the main queue (workflow tasks, store activities) on the global one.
     for r in cn_runs + global_runs:

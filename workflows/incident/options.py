@@ -61,7 +61,9 @@ CAPTURE = Profile(start_to_close=timedelta(seconds=10), retry=STORE_RETRY)
 
 def im(config: WarRoomConfig, platform: str) -> Profile:
     """A call to the room's platform, on the platform's regional queue when it has one; a call on
-    a lost worker is retried within seconds (heartbeats), a room's work is given up after 2 h."""
+    a lost worker is retried within seconds (heartbeats), a room's work is given up after 2 h.
+    A new room is first tried in a local activity (`opening`), except on a regional queue: a
+    platform bound to a region keeps the regular activity there, run by that region's workers."""
     return Profile(
         task_queue=config.im_task_queues.get(platform) or workflow.info().task_queue,
         start_to_close=timedelta(seconds=30),

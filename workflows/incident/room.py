@@ -14,7 +14,7 @@ from collections.abc import Callable
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.incident import calls, options
+from workflows.incident import calls, opening, options
 from workflows.incident.card import CardKeeper
 from workflows.incident.chat import RoomChat
 from workflows.incident.members import Members
@@ -167,7 +167,8 @@ class RoomReconciler:
         self.members.mark_pending(invite)
         card = self.card.render(room.card_version + 1, expecting=invite)
         try:
-            opened = await calls.OPEN_ROOM(
+            opened = await opening.open_room(
+                self._cfg,
                 OpenRoomInput(
                     platform=room.platform,
                     spec=spec,
@@ -176,9 +177,8 @@ class RoomReconciler:
                     card_key=f"{workflow.info().workflow_id}:card:{self._r.keys}{room.generation}",
                     extra=self._r is not self._s,
                 ),
-                options.im(self._cfg, room.platform),
             )
-        except ActivityError as e:
+        except opening.FAILED as e:
             room.members = []
             self._failed(cause(e))
             return
