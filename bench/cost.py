@@ -96,6 +96,7 @@ async def _history(stack: Stack) -> dict[str, Any]:
     out: dict[str, Any] = {"workflows": Counter(), "events": 0, "workflow_tasks": 0}
     activities: Counter[str] = Counter()
     markers: Counter[str] = Counter()  # core_local_activity (a local activity) or core_patch
+    local: Counter[str] = Counter()  # local activities by type
     async for wf in client.list_workflows(f'TaskQueue="{stack.settings.task_queue}"'):
         out["workflows"][wf.workflow_type] += 1
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
@@ -104,11 +105,15 @@ async def _history(stack: Stack) -> dict[str, Any]:
             if e.HasField("workflow_task_completed_event_attributes"):
                 out["workflow_tasks"] += 1
             elif e.HasField("marker_recorded_event_attributes"):
-                markers[e.marker_recorded_event_attributes.marker_name] += 1
+                marker = e.marker_recorded_event_attributes
+                markers[marker.marker_name] += 1
+                if marker.marker_name == "core_local_activity":
+                    local[json.loads(marker.details["data"].payloads[0].data)["activity_type"]] += 1
             elif e.HasField("activity_task_scheduled_event_attributes"):
                 activities[e.activity_task_scheduled_event_attributes.activity_type.name] += 1
     out["activities"] = activities
     out["markers"] = markers
+    out["local_activities"] = local
     return out
 
 
@@ -222,7 +227,7 @@ def report(m: dict[str, Any]) -> list[tuple[str, str, str]]:
         (
             "local activities",
             f"{h['markers'].get('core_local_activity', 0) / n:.1f}",
-            "MarkerRecorded: " + _by(h["markers"], n),
+            _by(h["local_activities"], n) + "; MarkerRecorded: " + _by(h["markers"], n),
         ),
         (
             "store writes, worker",

@@ -315,15 +315,21 @@ async def test_a_fault_in_every_step_costs_the_room_no_second_attempt(http, fake
 
 
 async def _attempts(client: Any, iid: str, activity_type: str) -> list[int]:
-    """The attempt number of each start of `activity_type` in the incident's workflow history."""
+    """The attempt number of each start of `activity_type` in the incident's workflow history, a
+    local activity's (a room's first try) included."""
     scheduled, attempts = set(), []
     async for e in client.get_workflow_handle(f"incident-{iid}").fetch_history_events():
         scheduling = e.activity_task_scheduled_event_attributes
         start = e.activity_task_started_event_attributes
+        marker = e.marker_recorded_event_attributes
         if e.HasField("activity_task_scheduled_event_attributes") and scheduling.activity_type.name == activity_type:
             scheduled.add(e.event_id)
         elif e.HasField("activity_task_started_event_attributes") and start.scheduled_event_id in scheduled:
             attempts.append(start.attempt)
+        elif e.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_local_activity":
+            local = json.loads(marker.details["data"].payloads[0].data)
+            if local["activity_type"] == activity_type:
+                attempts.append(local["attempt"])
     return attempts
 
 
