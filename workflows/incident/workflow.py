@@ -4,8 +4,10 @@ Handlers only record intent (a newer snapshot, a wanted room, an action to apply
 main loop; the main loop alone calls activities, in order, comparing the desired state with the
 actual one. A burst of ten status changes during a slow card update therefore costs one more
 update, and the history reads as an ordered audit trail. Each part of the story has its module:
-the action queue (`actions`), the snooze timer (`snooze`), the room reconciler (`room`, with its
-`members` and `card`), the assistant (`assistant`) and the timeline recorder (`timeline`).
+the action queue (`actions`), the snooze timer (`snooze`), the incident's rooms (`rooms`: its first
+and one on each other platform asked for, each a reconciler, `room`, with its `members` and
+`card`), the roles (`roles`), the reminders (`reminders`), the assistant (`assistant`) and the
+timeline recorder (`timeline`).
 
 History baseline 1.0: this code calls no `workflow.patched`. No release ran an older shape, so
 none is kept, and a run records no patch marker (each would also cost a TemporalChangeVersion
