@@ -11,8 +11,8 @@ next to this file (with `-<n>` for the runs it continued as new into). An existi
 never replaced: it proves that runs of its shape still replay. Together the scenarios take every
 path of the workflow: the room (opened, members, card), actions (applied, refused from the room
 and from the API), a snooze that expires, the assistant (answers, impact, runbooks, reviews),
-continue-as-new with work handed over, dismissal, a room removed by hand and opened again, and
-roles given from the room.
+continue-as-new with work handed over, dismissal, a room removed by hand and opened again, roles
+given from the room, rooms on two platforms for one incident, and a source refusing an action.
 """
 
 from __future__ import annotations
@@ -441,6 +441,10 @@ async def several_rooms(env: WorkflowEnvironment, svc: WarRoomService) -> list[W
     )  # fmt: skip
     await svc.set_responders(incident.id, [Responder(email=ANN), Responder(email=BOB)], actor=ANN, source=Source.API)
     await env.sleep(timedelta(minutes=31))
+    await handle.execute_update(IncidentWarRoom.act, ActRequest(action=Action.CLOSE, actor=ANN))
+    await handle.execute_update(IncidentWarRoom.dismiss_room, DismissRoomRequest(actor=ANN))
+    await handle.result()
+    return [handle]
 
 
 async def roles_room(env: WorkflowEnvironment, svc: WarRoomService) -> list[WorkflowHandle]:
