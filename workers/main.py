@@ -22,6 +22,7 @@ from activities.ai import AiActivities
 from activities.im import ImActivities
 from activities.incidents import IncidentActivities
 from connection.client import connect
+from connection.search_attributes import ensure_search_attributes
 from warroom.settings import Settings, get_settings
 from warroom.sources import pagerduty_api
 from warroom.store import Store
@@ -29,7 +30,7 @@ from warroom.telemetry.logs import configure_logging
 from warroom.telemetry.metrics import worker_metrics
 from workers.heartbeat import HeartbeatInterceptor
 from workers.telemetry import TelemetryInterceptor, worker_running, worker_runtime
-from workflows.incident import IncidentWarRoom
+from workflows.incident import SEARCH_ATTRIBUTES, IncidentWarRoom
 from workflows.link_users import LinkUsers
 
 log = logging.getLogger("warroom.worker")
@@ -103,6 +104,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     configure_logging(settings.log_format)
     store = Store(settings.database_url)
     client = await connect(settings, runtime=worker_runtime(settings), service="warroom-worker")
+    await ensure_search_attributes(client, SEARCH_ATTRIBUTES)  # a bare namespace refuses every incident
     worker, im = build_worker(client, store, settings)
     started = time.monotonic()
     prepared = await asyncio.to_thread(im.prepare)

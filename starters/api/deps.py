@@ -13,6 +13,7 @@ from fastapi import Request
 from temporalio.client import Client
 
 from connection.client import connect
+from connection.search_attributes import ensure_search_attributes
 from starters.api import session
 from starters.api.errors import ApiError
 from starters.coalesce import SnapshotCoalescer
@@ -26,6 +27,7 @@ from warroom.sources.rules import RulesFile
 from warroom.store import Store
 from warroom.store.accounts import TOKEN_PREFIX
 from warroom.telemetry.metrics import ApiMetrics
+from workflows.incident import SEARCH_ATTRIBUTES
 
 
 class AppState:
@@ -61,7 +63,7 @@ class AppState:
             async with self._lock:
                 if self._client is None:
                     try:
-                        self._client = await connect(self.settings, service="warroom-api")
+                        client = await connect(self.settings, service="warroom-api")
                     except Exception as e:
                         raise ApiError(
                             503,
@@ -69,6 +71,9 @@ class AppState:
                             f"cannot reach Temporal at {self.settings.temporal_address}: {e}. "
                             "Start the stack with `warroom dev` or set WARROOM_TEMPORAL_ADDRESS.",
                         ) from e
+                    # Processes start in any order: the API may be first to meet a bare namespace.
+                    await ensure_search_attributes(client, SEARCH_ATTRIBUTES)
+                    self._client = client
         return self._client
 
     async def service(self) -> WarRoomService:
