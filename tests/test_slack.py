@@ -311,7 +311,10 @@ async def test_a_fault_in_every_step_costs_the_room_no_second_attempt(http, fake
         "chat.postMessage",
         "pins.add",
     }
-    assert await _attempts(client, iid, "im_open_room") == [1]
+    # No retry: the local try succeeded, or (a loaded machine: the repeats above ran past its 3 s)
+    # the regular activity did in its first attempt, the room, card and pin still once.
+    attempts = await _attempts(client, iid, "im_open_room")
+    assert set(attempts) == {1} and len(attempts) <= 2, attempts
 
 
 async def _attempts(client: Any, iid: str, activity_type: str) -> list[int]:
