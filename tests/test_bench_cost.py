@@ -22,7 +22,8 @@ async def test_cost_counts_two_room_lives() -> None:
     # each room tried first in a local activity (then as an activity only if that try failed)
     assert m["history"]["local_activities"]["im_open_room"] == 2 and acts["im_dismiss_room"] == 2
     assert m["history"]["workflow_tasks"] >= 2 * 5  # start, open, acknowledge, responders, close, dismiss
-    assert m["im_calls"]["create_room"] == 2 and m["im_calls"]["dismiss_room"] == 2
+    fallbacks = acts.get("im_open_room", 0)  # a local try that ran out on a loaded machine asks again, by key
+    assert m["im_calls"]["create_room"] == 2 + fallbacks and m["im_calls"]["dismiss_room"] == 2
     assert m["worker_writes"]["INSERT rooms"] == 2  # counted by bench.count_writes in the worker process
     assert m["api_writes"]["INSERT incidents"] == 2  # counted in this process
     assert m["timeline_rows"] >= m["worker_writes"]["INSERT timeline"] > 0

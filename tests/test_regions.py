@@ -119,8 +119,10 @@ async def test_each_platforms_calls_run_only_on_its_regions_worker(client, store
     # The unbound platform's IM calls, the workflows and the store activities: the global worker;
     # its room is opened in a local activity (no queue: in the global worker's workflow task),
     # the bound platform's on its regional queue, never locally.
+    # (A local try that ran past its 3 s on a loaded machine is finished by the regular activity,
+    # on the global queue: still the global worker.)
     assert {(r.task_queue, r.identity) for r in im_global} == {(bound.task_queue, GLOBAL), ("", GLOBAL)}
-    assert {r.task_queue for r in im_global if r.kind == "im_open_room"} == {""}
+    assert "" in {r.task_queue for r in im_global if r.kind == "im_open_room"}
     # Whatever was queued on <queue>-cn (IM calls, and AI work that reads the chat) ran on the cn
     # worker; everything on the main queue (workflow tasks, store activities) on the global one.
     for r in cn_runs + global_runs:
