@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from starters.api.app import create_app
-from tests.fakes.slack_api import SIGNING_SECRET, TOKEN, FakeSlack
+from tests.fakes.slack_api import FakeSlack
 from warroom.im.sandbox.platform import SandboxPlatform
 from warroom.settings import Settings
 from warroom.store import Store
@@ -27,7 +27,7 @@ from .serving import serving
 from .test_api import signed
 from .test_browser import needs_chromium
 from .test_console import browser, new_page, sign_in
-from .test_slack import ANN, API, BOB, CAROL, card_text, create_incident, incident, kinds
+from .test_slack import ANN, API, BOB, CAROL, card_text, create_incident, incident, kinds, slack_settings
 
 pytestmark = test_slack.pytestmark  # Slack's spec is test data
 fake_server, fake, http = test_slack.fake_server, test_slack.fake, test_slack.http  # its fixtures
@@ -54,21 +54,7 @@ def settings(tmp_path: Path, fake: FakeSlack) -> Settings:
     that opens a room on both."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
-    return Settings(
-        WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'warroom.db'}",
-        WARROOM_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
-        WARROOM_SANDBOX_SIGNING_SECRET="test-secret",
-        WARROOM_IM_PLATFORM="slack",
-        WARROOM_PUBLIC_URL="https://warroom.example.com",
-        WARROOM_SESSION_SECRET="several-rooms-tests",
-        WARROOM_ALERTMANAGER_TOKEN=AM_TOKEN,
-        WARROOM_RULES_FILE=str(rules),
-        SLACK_BOT_TOKEN=TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_BASE_URL=fake.url,
-        WARROOM_SLACK_TIMEOUT=1.5,
-        _env_file=None,
-    )
+    return slack_settings(tmp_path, fake, WARROOM_ALERTMANAGER_TOKEN=AM_TOKEN, WARROOM_RULES_FILE=str(rules))
 
 
 async def rooms(http: httpx.AsyncClient, iid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -52,9 +52,9 @@ async def fake(fake_server: FakeSlack) -> AsyncIterator[FakeSlack]:
         assert args <= NEWER_ARGS, f"{method} got arguments Slack's spec does not know: {args - NEWER_ARGS}"
 
 
-@pytest.fixture
-def settings(tmp_path, fake: FakeSlack) -> Settings:
-    """conftest's settings, with Slack as the default platform and its API at the fake."""
+def slack_settings(tmp_path: Any, fake: FakeSlack, **more: Any) -> Settings:
+    """conftest's settings, with Slack as the default platform and its API at the fake (the
+    sandbox beside it); `more`: other settings by their variable names."""
     return Settings(
         WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'warroom.db'}",
         WARROOM_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
@@ -67,7 +67,13 @@ def settings(tmp_path, fake: FakeSlack) -> Settings:
         SLACK_API_BASE_URL=fake.url,
         WARROOM_SLACK_TIMEOUT=1.5,
         _env_file=None,
+        **more,
     )
+
+
+@pytest.fixture
+def settings(tmp_path, fake: FakeSlack) -> Settings:
+    return slack_settings(tmp_path, fake)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -82,15 +82,7 @@ class RoomStore:
     def more(self, incident_id: str) -> list[WarRoom]:
         """The incident's rooms on other platforms than its first: the newest of each platform,
         in the order they were first asked for."""
-        newest: dict[str, RoomRow] = {}
-        with self.db.session() as s:
-            rows = s.scalars(
-                select(RoomRow).where(RoomRow.incident_id == incident_id, RoomRow.extra.is_(True)).order_by(RoomRow.id)
-            )
-            for row in rows:
-                if row.platform not in newest or newest[row.platform].generation <= row.generation:
-                    newest[row.platform] = row
-            return [_room(row) for row in newest.values()]  # a dict keeps each platform's first place
+        return self.more_many([incident_id]).get(incident_id, [])
 
     def latest(self, incident_id: str, platform: str, generation: int) -> WarRoom | None:
         """The incident's room on `platform` in `generation` (first or not): what an earlier
@@ -124,7 +116,8 @@ class RoomStore:
         return {k: v for k, (_, v) in out.items()}
 
     def more_many(self, incident_ids: list[str]) -> dict[str, list[WarRoom]]:
-        """`more` of each of these incidents (those that have other rooms), in one query."""
+        """`more` of each of these incidents (those that have other rooms), in one query: a dict
+        keeps each platform in the place of its first row."""
         newest: dict[tuple[str, str], RoomRow] = {}
         with self.db.session() as s:
             for i in range(0, len(incident_ids), 500):
