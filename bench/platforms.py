@@ -235,14 +235,9 @@ async def sandbox_row(latency_ms: float, samples: int, responders: int) -> Row:
             done = await _until(lambda i=incident_id: bench_run._room_ready_at(stack, i, responders))
             ready.append(done - t0)
             ids.append(incident_id)
-        click = []
-        for incident_id in ids:
-            await asyncio.sleep(SETTLE)
-            t0 = time.time()
-            body = {"action": "acknowledge", "actor": "bench@bench.example"}
-            (await stack.api.post(f"/api/v1/incidents/{incident_id}/actions", json=body)).raise_for_status()
-            edited = await _until(lambda i=incident_id, t=t0: bench_run._card_edited(stack, i, "acknowledged", t))
-            click.append(edited - t0)
+        click = await bench_run.acknowledge_each(
+            stack, ids, lambda i, t: bench_run._card_edited(stack, i, "acknowledged", t)
+        )
     return Row("sandbox", ready, 2 * latency, "create ∥ lookups → invites ∥ card", engine,
                click, latency, "ack → card edit")  # fmt: skip
 
@@ -315,24 +310,12 @@ async def slack_row(latency_ms: float, samples: int, responders: int) -> Row:
             tag = uuid.uuid4().hex[:8]
             emails = [f"s{i}-{tag}@bench.example" for i in range(responders)]
             people = [fake.add_user(e) for e in emails]
-            body = {"title": f"bench {tag}", "severity": "high", "responders": [{"email": e} for e in emails]}
-            r = await stack.api.post("/api/v1/incidents", json=body)
-            r.raise_for_status()
-            incident_id = r.json()["id"]
-            t0 = time.time()
-            opened = await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "slack"})
-            opened.raise_for_status()
+            incident_id, _, t0 = await bench_run.open_room_for(stack, emails, "slack")
             done = await _until(lambda i=incident_id, p=people: _slack_ready_at(fake, i, p))
             if n:
                 ready.append(done - t0)
                 ids.append(incident_id)
-        click = []
-        for incident_id in ids:
-            await asyncio.sleep(SETTLE)
-            t0 = time.time()
-            body = {"action": "acknowledge", "actor": "bench@bench.example"}
-            (await stack.api.post(f"/api/v1/incidents/{incident_id}/actions", json=body)).raise_for_status()
-            click.append(await _until(lambda i=incident_id, t=t0: _slack_updated_at(fake, i, t)) - t0)
+        click = await bench_run.acknowledge_each(stack, ids, lambda i, t: _slack_updated_at(fake, i, t))
     return Row("Slack", ready, 4 * latency, "create → setPurpose → invite ∥ (history → postMessage)", engine,
                click, latency, "ack → chat.update")  # fmt: skip
 
@@ -372,33 +355,22 @@ async def lark_row(latency_ms: float, samples: int, responders: int) -> Row:
     latency = latency_ms / 1000
     async with lark_stack(latency_ms) as (stack, fake):
         engine = await engine_room_ready(stack, samples, 2 * latency)
-        ready, chats = [], []
+        ready, ids = [], []
         for n in range(samples + 1):  # the first one warms the worker up (lark-oapi's import, the token)
             await asyncio.sleep(SETTLE)
             tag = uuid.uuid4().hex[:8]
             emails = [f"l{i}-{tag}@bench.example" for i in range(responders)]
             people = [fake.add_user(name=f"l{i}{tag}", email=e) for i, e in enumerate(emails)]
-            body = {"title": f"bench {tag}", "severity": "high", "responders": [{"email": e} for e in emails]}
-            r = await stack.api.post("/api/v1/incidents", json=body)
-            r.raise_for_status()
-            incident_id = r.json()["id"]
-            t0 = time.time()
-            opened = await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "lark"})
-            opened.raise_for_status()
-            chat_id = opened.json()["chat_id"]
+            incident_id, chat_id, t0 = await bench_run.open_room_for(stack, emails, "lark")
             done = await _until(lambda c=chat_id, p=people, t=t0: _lark_ready_at(fake, c, p, t))
             if n:
                 ready.append(done - t0)
-                chats.append((incident_id, chat_id))
-        click = []
-        for incident_id, _chat in chats:
-            await asyncio.sleep(SETTLE)
-            t0 = time.time()
-            body = {"action": "acknowledge", "actor": "bench@bench.example"}
-            (await stack.api.post(f"/api/v1/incidents/{incident_id}/actions", json=body)).raise_for_status()
-            patched = await _until(lambda t=t0: next((c.at for c in list(fake.calls)
-                                                      if c.op == "message.patch" and c.at > t), None))  # fmt: skip
-            click.append(patched - t0)
+                ids.append(incident_id)
+        click = await bench_run.acknowledge_each(
+            stack,
+            ids,
+            lambda _, t: next((c.at for c in list(fake.calls) if c.op == "message.patch" and c.at > t), None),
+        )
     return Row("Feishu/Lark", ready, 2 * latency, "chat.create ∥ batch_get_id → members.add ∥ message.create",
                engine, click, latency, "ack → message.patch")  # fmt: skip
 

@@ -154,6 +154,34 @@ async def _open_incident(stack: Stack, responders: int, *, roster: bool = False)
     return r.json()["id"]
 
 
+async def open_room_for(stack: Stack, emails: list[str], platform: str) -> tuple[str, str, float]:
+    """An incident with these people (new on the platform: looked up when the room opens), its
+    room then requested on `platform`: (incident id, the room's chat id, when the request went out)."""
+    body = {"title": f"bench {uuid.uuid4().hex[:8]}", "severity": "high", "responders": [{"email": e} for e in emails]}
+    r = await stack.api.post("/api/v1/incidents", json=body)
+    r.raise_for_status()
+    incident_id = r.json()["id"]
+    t0 = time.time()
+    opened = await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": platform})
+    opened.raise_for_status()
+    return incident_id, opened.json()["chat_id"], t0
+
+
+async def acknowledge_each(
+    stack: Stack, incident_ids: list[str], card_changed: Callable[[str, float], float | None]
+) -> list[float]:
+    """Acknowledge each incident through the API, one at a time: how long until
+    `card_changed(incident id, since)` says when its card showed it."""
+    took = []
+    for incident_id in incident_ids:
+        await asyncio.sleep(SETTLE)
+        t0 = time.time()
+        body = {"action": "acknowledge", "actor": "bench@bench.example"}
+        (await stack.api.post(f"/api/v1/incidents/{incident_id}/actions", json=body)).raise_for_status()
+        took.append(await _until(lambda i=incident_id, t=t0: card_changed(i, t)) - t0)
+    return took
+
+
 def _room_ready_at(stack: Stack, incident_id: str, members: int) -> float | None:
     """When the room had all its members and its card, by the sandbox's clock; None if not yet."""
     with stack.store.db.session() as s:
@@ -524,14 +552,7 @@ async def wecom(stack: Stack, fake: FakeWeCom, samples: int, responders: int) ->
         tag = uuid.uuid4().hex[:8]
         emails = [f"w{i}-{tag}@bench.example" for i in range(responders)]
         userids = [fake.add_user(f"w{i}{tag}", biz_mail=e) for i, e in enumerate(emails)]
-        body = {"title": f"bench {tag}", "severity": "high", "responders": [{"email": e} for e in emails]}
-        r = await stack.api.post("/api/v1/incidents", json=body)
-        r.raise_for_status()
-        incident_id = r.json()["id"]
-        t0 = time.time()
-        r = await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={"platform": "wecom"})
-        r.raise_for_status()
-        chat_id = r.json()["chat_id"]
+        incident_id, chat_id, t0 = await open_room_for(stack, emails, "wecom")
         done = await _until(lambda c=chat_id, u=userids: _wecom_ready_at(fake, c, u))
         await asyncio.sleep(SETTLE)
         card = next(c for c in fake.cards_of(userids[0]) if c.task_id.startswith(chat_id))
