@@ -76,7 +76,7 @@ class Intake:
         rule = self.rules.first_match(kind.value, incident)
         no_room = room is None or room.state not in (RoomState.ACTIVE, RoomState.CREATING)
         if rule and rule.room and incident.status is not IncidentStatus.CLOSED and no_room:
-            taken.room = rule.room.platform or svc.settings.im_platform  # being opened by the rule
+            taken.room = rule.room.where(svc.settings.im_platform)[0]  # being opened by the rule
         return taken
 
     def _map_responders(self, event: SourceEvent) -> None:

@@ -175,6 +175,7 @@ async def test_a_rule_opens_rooms_on_two_platforms(http: httpx.AsyncClient, fake
     assert r.status_code == 202, r.text
     [taken] = r.json()["incidents"]
     iid = taken["id"]
+    assert taken["room"] == "sandbox"  # the rule's first platform, not the deployment's default (slack)
     r = await http.put(f"{API}/incidents/{iid}/responders", json={"responders": [{"email": ANN}, {"email": DAVE}]})
     assert r.status_code == 200, r.text
 
