@@ -387,12 +387,17 @@ class WarRoomService:
         try:
             handle = self.client.get_workflow_handle(workflow_id(incident_id))
             view = await asyncio.wait_for(handle.query(IncidentWarRoom.view), QUERY_WITHIN)
-            first, more = view.room, view.more_rooms
+            room = room_on(view.room, view.more_rooms, platform) if platform else view.room
         except (RPCError, TimeoutError):
-            first = await asyncio.to_thread(self.store.rooms.current, incident_id)
-            more = await asyncio.to_thread(self.store.rooms.more, incident_id) if platform else []
-        room = room_on(first, more, platform) if platform else first
+            room = await asyncio.to_thread(self.stored_room, incident_id, platform)
         return room or WarRoom(platform=platform or self.settings.im_platform)
+
+    def stored_room(self, incident_id: str, platform: str | None = None) -> WarRoom | None:
+        """The room (on `platform`, else the first) as the rooms read model has it."""
+        first = self.store.rooms.current(incident_id)
+        if not platform or first is None:
+            return first
+        return room_on(first, self.store.rooms.more(incident_id), platform)
 
     def handle(self, incident_id: str) -> WorkflowHandle[IncidentWarRoom, WorkflowView]:
         return self.client.get_workflow_handle_for(IncidentWarRoom.run, workflow_id(incident_id))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starters.api.deps import app_state, service
 from starters.api.errors import ApiError
 from starters.api.views import incident_json, room_json, source_json, timeline_json
-from starters.service import WarRoomService, room_on
+from starters.service import WarRoomService
 from warroom.enums import Role
 from warroom.lifecycle import MAX_SNOOZE_MINUTES
 from warroom.models import (
@@ -25,7 +25,6 @@ from warroom.models import (
     unique_responders,
 )
 from warroom.roles import InvalidRoleHolder, checked_role_holder
-from warroom.store import Store
 from warroom.store.sources import SourceLink
 
 router = APIRouter(tags=["incidents"])
@@ -248,7 +247,7 @@ async def create_room(
         before = None
         if opener:
             try:
-                before = await asyncio.to_thread(_room_on, svc.store, incident_id, platform)
+                before = await asyncio.to_thread(svc.stored_room, incident_id, platform)
                 before = before or WarRoom(platform=platform)
             finally:
                 looked.set()
@@ -271,11 +270,6 @@ async def create_room(
         existed = before is None or before.state in (RoomState.ACTIVE, RoomState.CREATING)
         response.status_code = 200 if existed else 201
     return room
-
-
-def _room_on(store: Store, incident_id: str, platform: str) -> WarRoom | None:
-    first = store.rooms.current(incident_id)
-    return room_on(first, store.rooms.more(incident_id) if first else [], platform)
 
 
 @router.delete("/incidents/{incident_id}/war-room")
