@@ -200,7 +200,7 @@ async def test_accepted_and_still_applying_reads_the_same_everywhere(client, wor
         check_incident = f"; check with `warroom incident show {iid}`."
         check_room = f"; check with `warroom room show {iid}`."
         r = await cli("room", "create", iid, "--wait", "0")
-        assert r.stdout.strip() == "… The war room is still creating" + check_room, r.stdout
+        assert r.stdout.strip() == "… The war room is still being opened" + check_room, r.stdout
         r = await cli("incident", "ack", iid)
         assert r.stdout.strip() == f"… acknowledge of {iid} accepted and still being applied" + check_incident
         r = await cli("incident", "role", iid, "lead", "gus@example.com")

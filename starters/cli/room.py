@@ -64,7 +64,10 @@ def print_room_outcome(console: Console, room: dict[str, Any], incident_id: str)
         console.print(f"[bold red]✘ The war room could not be created:[/] {room.get('detail') or 'see the timeline'}")
         console.print(f"[dim]Details: `warroom incident show {incident_id}`.[/]")
     else:
-        still_applying(console, f"The war room is still {state}", incident_id, show="room")
+        # asked for and not made yet (`none` until the workflow takes the request, then `creating`)
+        opening = state in (RoomState.NONE, RoomState.CREATING)
+        what = "The war room is still being opened" if opening else f"The war room is still {state}"
+        still_applying(console, what, incident_id, show="room")
 
 
 @app.command("create")
