@@ -30,6 +30,10 @@ class Checkpoints(Generic[P]):
         self._model = model
         self._steps_done = steps_done
         self._writing: asyncio.Task[None] | None = None
+        # The rows are for a next attempt: on the last one allowed (a local try of one attempt)
+        # nobody would read them, and each is a write on the path to a ready room.
+        policy = info.retry_policy
+        self._store_rows = not (policy is not None and 0 < policy.maximum_attempts <= info.attempt)
 
     async def resume(self) -> P:
         """The furthest progress any earlier attempt recorded (nothing done on a first attempt)."""
@@ -46,9 +50,11 @@ class Checkpoints(Generic[P]):
 
     def record(self, progress: P) -> None:
         """Report `progress` now; the writes go out in order, without holding up the next step. A
-        local activity has no heartbeat: its row alone carries the progress."""
+        local activity has no heartbeat: its row alone carries the progress (where it may be retried)."""
         if not activity.info().is_local:
             activity.heartbeat(progress)
+        if not self._store_rows:
+            return
         data = progress.model_dump(mode="json")
         before = self._writing
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -23,6 +25,7 @@ from warroom.messages import OpenRoomInput, Person
 from warroom.models import IncidentStatus, Severity
 from warroom.settings import Settings
 from warroom.store import Store
+from warroom.store.tables import StepProgressRow
 
 pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason=f"Slack's OpenAPI spec not found at {SPEC_PATH}")
 ANN, BOB = "ann@example.com", "bob@example.com"
@@ -51,7 +54,7 @@ async def activities(tmp_path, fake: FakeSlack) -> AsyncIterator[ImActivities]:
     store.close()
 
 
-def attempt(number: int, *, seconds: float = 30) -> ActivityEnvironment:
+def attempt(number: int, *, seconds: float = 30, retry: RetryPolicy | None = None) -> ActivityEnvironment:
     """An attempt of the same activity of the same workflow, started now, with no heartbeat
     details: as when the worker of the attempt before died before its heartbeat went out."""
     env = ActivityEnvironment()
@@ -64,6 +67,7 @@ def attempt(number: int, *, seconds: float = 30) -> ActivityEnvironment:
         attempt=number,
         started_time=datetime.now(UTC),
         start_to_close_timeout=timedelta(seconds=seconds),
+        retry_policy=retry,
     )
     return env
 
@@ -97,6 +101,25 @@ async def test_the_attempt_after_a_lost_worker_resumes_from_the_recorded_steps(f
     assert fake.count("conversations.invite", None) == 1
     assert fake.count("users.lookupByEmail", None) == 2
     assert len(fake.bot_messages(opened.room.chat_id, CARD_EVENT_TYPE)) == 1
+
+
+def progress_rows(activities: ImActivities) -> int:
+    with activities.store.db.session() as s:
+        return s.scalar(select(func.count()).select_from(StepProgressRow)) or 0
+
+
+async def test_the_last_attempt_allowed_keeps_no_progress_for_an_attempt_that_will_not_come(fake, activities):
+    """The local try of an opening has one attempt: its steps are not written down for nobody."""
+    fake.add_user(ANN), fake.add_user(BOB)
+    inp = room_input()
+    fake.inject("chat.postMessage", "server_error", status=503, times=100)
+    with pytest.raises(ApplicationError):
+        await attempt(1, seconds=2, retry=RetryPolicy(maximum_attempts=1)).run(activities.open_room, inp)
+    assert fake.count("conversations.create") == 1 and fake.count("conversations.invite") == 1
+    assert progress_rows(activities) == 0
+    with pytest.raises(ApplicationError):  # a first attempt of several keeps them
+        await attempt(1, seconds=2, retry=RetryPolicy(maximum_attempts=3)).run(activities.open_room, room_input())
+    assert progress_rows(activities) > 0
 
 
 async def test_calls_are_repeated_only_within_the_attempts_share_of_time(fake, activities):
