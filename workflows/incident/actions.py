@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.incident import calls, options
+from workflows.incident.patches import patched
 from workflows.incident.room import RoomReconciler
 from workflows.incident.rooms import Rooms
 from workflows.incident.snapshot import take_snapshot
@@ -132,7 +133,7 @@ class ActionQueue:
             # A local activity refused for good (PagerDuty answering 400, a store conflict) reaches
             # the workflow as its ApplicationError, not wrapped in ActivityError: before this patch
             # it failed the workflow; now it is refused like any other refusal.
-            if not workflow.patched("source-refusals"):
+            if not patched("source-refusals"):
                 raise
             await self._refuse(p, actor, cause(e))
             return

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 from workflows.incident import calls, options
 from workflows.incident.card import CardKeeper
 from workflows.incident.chat import RoomChat
+from workflows.incident.patches import patched
 from workflows.incident.roles import RoleBook
 from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, source_of
@@ -180,7 +181,7 @@ class Assistant:
         # Patch ai-answer-streamed: where a model streams and the platform edits messages, the
         # activity posts "thinking…" itself and edits the answer into it as the model writes.
         stream_key = None
-        if self._s.room.platform in self._cfg.ai_stream_platforms and workflow.patched("ai-answer-streamed"):
+        if self._s.room.platform in self._cfg.ai_stream_platforms and patched("ai-answer-streamed"):
             stream_key = self._chat.key(f"ai-answer-{q.message_id}-streamed")
         try:
             ans = await calls.AI_ANSWER(
@@ -206,7 +207,7 @@ class Assistant:
             return
         # Patch roles-from-room: `@warroom lead me` gives the role (as the set_role update does)
         # and the room is told; before it, the activity's text said roles are given elsewhere.
-        if ans.intent == "role" and ans.role is not None and workflow.patched("roles-from-room"):
+        if ans.intent == "role" and ans.role is not None and patched("roles-from-room"):
             ai.answered_at.remove(now)  # no answer: it does not count towards the limit
             said = await self._roles.from_room(q, ans.role)
             if said:
@@ -214,7 +215,7 @@ class Assistant:
             return
         # Patch ai-rich-answers: the answer goes out formatted (links, bold, lists) where the
         # activity sent a formatted copy; histories from before it posted the plain text.
-        rich = ans.rich if ans.rich is not None and workflow.patched("ai-rich-answers") else None
+        rich = ans.rich if ans.rich is not None and patched("ai-rich-answers") else None
         if ans.posted_as:  # streamed into its own message: keep it for the transcript
             posted: str | None = ans.posted_as
             self._keep(ans.posted_as, ans.text)
@@ -237,7 +238,7 @@ class Assistant:
         on_card = (
             not requested_by
             and self._s.room.platform in self._cfg.ai_card_impact_platforms
-            and workflow.patched("ai-impact-on-card")
+            and patched("ai-impact-on-card")
         )
         try:
             imp = await calls.AI_IMPACT(
@@ -261,7 +262,7 @@ class Assistant:
             )
             return
         # Patch ai-rich-impact: the assessment goes out formatted (bullets, a linked source).
-        rich = imp.rich if imp.rich is not None and workflow.patched("ai-rich-impact") else None
+        rich = imp.rich if imp.rich is not None and patched("ai-rich-impact") else None
         posted = await self._post(imp.text, key=f"ai-impact-{key or imp.fingerprint}", rich=rich)
         ai.impact_shown = imp.fingerprint
         why = f"asked by {requested_by}" if requested_by else f"severity/status {for_key}"
@@ -337,7 +338,7 @@ class Assistant:
             "cites the timeline or this room's messages. Regenerate it with `@warroom review` or POST to that URL."
         )
         rich = None
-        if workflow.patched("ai-rich-review-link"):  # the link as a link, the rest in two short lines
+        if patched("ai-rich-review-link"):  # the link as a link, the rest in two short lines
             rich = review_link(result, why)
         await self._post(text, key=f"ai-review-{info.run_id}-{ai.reviews}", rich=rich)
         for a in asks:

@@ -29,6 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 from workflows.incident import calls, options
+from workflows.incident.patches import patched
 
 with workflow.unsafe.imports_passed_through():
     from warroom.messages import OpenedRoom, OpenRoomInput, WarRoomConfig
@@ -57,7 +58,7 @@ async def open_room(config: WarRoomConfig, inp: OpenRoomInput) -> OpenedRoom:
     """Open the room: locally first where it may, else (or after a local try that did not make it)
     as the regular activity. Raises one of `FAILED` when the room cannot be opened."""
     profile = options.im(config, inp.platform)
-    if runs_locally(config, inp.platform) and workflow.patched(PATCH):
+    if runs_locally(config, inp.platform) and patched(PATCH):
         try:
             return await calls.OPEN_ROOM.local(inp, LOCAL)
         except FailureError as e:

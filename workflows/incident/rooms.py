@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from temporalio import workflow
 
+from workflows.incident.patches import patched
 from workflows.incident.room import RoomReconciler
 from workflows.incident.search import SearchAttributes
 from workflows.incident.timeline import TimelineRecorder
@@ -45,7 +46,7 @@ class Rooms:
             return self.first
         room = self.on(platform)
         if room is None:
-            workflow.patched("several-rooms")  # marks the histories that have more than one room
+            patched("several-rooms")  # marks the histories that have more than one room
             slot = RoomSlot(room=WarRoom(platform=platform))
             self._s.more_rooms.append(slot)
             room = RoomReconciler(self._s, slot, self._cfg, self._timeline, None)

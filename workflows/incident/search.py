@@ -5,6 +5,8 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
+from workflows.incident.patches import patched
+
 with workflow.unsafe.imports_passed_through():
     from warroom.messages import CarriedState
 
@@ -19,13 +21,17 @@ SEARCH_ATTRIBUTES = [INCIDENT_ID, INCIDENT_STATUS, INCIDENT_SEVERITY, WAR_ROOM_S
 class SearchAttributes:
     """Keeps the run's search attributes equal to its incident and room. Only the values that
     changed are upserted, and nothing when none did: each upsert is a history event and a
-    visibility write on the server."""
+    visibility write on the server. A run starts from the values it was started with (the API
+    sets them, a continued run carries them), so its first pass upserts nothing they already say
+    (patch `search-from-start`; before it, the first pass upserted all of them again)."""
 
     def __init__(self, state: CarriedState) -> None:
         self._s = state
-        self._shown: dict[str, str] = {}
+        self._shown: dict[str, str] | None = None
 
     def upsert(self) -> None:
+        if self._shown is None:
+            self._shown = _started_with() if patched("search-from-start") else {}
         values = {
             INCIDENT_ID.name: self._s.incident.id,
             INCIDENT_STATUS.name: self._s.incident.status.value,
@@ -38,3 +44,8 @@ class SearchAttributes:
         keys = {k.name: k for k in SEARCH_ATTRIBUTES}
         workflow.upsert_search_attributes([keys[k].value_set(v) for k, v in values.items() if self._shown.get(k) != v])
         self._shown = values
+
+
+def _started_with() -> dict[str, str]:
+    started = workflow.info().typed_search_attributes
+    return {k.name: v for k in SEARCH_ATTRIBUTES if isinstance(v := started.get(k), str)}

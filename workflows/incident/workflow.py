@@ -12,7 +12,8 @@ timeline recorder (`timeline`).
 History baseline 1.0: this code calls no `workflow.patched`. No release ran an older shape, so
 none is kept, and a run records no patch marker (each would also cost a TemporalChangeVersion
 search-attribute upsert). From here on, every change to the commands this workflow issues goes
-behind `workflow.patched("<change-id>")`, and the recordings in tests/histories/ stay.
+behind `workflow.patched("<change-id>")` (through `patches.patched`, which answers the changes
+gathered in its bundle with one marker per run), and the recordings in tests/histories/ stay.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.incident.actions import ActionQueue
 from workflows.incident.assistant import Assistant
+from workflows.incident.patches import patched
 from workflows.incident.reminders import Reminders
 from workflows.incident.roles import RoleBook
 from workflows.incident.rooms import Rooms
@@ -129,7 +131,7 @@ class IncidentWarRoom:
             planned = self.reminders.next_at()
             # A reminder that became due sooner than the timer (a policy set or changed while
             # idle) ends the wait, so its timer is set then rather than at the next event.
-            replan = workflow.patched("reminders-replan")
+            replan = patched("reminders-replan")
             await self.snooze.wait(
                 lambda: self._has_work() or (replan and self.reminders.sooner_than(planned)),
                 also_until=planned,
@@ -190,12 +192,12 @@ class IncidentWarRoom:
         """A full incident snapshot from the source; only a newer version changes anything."""
         self._messages_this_run += 1
         deliveries = None
-        if sig.deliveries and sig.source in SOURCE_KINDS and workflow.patched("source-timeline"):
+        if sig.deliveries and sig.source in SOURCE_KINDS and patched("source-timeline"):
             # every delivery once, though a snapshot signal may be sent again
             deliveries = [d for d in sig.deliveries if not self._seen("delivery:" + d.key)]
         take_snapshot(self.s, self.timeline, sig.incident, sig.actor, sig.source, deliveries=deliveries)
         current = sig.incident.version == self.s.incident.version  # not overtaken by a newer one
-        if sig.rule is not None and current and workflow.patched("rules-in-snapshot"):
+        if sig.rule is not None and current and patched("rules-in-snapshot"):
             self._follow(sig.rule)
 
     def _follow(self, rule: RuleDecision) -> None:
