@@ -35,18 +35,11 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from bench.count_writes import WriteCounter
-from bench.run import Stack, _room_ready_at, _until, running_stack
+from bench.run import Stack, _room_ready_at, _until, cpu_seconds, running_stack
 from warroom.im.sandbox.tables import SandboxCallRow, SandboxRoomRow
 from warroom.store.tables import TimelineRow
 
 console = Console(width=max(Console().width, 140))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid`, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def writes(path: Path) -> dict[str, dict[str, int]]:

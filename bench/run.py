@@ -101,6 +101,9 @@ class Stack:
             for _ in range(processes)
         )
 
+    def workers(self) -> list[subprocess.Popen]:
+        return [w for w in [self.worker, *self.more_workers] if w is not None]
+
     def stop_worker(self) -> None:
         for w in [self.worker, *self.more_workers]:
             if w is not None:
@@ -117,6 +120,30 @@ class Stack:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid`, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def dev_server_pid(address: str) -> int | None:
+    """The dev server serving `address` (host:port), found by its command line."""
+    port = address.rsplit(":", 1)[-1]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"start-dev" in args and port.encode() in args:
+            return int(proc.name)
+    return None
+
+
 def _ts(d: datetime) -> float:
     return d.timestamp()
 
@@ -394,6 +421,9 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, pr
                 r.raise_for_status()
             return incident_id
 
+    server = dev_server_pid(stack.address)
+    pids = {"worker": [w.pid for w in stack.workers()], "dev server": [server] if server else [], "API": [os.getpid()]}
+    cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
     t0 = time.time()
     ids = await asyncio.gather(*(one() for _ in range(n)))
 
@@ -402,6 +432,7 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, pr
         return max(ready) if all(r is not None for r in ready) else None  # type: ignore[type-var]
 
     finished = await _until(all_ready, timeout=1800, every=0.5)
+    cpu = {k: sum(cpu_seconds(p) for p in v) - cpu0[k] for k, v in pids.items() if v}
     real = finished - t0
     bound = n * calls / rate
     with stack.store.db.session() as s:
@@ -417,7 +448,8 @@ async def burst(stack: Stack, n: int, responders: int, concurrency: int = 64, pr
             real / max(engine, bound),
             "≥ 80 % of engine throughput, ≤ 1.1x rate bound",
             engine / real >= 0.8 and real <= 1.1 * bound,
-            f"{engine / real:.0%} of engine throughput; {limited} calls answered 429",
+            f"{engine / real:.0%} of engine throughput; {limited} calls answered 429; CPU a room: "
+            + ", ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in cpu.items()),
         )
     )
 
