@@ -553,6 +553,41 @@ def test_links_find_save_list(store: Store) -> None:
     assert [ln.platform for ln in links.list()] == ["sandbox", "sandbox", "slack"]
 
 
+def test_links_are_found_and_saved_for_many_people_at_once(store: Store) -> None:
+    """One query for a room's people, with the same answers as one `find` each."""
+    from warroom.store.links import NewLink
+
+    links = store.links
+    links.save("sandbox", email="alice@example.com", phone=None, name="Alice", im_user_id="UA", method="email", now=T0)
+    links.save("sandbox", email=None, phone="+15550100", name="Pat", im_user_id="UP", method="phone", now=T0)
+    people = [
+        ("alice@example.com", "+15550100"),  # both match different rows: the email wins
+        ("nobody@example.com", "+15550100"),  # falls back to the phone
+        ("nobody@example.com", None),
+        (None, None),
+    ]
+    assert links.find_many("sandbox", people) == ["UA", "UP", None, None]
+    assert links.find_many("sandbox", people) == [links.find("sandbox", email=e, phone=p) for e, p in people]
+    assert links.find_many("slack", people) == [None] * 4
+
+    # a batch whose second link matches what the first one saved updates that row
+    links.save_many(
+        "sandbox",
+        [
+            NewLink(email="bob@example.com", phone=None, name="Bob", im_user_id="UB", method="email"),
+            NewLink(email="bob@example.com", phone="+15550111", name="", im_user_id="UB2", method="email"),
+            NewLink(email="pat@example.com", phone="+15550100", name="", im_user_id="UP", method="email"),
+        ],
+        T0,
+    )
+    rows = [(ln.email, ln.phone, ln.name, ln.im_user_id) for ln in links.list("sandbox")]
+    assert rows == [
+        ("alice@example.com", None, "Alice", "UA"),
+        ("bob@example.com", "+15550111", "Bob", "UB2"),
+        ("pat@example.com", "+15550100", "Pat", "UP"),
+    ]
+
+
 def test_links_list_order_is_the_same_on_every_backend(store: Store) -> None:
     for email, phone, uid in (
         (None, "+15550102", "U1"),

@@ -55,9 +55,34 @@ class LinkStore:
         return (by_email or (rows[0] if rows else None)).im_user_id if rows else None
 
     def find_many(self, platform: str, people: list[tuple[str | None, str | None]]) -> list[str | None]:
-        """`find` for many (email, phone) pairs in one transaction, in the same order."""
+        """`find` for many (email, phone) pairs in one query, in the same order."""
+        emails = {e for e, _ in people if e}
+        phones = {p for e, p in people if p}
+        if not emails and not phones:
+            return [None] * len(people)
         with self.db.session() as s:
-            return [self._find(s, platform, email, phone) for email, phone in people]
+            rows = self._matching(s, platform, emails, phones)
+        by_email = {r.email: r for r in reversed(rows) if r.email}
+        by_phone = {r.phone: r for r in reversed(rows) if r.phone}
+        found = []
+        for email, phone in people:
+            row = (by_email.get(email) if email else None) or (by_phone.get(phone) if phone else None)
+            found.append(row.im_user_id if row is not None else None)
+        return found
+
+    @staticmethod
+    def _matching(s, platform: str, emails: set[str], phones: set[str]) -> list[UserLinkRow]:  # type: ignore[no-untyped-def]
+        """The links on `platform` with one of `emails` or `phones`, oldest first."""
+        return list(
+            s.scalars(
+                select(UserLinkRow)
+                .where(
+                    UserLinkRow.platform == platform,
+                    or_(UserLinkRow.email.in_(sorted(emails)), UserLinkRow.phone.in_(sorted(phones))),
+                )
+                .order_by(UserLinkRow.id)
+            )
+        )
 
     def save(
         self,
@@ -80,16 +105,15 @@ class LinkStore:
         if not links:
             return
         with self.db.session(write=True) as s:
+            rows = self._matching(
+                s, platform, {li.email for li in links if li.email}, {li.phone for li in links if li.phone}
+            )
+            by_email = {r.email: r for r in reversed(rows) if r.email}
+            by_phone = {r.phone: r for r in reversed(rows) if r.phone}
             for link in links:
-                row = None
-                if link.email:
-                    row = s.scalar(
-                        select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.email == link.email)
-                    )
-                if row is None and link.phone:
-                    row = s.scalar(
-                        select(UserLinkRow).where(UserLinkRow.platform == platform, UserLinkRow.phone == link.phone)
-                    )
+                row = (by_email.get(link.email) if link.email else None) or (
+                    by_phone.get(link.phone) if link.phone else None
+                )
                 if row is None:
                     row = UserLinkRow(platform=platform)
                     s.add(row)
@@ -99,7 +123,11 @@ class LinkStore:
                 row.im_user_id = link.im_user_id
                 row.method = link.method
                 row.linked_at = now
-                s.flush()  # the next link of the batch may match this row
+                # the next link of the batch may match this row
+                if row.email:
+                    by_email[row.email] = row
+                if row.phone:
+                    by_phone.setdefault(row.phone, row)
 
     def list(self, platform: str | None = None) -> list[UserLink]:
         # NULLs sort first on SQLite and last on PostgreSQL by default: say it, so both agree
