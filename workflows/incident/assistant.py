@@ -8,6 +8,7 @@ what it posts is kept for the transcript, so a review can cite it on platforms w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 
@@ -120,10 +121,16 @@ class Assistant:
             await self._answer(self._questions.pop(0))
         if self._review_asks or self._review_due():
             await self._review()
-        if self._impact_due():
-            await self._impact()
-        if self._knowledge_due():
-            await self._knowledge()
+        impact, knowledge = self._impact_due(), self._knowledge_due()
+        if impact and knowledge and patched("assistant-side-by-side"):
+            # Both read the incident and post apart: one round of activities instead of two (a
+            # new room asks for both at once).
+            await asyncio.gather(self._impact(), self._knowledge())
+        else:
+            if impact:
+                await self._impact()
+            if self._knowledge_due():
+                await self._knowledge()
         if self._captured:
             await self._capture()
 

@@ -32,6 +32,7 @@ BUNDLED = frozenset(
         "several-rooms",
         "open-room-local",
         "search-from-start",
+        "assistant-side-by-side",
     }
 )
 
