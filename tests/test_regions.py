@@ -27,7 +27,7 @@ from warroom.settings import Settings
 from warroom.store import Store
 from warroom.telemetry.metrics import worker_metrics
 from workers.main import build_worker
-from workflows.incident import IncidentWarRoom
+from workflows.incident import WAR_ROOM_STATE, IncidentWarRoom
 
 from .conftest import eventually
 
@@ -150,6 +150,9 @@ async def test_room_completes_when_the_regional_worker_starts_late(client, store
             ("im_open_room", PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED)
         ]
         assert (await svc.room_now(incident.id)).state is RoomState.CREATING
+        # waiting for the regional worker, the room shows as creating in Temporal's search too
+        started = (await svc.handle(incident.id).describe()).typed_search_attributes
+        assert started.get(WAR_ROOM_STATE) == "creating"
 
         async with running(client, store, regional(bound, "cn"), CN):
             room = await eventually(lambda: _active(svc, incident.id), timeout=30)

@@ -22,6 +22,7 @@ Workflows that started opening a room before `open-room-local` keep the regular 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -54,9 +55,12 @@ def runs_locally(config: WarRoomConfig, platform: str) -> bool:
     return options.im(config, platform).task_queue == workflow.info().task_queue
 
 
-async def open_room(config: WarRoomConfig, inp: OpenRoomInput) -> OpenedRoom:
+async def open_room(
+    config: WarRoomConfig, inp: OpenRoomInput, *, waiting: Callable[[], None] | None = None
+) -> OpenedRoom:
     """Open the room: locally first where it may, else (or after a local try that did not make it)
-    as the regular activity. Raises one of `FAILED` when the room cannot be opened."""
+    as the regular activity, which may take a while (`waiting` is called before it). Raises one
+    of `FAILED` when the room cannot be opened."""
     profile = options.im(config, inp.platform)
     if runs_locally(config, inp.platform) and patched(PATCH):
         try:
@@ -65,6 +69,8 @@ async def open_room(config: WarRoomConfig, inp: OpenRoomInput) -> OpenedRoom:
             if _refused_for_good(e):
                 raise
             workflow.logger.info("opening the room locally did not make it (%s): as an activity", e)
+    if waiting is not None:
+        waiting()
     return await calls.OPEN_ROOM(inp, profile)
 
 

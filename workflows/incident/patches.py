@@ -33,6 +33,7 @@ BUNDLED = frozenset(
         "open-room-local",
         "search-from-start",
         "assistant-side-by-side",
+        "search-creating-when-waiting",
     }
 )
 

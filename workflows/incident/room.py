@@ -18,6 +18,7 @@ from workflows.incident import calls, opening, options
 from workflows.incident.card import CardKeeper
 from workflows.incident.chat import RoomChat
 from workflows.incident.members import Members
+from workflows.incident.patches import patched
 from workflows.incident.search import SearchAttributes
 from workflows.incident.timeline import TimelineRecorder
 from workflows.incident.wording import cause, source_of
@@ -144,7 +145,10 @@ class RoomReconciler:
     def _spec(self) -> RoomSpec:
         room, i = self._r.room, self._s.incident
         room.state, room.generation = RoomState.CREATING, max(room.generation, 1)
-        if self._search is not None:
+        # Patch search-creating-when-waiting: "creating" is shown in the search attributes only
+        # once the room is left to the regular activity (`opening.open_room`'s `waiting`); a room
+        # the local try opens goes from none to active in one workflow task, with one upsert.
+        if self._search is not None and not patched("search-creating-when-waiting"):
             self._search.upsert()
         return RoomSpec(
             incident_id=i.id,
@@ -177,6 +181,7 @@ class RoomReconciler:
                     card_key=f"{workflow.info().workflow_id}:card:{self._r.keys}{room.generation}",
                     extra=self._r is not self._s,
                 ),
+                waiting=self._search.upsert if self._search is not None else None,
             )
         except opening.FAILED as e:
             room.members = []
