@@ -46,7 +46,7 @@ class Rooms:
             return self.first
         room = self.on(platform)
         if room is None:
-            patched("several-rooms")  # marks the histories that have more than one room
+            patched("several-rooms")  # marks the histories (from before the bundle) with more than one room
             slot = RoomSlot(room=WarRoom(platform=platform))
             self._s.more_rooms.append(slot)
             room = RoomReconciler(self._s, slot, self._cfg, self._timeline, None)
