@@ -66,12 +66,14 @@ class IncidentActivities:
     async def record(self, inp: RecordInput) -> None:
         """Write timeline entries (stable ids: a retry adds nothing) and the room read model."""
 
-        def write() -> None:
-            self.store.timeline.append(inp.entries)
-            if inp.room is not None:
-                self.store.rooms.save(inp.incident_id, inp.room, datetime.now(UTC))
-            for room in inp.more_rooms:
-                self.store.rooms.save(inp.incident_id, room, datetime.now(UTC), extra=True)
+        def write() -> None:  # one transaction: the timeline and the rooms agree at every moment
+            now = datetime.now(UTC)
+            with self.store.db.session(write=inp.room is not None or bool(inp.more_rooms)) as s:
+                self.store.timeline.append_in(s, inp.entries)
+                if inp.room is not None:
+                    self.store.rooms.save_in(s, inp.incident_id, inp.room, now)
+                for room in inp.more_rooms:
+                    self.store.rooms.save_in(s, inp.incident_id, room, now, extra=True)
 
         await asyncio.to_thread(write)
 

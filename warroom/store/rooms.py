@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from warroom.models import Member, RoomState, WarRoom
 from warroom.store.db import Database
@@ -21,52 +22,62 @@ class RoomStore:
         """Record the room as the workflow sees it, including a generation that failed before its
         chat existed (so readers see `failed` and why, not an older room). `extra`: one of the
         incident's rooms on another platform than its first."""
+        if room.state is not RoomState.NONE:
+            with self.db.session(write=True) as s:
+                self.save_in(s, incident_id, room, now, extra=extra)
+
+    @staticmethod
+    def save_in(s: Session, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
+        """`save` within the write transaction `s`."""
         if room.state is RoomState.NONE:
             return
-        with self.db.session(write=True) as s:
-            row = None
-            if room.chat_id:
-                row = s.scalar(
-                    select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id)
+        row = None
+        if room.chat_id:
+            row = s.scalar(select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id))
+            if row is not None and row.incident_id != incident_id:
+                raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
+        if row is None:
+            row = s.scalar(
+                select(RoomRow)
+                .where(
+                    RoomRow.incident_id == incident_id,
+                    RoomRow.generation == room.generation,
+                    RoomRow.platform == room.platform,
+                    RoomRow.extra == extra,
                 )
-                if row is not None and row.incident_id != incident_id:
-                    raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
-            if row is None:
-                row = s.scalar(
-                    select(RoomRow)
-                    .where(
-                        RoomRow.incident_id == incident_id,
-                        RoomRow.generation == room.generation,
-                        RoomRow.platform == room.platform,
-                        RoomRow.extra == extra,
-                    )
-                    .order_by(RoomRow.id.desc())
-                    .limit(1)
-                )
-                if row is not None and row.chat_id:
-                    if not room.chat_id:
-                        # Written before the chat existed, arriving after the chat was registered
-                        # (the timeline writer runs beside the room's creation): nothing newer.
-                        return
-                    row = None  # that row is another chat's: this one gets its own
-            if row is None:
-                row = RoomRow(incident_id=incident_id, platform=room.platform, extra=extra)
-                s.add(row)
-            row.chat_id = room.chat_id
-            row.generation = room.generation
-            row.state = room.state.value
-            row.name = room.name or ""
-            row.join_url = room.join_url
-            row.card_handle = room.card_handle
-            row.members = [m.model_dump(mode="json") for m in room.members]
-            row.detail = room.detail
-            row.updated_at = now
+                .order_by(RoomRow.id.desc())
+                .limit(1)
+            )
+            if row is not None and row.chat_id:
+                if not room.chat_id:
+                    # Written before the chat existed, arriving after the chat was registered
+                    # (the timeline writer runs beside the room's creation): nothing newer.
+                    return
+                row = None  # that row is another chat's: this one gets its own
+        if row is None:
+            row = RoomRow(incident_id=incident_id, platform=room.platform, extra=extra)
+            s.add(row)
+        row.chat_id = room.chat_id
+        row.generation = room.generation
+        row.state = room.state.value
+        row.name = room.name or ""
+        row.join_url = room.join_url
+        row.card_handle = room.card_handle
+        row.members = [m.model_dump(mode="json") for m in room.members]
+        row.detail = room.detail
+        row.updated_at = now
 
     def register(self, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
         """Map a new chat to its incident; an already registered chat is left as it is."""
-        if room.chat_id and self.incident_for_chat(room.platform, room.chat_id) is None:
-            with contextlib.suppress(IntegrityError):  # registered concurrently by a retry of the same create
-                self.save(incident_id, room, now, extra=extra)
+        if not room.chat_id:
+            return
+        # (registered concurrently by a retry of the same create: the unique chat wins)
+        with contextlib.suppress(IntegrityError), self.db.session(write=True) as s:
+            known = s.scalar(
+                select(RoomRow.id).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id)
+            )
+            if known is None:
+                self.save_in(s, incident_id, room, now, extra=extra)
 
     def current(self, incident_id: str) -> WarRoom | None:
         """The incident's (first) room in its newest generation, or None when it never had one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from warroom.models import Outcome, Source, TimelineEntry
 from warroom.store.db import Database
@@ -21,6 +22,14 @@ class TimelineStore:
         Returns how many were new. Safe when the same entries are written concurrently (an
         activity retried while its first attempt is still running) or repeated in one batch.
         """
+        if not entries:
+            return 0
+        with self.db.session() as s:
+            return self.append_in(s, entries)
+
+    @staticmethod
+    def append_in(s: Session, entries: list[TimelineEntry]) -> int:
+        """`append` within the transaction `s` (the workflow's `record` writes the room with it)."""
         unique = list({e.id: e for e in reversed(entries)}.values())[::-1]  # first of each id, in order
         if not unique:
             return 0
@@ -38,10 +47,9 @@ class TimelineStore:
             }
             for e in unique
         ]
-        with self.db.session() as s:
-            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-            stmt = insert(TimelineRow).on_conflict_do_nothing(index_elements=["id"]).returning(TimelineRow.id)
-            return len(s.scalars(stmt, rows).all())
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(TimelineRow).on_conflict_do_nothing(index_elements=["id"]).returning(TimelineRow.id)
+        return len(s.scalars(stmt, rows).all())
 
     def last_seq(self, incident_id: str) -> int:
         """The highest sequence number stored for an incident (0 when none): a new workflow run
