@@ -99,9 +99,6 @@ class Rooms:
         """No room is up or on its way (each dismissed, failed or never asked for)."""
         return all(r.state in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED) for r in self.all())
 
-    def any_to_dismiss(self) -> bool:
-        return any(r.state not in (RoomState.NONE, RoomState.FAILED, RoomState.DISMISSED) for r in self.all())
-
     async def post(self, text: str, *, key: str) -> bool:
         """Say `text` in every room that is up (the first room's alone when it is the only one);
         whether it reached at least one."""

@@ -9,11 +9,10 @@ and one on each other platform asked for, each a reconciler, `room`, with its `m
 `card`), the roles (`roles`), the reminders (`reminders`), the assistant (`assistant`) and the
 timeline recorder (`timeline`).
 
-History baseline 1.0: this code calls no `workflow.patched`. No release ran an older shape, so
-none is kept, and a run records no patch marker (each would also cost a TemporalChangeVersion
-search-attribute upsert). From here on, every change to the commands this workflow issues goes
-behind `workflow.patched("<change-id>")` (through `patches.patched`, which answers the changes
-gathered in its bundle with one marker per run), and the recordings in tests/histories/ stay.
+History baseline 1.0: no shape older than it is kept. Every change since to the commands this
+workflow issues is behind a patch, asked for through `patches.patched` (a run started since the
+bundle records one marker for all the changes it gathers), and the recordings in
+tests/histories/ stay.
 """
 
 from __future__ import annotations
@@ -334,7 +333,7 @@ class IncidentWarRoom:
         # told "accepted" and the source may already say closed): a dismissal can follow it.
         if self.s.incident.status is not IncidentStatus.CLOSED and not self.actions.closing():
             raise ValueError(f"the incident is {self.s.incident.status.value}; close it before dismissing its room")
-        if not self.rooms.any_to_dismiss() and self.s.room.state is not RoomState.DISMISSED:
+        if self.rooms.none_left() and self.s.room.state is not RoomState.DISMISSED:
             raise ValueError("the incident has no war room to dismiss")
 
     @workflow.update
