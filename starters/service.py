@@ -162,12 +162,12 @@ class WarRoomService:
         self, incident: Incident, *, opened_by: str | None = None, source: Source = Source.API
     ) -> WarRoomInput:
         """The input of a first run; ignored by Temporal when the incident's workflow is running."""
-        room = self.store.rooms.current(incident.id)
+        room, more = self.store.rooms.all_of(incident.id)
         return WarRoomInput(
             incident=incident,
             config=self.config(),
             room=room,
-            more_rooms=self.store.rooms.more(incident.id) if room else [],  # none without a first
+            more_rooms=more if room else [],  # none without a first
             last_seq=self.store.timeline.last_seq(incident.id),
             opened_by=opened_by,
             opened_source=source,
@@ -394,10 +394,10 @@ class WarRoomService:
 
     def stored_room(self, incident_id: str, platform: str | None = None) -> WarRoom | None:
         """The room (on `platform`, else the first) as the rooms read model has it."""
-        first = self.store.rooms.current(incident_id)
-        if not platform or first is None:
-            return first
-        return room_on(first, self.store.rooms.more(incident_id), platform)
+        if not platform:
+            return self.store.rooms.current(incident_id)
+        first, more = self.store.rooms.all_of(incident_id)
+        return first if first is None else room_on(first, more, platform)
 
     def handle(self, incident_id: str) -> WorkflowHandle[IncidentWarRoom, WorkflowView]:
         return self.client.get_workflow_handle_for(IncidentWarRoom.run, workflow_id(incident_id))

@@ -478,6 +478,23 @@ def test_room_save_and_current(store: Store) -> None:
     assert store.rooms.incident_for_chat("sandbox", "C2") == "inc-1"
 
 
+def test_all_of_an_incidents_rooms_in_one_read(store: Store) -> None:
+    """`all_of` is `current` and `more` at once: the first room's newest generation, then the
+    newest room on each other platform, in the order they were first asked for."""
+    assert store.rooms.all_of("inc-1") == (None, [])
+    store.rooms.save("inc-1", room(chat_id="C1"), T0)
+    store.rooms.save("inc-1", WarRoom(platform="slack", chat_id="S1", state=RoomState.ACTIVE), T0, extra=True)
+    store.rooms.save("inc-1", WarRoom(platform="lark", chat_id="L1", state=RoomState.ACTIVE), T0, extra=True)
+    store.rooms.save("inc-1", room(chat_id="C2", generation=2), T0)
+    store.rooms.save(
+        "inc-1", WarRoom(platform="slack", chat_id="S2", state=RoomState.ACTIVE, generation=2), T0, extra=True
+    )
+    first, more = store.rooms.all_of("inc-1")
+    assert (first, more) == (store.rooms.current("inc-1"), store.rooms.more("inc-1"))
+    assert first is not None and first.chat_id == "C2"
+    assert [(r.platform, r.chat_id) for r in more] == [("slack", "S2"), ("lark", "L1")]
+
+
 def test_a_room_that_failed_before_its_chat_existed_is_current(store: Store) -> None:
     store.rooms.save("inc-1", room(chat_id="C1", state=RoomState.DISMISSED), T0)
     store.rooms.save("inc-1", room(chat_id=None, generation=2, state=RoomState.FAILED, detail="403 no scope"), T0)

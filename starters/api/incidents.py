@@ -170,8 +170,7 @@ async def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
         incident = state.store.incidents.get(incident_id)
         entries = state.store.timeline.list(incident_id)
         platform = state.settings.im_platform
-        room = state.store.rooms.current(incident_id)
-        more = state.store.rooms.more(incident_id)
+        room, more = state.store.rooms.all_of(incident_id)
         link = state.store.sources.of_incident(incident_id)
         return {
             "incident": incident_json(incident) | _source_of(link),

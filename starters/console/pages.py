@@ -94,8 +94,8 @@ async def incidents(
 
 def incident_context(state: AppState, incident_id: str) -> dict[str, Any]:
     incident = state.store.incidents.get(incident_id)
-    room = state.store.rooms.current(incident_id) or WarRoom(platform=state.settings.im_platform)
-    more = state.store.rooms.more(incident_id)
+    first, more = state.store.rooms.all_of(incident_id)
+    room = first or WarRoom(platform=state.settings.im_platform)
     timeline = state.store.timeline.list(incident_id)
     review = state.store.reviews.latest(incident_id)
     return {

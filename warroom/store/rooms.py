@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -95,6 +96,15 @@ class RoomStore:
         in the order they were first asked for."""
         return self.more_many([incident_id]).get(incident_id, [])
 
+    def all_of(self, incident_id: str) -> tuple[WarRoom | None, list[WarRoom]]:
+        """`current` and `more` of the incident, in one query (what a page or a restart reads)."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(RoomRow).where(RoomRow.incident_id == incident_id).order_by(RoomRow.id)))
+        firsts = [r for r in rows if not r.extra]
+        first = max(firsts, key=lambda r: (r.generation, r.id), default=None)
+        more = _newest_per_platform(r for r in rows if r.extra)
+        return (None if first is None else _room(first)), [_room(r) for r in more.values()]
+
     def latest(self, incident_id: str, platform: str, generation: int) -> WarRoom | None:
         """The incident's room on `platform` in `generation` (first or not): what an earlier
         attempt of its creation registered."""
@@ -127,28 +137,34 @@ class RoomStore:
         return {k: v for k, (_, v) in out.items()}
 
     def more_many(self, incident_ids: list[str]) -> dict[str, list[WarRoom]]:
-        """`more` of each of these incidents (those that have other rooms), in one query: a dict
-        keeps each platform in the place of its first row."""
-        newest: dict[tuple[str, str], RoomRow] = {}
+        """`more` of each of these incidents (those that have other rooms), in one query."""
+        rows: list[RoomRow] = []
         with self.db.session() as s:
             for i in range(0, len(incident_ids), 500):
-                rows = s.scalars(
+                rows += s.scalars(
                     select(RoomRow)
                     .where(RoomRow.incident_id.in_(incident_ids[i : i + 500]), RoomRow.extra.is_(True))
                     .order_by(RoomRow.id)
                 )
-                for row in rows:
-                    key = (row.incident_id, row.platform)
-                    if key not in newest or newest[key].generation <= row.generation:
-                        newest[key] = row
-            out: dict[str, list[WarRoom]] = {}
-            for (incident_id, _), row in newest.items():
-                out.setdefault(incident_id, []).append(_room(row))
-            return out
+        out: dict[str, list[WarRoom]] = {}
+        for (incident_id, _), row in _newest_per_platform(rows).items():
+            out.setdefault(incident_id, []).append(_room(row))
+        return out
 
     def incident_for_chat(self, platform: str, chat_id: str) -> str | None:
         with self.db.session() as s:
             return s.scalar(select(RoomRow.incident_id).where(RoomRow.platform == platform, RoomRow.chat_id == chat_id))
+
+
+def _newest_per_platform(rows: Iterable[RoomRow]) -> dict[tuple[str, str], RoomRow]:
+    """The newest generation of each (incident, platform) among `rows` (given oldest first); a
+    dict keeps each platform in the place of its first row."""
+    newest: dict[tuple[str, str], RoomRow] = {}
+    for row in rows:
+        key = (row.incident_id, row.platform)
+        if key not in newest or newest[key].generation <= row.generation:
+            newest[key] = row
+    return newest
 
 
 def _room(row: RoomRow) -> WarRoom:
