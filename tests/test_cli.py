@@ -20,6 +20,7 @@ from starters.api.app import create_app
 from starters.cli import app
 from starters.cli.people import parse_responders
 from tests.serving import free_port, serving
+from workers.main import build_worker
 
 from .conftest import eventually
 
@@ -191,10 +192,14 @@ async def test_token(client, worker, store, settings):
         assert listed["items"] == []
 
 
-async def test_accepted_and_still_applying_reads_the_same_everywhere(client, worker, store, settings):
+async def test_accepted_and_still_applying_reads_the_same_everywhere(client, store, settings):
     """An API that answers before the workflow does (202): every command says what it accepted
-    and the command that shows how it ends, in the same words."""
-    async with serving(create_app(settings, client=client, store=store, answer_within=0)) as url:
+    and the command that shows how it ends, in the same words. The IM is slow (each call 600 ms),
+    so the room cannot be open yet when the 202 is answered: a fast local try can open it within
+    the API's look at the workflow, and the CLI then rightly says it is open."""
+    slow = settings.model_copy(update={"WARROOM_SANDBOX_LATENCY_MS": 600.0})
+    w, im = build_worker(client, store, slow)
+    async with w, serving(create_app(slow, client=client, store=store, answer_within=0)) as url:
         cli = Cli(url)
         iid = (await cli.json("incident", "create", "--title", "Slow answers", "-r", "gus@example.com"))["id"]
         check_incident = f"; check with `warroom incident show {iid}`."
@@ -215,6 +220,7 @@ async def test_accepted_and_still_applying_reads_the_same_everywhere(client, wor
         r = await cli("room", "dismiss", iid, "--wait", "0")
         assert r.stdout.strip().startswith(f"… dismissal of the war room of {iid} accepted and still being applied")
         assert r.stdout.strip().endswith(check_room), r.stdout
+    await im.aclose()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["incident", "--help"], ["room", "--help"], ["users", "--help"]])
