@@ -382,7 +382,8 @@ async def responder_change(stack: Stack, incident_ids: list[str], responders: in
 
 
 async def activities_per_room(stack: Stack, responders: int) -> tuple[int, int]:
-    """(activities, successful IM calls) one incident needs until its room is ready and quiet."""
+    """(activities, successful IM calls) one incident needs until its room is ready and quiet.
+    Local activities count as activities: the engine's naive path runs each as a regular one."""
     calls0 = _successful_calls(stack)
     incident_id = await _open_incident(stack, responders)
     (await stack.api.post(f"/api/v1/incidents/{incident_id}/war-room", json={})).raise_for_status()
@@ -390,7 +391,10 @@ async def activities_per_room(stack: Stack, responders: int) -> tuple[int, int]:
     await asyncio.sleep(1.0)  # let the card's last edit and the timeline write finish
     handle = stack.env.client.get_workflow_handle(workflow_id(incident_id))
     activities = sum(
-        1 for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
+        1
+        for e in (await handle.fetch_history()).events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        or e.marker_recorded_event_attributes.marker_name == "core_local_activity"
     )
     return activities, _successful_calls(stack) - calls0
 
