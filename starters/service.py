@@ -281,13 +281,14 @@ class WarRoomService:
             return Answer(None, False)
 
     async def _send(self, incident_id: str, update, arg, update_id: str):  # type: ignore[no-untyped-def]
-        """The update's answer. Its acceptance is waited for within the request's wait too: a
-        workflow task can take seconds to complete (it opens a room in a local activity first,
-        or a worker is busy or lost), and a request is answered 202 within `self.wait` whatever
-        holds it up (its update, sent, is answered by the workflow all the same)."""
+        """The update's answer, asked for in the request that sends it: one round trip to
+        Temporal when the workflow answers within the server's long poll (the SDK polls after).
+        The caller bounds it by `self.wait`: a workflow task can take seconds to complete (it
+        opens a room in a local activity first, or a worker is busy or lost), and a request is
+        answered 202 then whatever holds it up (its update, sent, is answered all the same)."""
         try:
             handle = await self.handle(incident_id).start_update(
-                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.COMPLETED
             )
         except WorkflowUpdateFailedError as e:
             raise Conflict(_reason(e)) from e
