@@ -315,7 +315,7 @@ class WarRoomService:
                 update,
                 arg,
                 start_workflow_operation=op,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                wait_for_stage=WorkflowUpdateStage.COMPLETED,
                 id=update_id,
             )
         except WorkflowUpdateFailedError as e:
