@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from warroom.store.db import Database
 from warroom.store.tables import UserLinkRow
@@ -60,8 +60,10 @@ class LinkStore:
         phones = {p for e, p in people if p}
         if not emails and not phones:
             return [None] * len(people)
-        with self.db.session() as s:
-            rows = self._matching(s, platform, emails, phones)
+        columns = select(UserLinkRow.email, UserLinkRow.phone, UserLinkRow.im_user_id)
+        q = _matching_query(columns, platform, emails, phones)
+        with self.db.reading() as conn:
+            rows = conn.execute(q).all()
         by_email = {r.email: r for r in reversed(rows) if r.email}
         by_phone = {r.phone: r for r in reversed(rows) if r.phone}
         found = []
@@ -73,16 +75,7 @@ class LinkStore:
     @staticmethod
     def _matching(s, platform: str, emails: set[str], phones: set[str]) -> list[UserLinkRow]:  # type: ignore[no-untyped-def]
         """The links on `platform` with one of `emails` or `phones`, oldest first."""
-        return list(
-            s.scalars(
-                select(UserLinkRow)
-                .where(
-                    UserLinkRow.platform == platform,
-                    or_(UserLinkRow.email.in_(sorted(emails)), UserLinkRow.phone.in_(sorted(phones))),
-                )
-                .order_by(UserLinkRow.id)
-            )
-        )
+        return list(s.scalars(_matching_query(select(UserLinkRow), platform, emails, phones)))
 
     def save(
         self,
@@ -149,3 +142,11 @@ class LinkStore:
                 )
                 for r in s.scalars(q)
             ]
+
+
+def _matching_query(q: Select, platform: str, emails: set[str], phones: set[str]) -> Select:
+    """`q` narrowed to the links on `platform` with one of `emails` or `phones`, oldest first."""
+    return q.where(
+        UserLinkRow.platform == platform,
+        or_(UserLinkRow.email.in_(sorted(emails)), UserLinkRow.phone.in_(sorted(phones))),
+    ).order_by(UserLinkRow.id)

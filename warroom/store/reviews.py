@@ -98,8 +98,8 @@ class RunbookStore:
             return False
 
     def all(self) -> dict[str, str]:
-        with self.db.session() as s:
-            return {r.name: r.markdown for r in s.scalars(select(RunbookRow).order_by(RunbookRow.name))}
+        with self.db.reading() as conn:
+            return dict(conn.execute(select(RunbookRow.name, RunbookRow.markdown).order_by(RunbookRow.name)).all())
 
     def delete(self, name: str) -> bool:
         with self.db.session() as s:

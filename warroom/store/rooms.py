@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom.models import Member, RoomState, WarRoom
 from warroom.store.db import Database
 from warroom.store.tables import RoomRow
+
+R = TypeVar("R", RoomRow, Row)  # an entity, or a row of `_COLUMNS`: both name the same fields
+_COLUMNS = [getattr(RoomRow, c.key).label(c.key) for c in RoomRow.__mapper__.column_attrs]  # named as the entity
 
 
 class RoomStore:
@@ -98,8 +102,9 @@ class RoomStore:
 
     def all_of(self, incident_id: str) -> tuple[WarRoom | None, list[WarRoom]]:
         """`current` and `more` of the incident, in one query (what a page or a restart reads)."""
-        with self.db.session() as s:
-            rows = list(s.scalars(select(RoomRow).where(RoomRow.incident_id == incident_id).order_by(RoomRow.id)))
+        q = select(*_COLUMNS).where(RoomRow.incident_id == incident_id).order_by(RoomRow.id)
+        with self.db.reading() as conn:
+            rows = conn.execute(q).all()
         firsts = [r for r in rows if not r.extra]
         first = max(firsts, key=lambda r: (r.generation, r.id), default=None)
         more = _newest_per_platform(r for r in rows if r.extra)
@@ -156,10 +161,10 @@ class RoomStore:
             return s.scalar(select(RoomRow.incident_id).where(RoomRow.platform == platform, RoomRow.chat_id == chat_id))
 
 
-def _newest_per_platform(rows: Iterable[RoomRow]) -> dict[tuple[str, str], RoomRow]:
+def _newest_per_platform(rows: Iterable[R]) -> dict[tuple[str, str], R]:
     """The newest generation of each (incident, platform) among `rows` (given oldest first); a
     dict keeps each platform in the place of its first row."""
-    newest: dict[tuple[str, str], RoomRow] = {}
+    newest: dict[tuple[str, str], R] = {}
     for row in rows:
         key = (row.incident_id, row.platform)
         if key not in newest or newest[key].generation <= row.generation:
@@ -167,7 +172,7 @@ def _newest_per_platform(rows: Iterable[RoomRow]) -> dict[tuple[str, str], RoomR
     return newest
 
 
-def _room(row: RoomRow) -> WarRoom:
+def _room(row: RoomRow | Row) -> WarRoom:
     return WarRoom(
         state=RoomState(row.state),
         platform=row.platform,

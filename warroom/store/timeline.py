@@ -54,14 +54,13 @@ class TimelineStore:
     def last_seq(self, incident_id: str) -> int:
         """The highest sequence number stored for an incident (0 when none): a new workflow run
         for an incident that had one before continues numbering from here, so ids never collide."""
-        with self.db.session() as s:
-            return s.scalar(select(func.max(TimelineRow.seq)).where(TimelineRow.incident_id == incident_id)) or 0
+        with self.db.reading() as conn:
+            return conn.scalar(select(func.max(TimelineRow.seq)).where(TimelineRow.incident_id == incident_id)) or 0
 
     def list(self, incident_id: str) -> list[TimelineEntry]:
-        with self.db.session() as s:
-            rows = s.scalars(
-                select(TimelineRow).where(TimelineRow.incident_id == incident_id).order_by(TimelineRow.seq)
-            ).all()
+        q = select(*TimelineRow.__table__.columns).where(TimelineRow.incident_id == incident_id)
+        with self.db.reading() as conn:
+            rows = conn.execute(q.order_by(TimelineRow.seq)).all()
             return [
                 TimelineEntry(
                     id=r.id,

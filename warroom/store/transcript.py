@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -75,12 +75,13 @@ class TranscriptStore:
 
     def list(self, incident_id: str, *, limit: int | None = None) -> list[TranscriptMessage]:
         """The incident's messages, oldest first; with `limit`, the newest `limit` of them."""
-        q = select(TranscriptRow).where(TranscriptRow.incident_id == incident_id)
-        with self.db.session() as s:
+        q = select(*TranscriptRow.__table__.columns).where(TranscriptRow.incident_id == incident_id)
+        with self.db.reading() as conn:
             if limit is None:
-                rows = s.scalars(q.order_by(TranscriptRow.at, TranscriptRow.id)).all()
+                rows = conn.execute(q.order_by(TranscriptRow.at, TranscriptRow.id)).all()
             else:
-                rows = s.scalars(q.order_by(TranscriptRow.at.desc(), TranscriptRow.id.desc()).limit(limit)).all()[::-1]
+                newest = q.order_by(TranscriptRow.at.desc(), TranscriptRow.id.desc()).limit(limit)
+                rows = conn.execute(newest).all()[::-1]
             return [_model(r) for r in rows]
 
     def prune(self, before: datetime) -> int:
@@ -89,7 +90,7 @@ class TranscriptStore:
             return s.execute(delete(TranscriptRow).where(TranscriptRow.at < before)).rowcount or 0
 
 
-def _model(r: TranscriptRow) -> TranscriptMessage:
+def _model(r: TranscriptRow | Row) -> TranscriptMessage:
     return TranscriptMessage(
         incident_id=r.incident_id,
         platform=r.platform,
