@@ -68,12 +68,15 @@ class IncidentActivities:
 
         def write() -> None:  # one transaction: the timeline and the rooms agree at every moment
             now = datetime.now(UTC)
-            with self.store.db.session(write=inp.room is not None or bool(inp.more_rooms)) as s:
-                self.store.timeline.append_in(s, inp.entries)
+            if inp.room is None and not inp.more_rooms:  # most records: entries only, no session
+                self.store.timeline.append(inp.entries)
+                return
+            with self.store.db.writing(read_modify_write=True) as conn:
+                self.store.timeline.append_in(conn, inp.entries)
                 if inp.room is not None:
-                    self.store.rooms.save_in(s, inp.incident_id, inp.room, now)
+                    self.store.rooms.save_in(conn, inp.incident_id, inp.room, now)
                 for room in inp.more_rooms:
-                    self.store.rooms.save_in(s, inp.incident_id, room, now, extra=True)
+                    self.store.rooms.save_in(conn, inp.incident_id, room, now, extra=True)
 
         await asyncio.to_thread(write)
 

@@ -84,6 +84,17 @@ class Database:
         with self.engine.connect() as conn:
             yield conn
 
+    @contextmanager
+    def writing(self, *, read_modify_write: bool = False) -> Iterator[Connection]:
+        """A write transaction through SQLAlchemy Core, committed when the block ends, rolled back
+        when it raises: half the cost of the same statements through a Session, for the writes on
+        a room's hot path. `read_modify_write` takes SQLite's write lock up front, as
+        `session(write=True)` does; a plain insert that skips what is stored needs no lock."""
+        with self.engine.begin() as conn:
+            if read_modify_write and self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, bindparam, insert, or_, select, update
 
 from warroom.store.db import Database
 from warroom.store.tables import UserLinkRow
@@ -27,6 +27,10 @@ class NewLink(BaseModel):
     name: str
     im_user_id: str
     method: str
+
+
+# what refreshing a stored link may change (its platform and id stay)
+_REFRESHED = ("email", "phone", "name", "im_user_id", "method", "linked_at")
 
 
 class LinkStore:
@@ -72,11 +76,6 @@ class LinkStore:
             found.append(row.im_user_id if row is not None else None)
         return found
 
-    @staticmethod
-    def _matching(s, platform: str, emails: set[str], phones: set[str]) -> list[UserLinkRow]:  # type: ignore[no-untyped-def]
-        """The links on `platform` with one of `emails` or `phones`, oldest first."""
-        return list(s.scalars(_matching_query(select(UserLinkRow), platform, emails, phones)))
-
     def save(
         self,
         platform: str,
@@ -94,33 +93,52 @@ class LinkStore:
         )
 
     def save_many(self, platform: str, links: list[NewLink], now: datetime) -> None:
-        """Insert or refresh several links in one write transaction."""
+        """Insert or refresh several links in one write transaction (Core: it runs for every room
+        with new responders). A person is matched by email, else by phone, among the stored links
+        and the batch's earlier ones."""
         if not links:
             return
-        with self.db.session(write=True) as s:
-            rows = self._matching(
-                s, platform, {li.email for li in links if li.email}, {li.phone for li in links if li.phone}
-            )
-            by_email = {r.email: r for r in reversed(rows) if r.email}
-            by_phone = {r.phone: r for r in reversed(rows) if r.phone}
+        table = UserLinkRow.__table__
+        emails = {li.email for li in links if li.email}
+        phones = {li.phone for li in links if li.phone}
+        with self.db.writing(read_modify_write=True) as conn:
+            query = _matching_query(select(table), platform, emails, phones)
+            stored = [dict(r) for r in conn.execute(query).mappings()]
+            by_email = {r["email"]: r for r in reversed(stored) if r["email"]}
+            by_phone = {r["phone"]: r for r in reversed(stored) if r["phone"]}
+            new: list[dict] = []
+            changed: dict[int, dict] = {}
             for link in links:
                 row = (by_email.get(link.email) if link.email else None) or (
                     by_phone.get(link.phone) if link.phone else None
                 )
                 if row is None:
-                    row = UserLinkRow(platform=platform)
-                    s.add(row)
-                row.email = link.email or row.email
-                row.phone = link.phone or row.phone
-                row.name = link.name or row.name or ""
-                row.im_user_id = link.im_user_id
-                row.method = link.method
-                row.linked_at = now
+                    row = {"id": None, "platform": platform, "email": None, "phone": None, "name": ""}
+                    new.append(row)
+                elif row["id"] is not None:
+                    changed[row["id"]] = row
+                row.update(
+                    email=link.email or row["email"],
+                    phone=link.phone or row["phone"],
+                    name=link.name or row["name"] or "",
+                    im_user_id=link.im_user_id,
+                    method=link.method,
+                    linked_at=now,
+                )
                 # the next link of the batch may match this row
-                if row.email:
-                    by_email[row.email] = row
-                if row.phone:
-                    by_phone.setdefault(row.phone, row)
+                if row["email"]:
+                    by_email[row["email"]] = row
+                if row["phone"]:
+                    by_phone.setdefault(row["phone"], row)
+            # refreshed links first, then new ones: the order the ORM's flush wrote them in
+            if changed:
+                set_ = {c: bindparam(f"new_{c}") for c in _REFRESHED}
+                conn.execute(
+                    update(table).where(table.c.id == bindparam("row_id")).values(set_),
+                    [{"row_id": i, **{f"new_{c}": r[c] for c in _REFRESHED}} for i, r in changed.items()],
+                )
+            if new:
+                conn.execute(insert(table), [{k: v for k, v in r.items() if k != "id"} for r in new])
 
     def list(self, platform: str | None = None) -> list[UserLink]:
         # NULLs sort first on SQLite and last on PostgreSQL by default: say it, so both agree

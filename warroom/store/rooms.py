@@ -7,15 +7,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Row, select
+from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from warroom.models import Member, RoomState, WarRoom
 from warroom.store.db import Database
 from warroom.store.tables import RoomRow
 
 R = TypeVar("R", RoomRow, Row)  # an entity, or a row of `_COLUMNS`: both name the same fields
+_TABLE = RoomRow.__table__
 _COLUMNS = [getattr(RoomRow, c.key).label(c.key) for c in RoomRow.__mapper__.column_attrs]  # named as the entity
 
 
@@ -28,61 +28,66 @@ class RoomStore:
         chat existed (so readers see `failed` and why, not an older room). `extra`: one of the
         incident's rooms on another platform than its first."""
         if room.state is not RoomState.NONE:
-            with self.db.session(write=True) as s:
-                self.save_in(s, incident_id, room, now, extra=extra)
+            with self.db.writing(read_modify_write=True) as conn:
+                self.save_in(conn, incident_id, room, now, extra=extra)
 
     @staticmethod
-    def save_in(s: Session, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
-        """`save` within the write transaction `s`."""
+    def save_in(conn: Connection, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
+        """`save` within the write transaction on `conn` (Core: it runs in every `record`)."""
         if room.state is RoomState.NONE:
             return
+        c = _TABLE.c
         row = None
         if room.chat_id:
-            row = s.scalar(select(RoomRow).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id))
+            row = conn.execute(
+                select(c.id, c.incident_id).where(c.platform == room.platform, c.chat_id == room.chat_id)
+            ).first()
             if row is not None and row.incident_id != incident_id:
                 raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
         if row is None:
-            row = s.scalar(
-                select(RoomRow)
+            row = conn.execute(
+                select(c.id, c.chat_id)
                 .where(
-                    RoomRow.incident_id == incident_id,
-                    RoomRow.generation == room.generation,
-                    RoomRow.platform == room.platform,
-                    RoomRow.extra == extra,
+                    c.incident_id == incident_id,
+                    c.generation == room.generation,
+                    c.platform == room.platform,
+                    c.extra == extra,
                 )
-                .order_by(RoomRow.id.desc())
+                .order_by(c.id.desc())
                 .limit(1)
-            )
+            ).first()
             if row is not None and row.chat_id:
                 if not room.chat_id:
                     # Written before the chat existed, arriving after the chat was registered
                     # (the timeline writer runs beside the room's creation): nothing newer.
                     return
                 row = None  # that row is another chat's: this one gets its own
+        values = {
+            "chat_id": room.chat_id,
+            "generation": room.generation,
+            "state": room.state.value,
+            "name": room.name or "",
+            "join_url": room.join_url,
+            "card_message_id": room.card_handle,
+            "members": [m.model_dump(mode="json") for m in room.members],
+            "detail": room.detail,
+            "updated_at": now,
+        }
         if row is None:
-            row = RoomRow(incident_id=incident_id, platform=room.platform, extra=extra)
-            s.add(row)
-        row.chat_id = room.chat_id
-        row.generation = room.generation
-        row.state = room.state.value
-        row.name = room.name or ""
-        row.join_url = room.join_url
-        row.card_handle = room.card_handle
-        row.members = [m.model_dump(mode="json") for m in room.members]
-        row.detail = room.detail
-        row.updated_at = now
+            conn.execute(insert(_TABLE).values(incident_id=incident_id, platform=room.platform, extra=extra, **values))
+        else:
+            conn.execute(update(_TABLE).where(c.id == row.id).values(**values))
 
     def register(self, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
         """Map a new chat to its incident; an already registered chat is left as it is."""
         if not room.chat_id:
             return
         # (registered concurrently by a retry of the same create: the unique chat wins)
-        with contextlib.suppress(IntegrityError), self.db.session(write=True) as s:
-            known = s.scalar(
-                select(RoomRow.id).where(RoomRow.platform == room.platform, RoomRow.chat_id == room.chat_id)
-            )
+        c = _TABLE.c
+        with contextlib.suppress(IntegrityError), self.db.writing(read_modify_write=True) as conn:
+            known = conn.scalar(select(c.id).where(c.platform == room.platform, c.chat_id == room.chat_id))
             if known is None:
-                self.save_in(s, incident_id, room, now, extra=extra)
+                self.save_in(conn, incident_id, room, now, extra=extra)
 
     def current(self, incident_id: str) -> WarRoom | None:
         """The incident's (first) room in its newest generation, or None when it never had one."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from warroom.models import Outcome, Source, TimelineEntry
 from warroom.store.db import Database
@@ -24,12 +23,13 @@ class TimelineStore:
         """
         if not entries:
             return 0
-        with self.db.session() as s:
-            return self.append_in(s, entries)
+        with self.db.writing() as conn:
+            return self.append_in(conn, entries)
 
     @staticmethod
-    def append_in(s: Session, entries: list[TimelineEntry]) -> int:
-        """`append` within the transaction `s` (the workflow's `record` writes the room with it)."""
+    def append_in(conn: Connection, entries: list[TimelineEntry]) -> int:
+        """`append` within the transaction on `conn` (the workflow's `record` writes the room in
+        the same one: it passes its session's connection)."""
         unique = list({e.id: e for e in reversed(entries)}.values())[::-1]  # first of each id, in order
         if not unique:
             return 0
@@ -47,9 +47,10 @@ class TimelineStore:
             }
             for e in unique
         ]
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(TimelineRow).on_conflict_do_nothing(index_elements=["id"]).returning(TimelineRow.id)
-        return len(s.scalars(stmt, rows).all())
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        table = TimelineRow.__table__
+        stmt = insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        return len(conn.execute(stmt, rows).all())
 
     def last_seq(self, incident_id: str) -> int:
         """The highest sequence number stored for an incident (0 when none): a new workflow run
