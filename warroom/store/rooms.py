@@ -36,58 +36,19 @@ class RoomStore:
         """`save` within the write transaction on `conn` (Core: it runs in every `record`)."""
         if room.state is RoomState.NONE:
             return
-        c = _TABLE.c
-        row = None
-        if room.chat_id:
-            row = conn.execute(
-                select(c.id, c.incident_id).where(c.platform == room.platform, c.chat_id == room.chat_id)
-            ).first()
-            if row is not None and row.incident_id != incident_id:
-                raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
-        if row is None:
-            row = conn.execute(
-                select(c.id, c.chat_id)
-                .where(
-                    c.incident_id == incident_id,
-                    c.generation == room.generation,
-                    c.platform == room.platform,
-                    c.extra == extra,
-                )
-                .order_by(c.id.desc())
-                .limit(1)
-            ).first()
-            if row is not None and row.chat_id:
-                if not room.chat_id:
-                    # Written before the chat existed, arriving after the chat was registered
-                    # (the timeline writer runs beside the room's creation): nothing newer.
-                    return
-                row = None  # that row is another chat's: this one gets its own
-        values = {
-            "chat_id": room.chat_id,
-            "generation": room.generation,
-            "state": room.state.value,
-            "name": room.name or "",
-            "join_url": room.join_url,
-            "card_message_id": room.card_handle,
-            "members": [m.model_dump(mode="json") for m in room.members],
-            "detail": room.detail,
-            "updated_at": now,
-        }
-        if row is None:
-            conn.execute(insert(_TABLE).values(incident_id=incident_id, platform=room.platform, extra=extra, **values))
-        else:
-            conn.execute(update(_TABLE).where(c.id == row.id).values(**values))
+        row = _by_chat(conn, room)
+        if row is not None and row.incident_id != incident_id:
+            raise ValueError(f"chat {room.chat_id} already belongs to incident {row.incident_id}")
+        _write(conn, incident_id, room, now, extra, None if row is None else row.id)
 
     def register(self, incident_id: str, room: WarRoom, now: datetime, *, extra: bool = False) -> None:
         """Map a new chat to its incident; an already registered chat is left as it is."""
-        if not room.chat_id:
+        if not room.chat_id or room.state is RoomState.NONE:
             return
         # (registered concurrently by a retry of the same create: the unique chat wins)
-        c = _TABLE.c
         with contextlib.suppress(IntegrityError), self.db.writing(read_modify_write=True) as conn:
-            known = conn.scalar(select(c.id).where(c.platform == room.platform, c.chat_id == room.chat_id))
-            if known is None:
-                self.save_in(conn, incident_id, room, now, extra=extra)
+            if _by_chat(conn, room) is None:
+                _write(conn, incident_id, room, now, extra, None)
 
     def current(self, incident_id: str) -> WarRoom | None:
         """The incident's (first) room in its newest generation, or None when it never had one."""
@@ -189,3 +150,54 @@ def _room(row: RoomRow | Row) -> WarRoom:
         members=[Member.model_validate(m) for m in row.members or []],
         detail=row.detail or "",
     )
+
+
+def _by_chat(conn: Connection, room: WarRoom) -> Row | None:
+    """The registered row of the room's chat (its id and incident), if it has a chat."""
+    if not room.chat_id:
+        return None
+    c = _TABLE.c
+    return conn.execute(
+        select(c.id, c.incident_id).where(c.platform == room.platform, c.chat_id == room.chat_id)
+    ).first()
+
+
+def _write(conn: Connection, incident_id: str, room: WarRoom, now: datetime, extra: bool, row_id: int | None) -> None:
+    """Write the room onto `row_id` (its chat's row), else onto its generation's row that has no
+    chat yet, else as a new row."""
+    c = _TABLE.c
+    if row_id is None:
+        row = conn.execute(
+            select(c.id, c.chat_id)
+            .where(
+                c.incident_id == incident_id,
+                c.generation == room.generation,
+                c.platform == room.platform,
+                c.extra == extra,
+            )
+            .order_by(c.id.desc())
+            .limit(1)
+        ).first()
+        if row is not None and row.chat_id:
+            if not room.chat_id:
+                # Written before the chat existed, arriving after the chat was registered
+                # (the timeline writer runs beside the room's creation): nothing newer.
+                return
+            # that row is another chat's: this one gets its own
+        elif row is not None:
+            row_id = row.id  # that generation's row from before the chat existed
+    values = {
+        "chat_id": room.chat_id,
+        "generation": room.generation,
+        "state": room.state.value,
+        "name": room.name or "",
+        "join_url": room.join_url,
+        "card_message_id": room.card_handle,
+        "members": [m.model_dump(mode="json") for m in room.members],
+        "detail": room.detail,
+        "updated_at": now,
+    }
+    if row_id is None:
+        conn.execute(insert(_TABLE).values(incident_id=incident_id, platform=room.platform, extra=extra, **values))
+    else:
+        conn.execute(update(_TABLE).where(c.id == row_id).values(**values))

@@ -29,7 +29,7 @@ class TimelineStore:
     @staticmethod
     def append_in(conn: Connection, entries: list[TimelineEntry]) -> int:
         """`append` within the transaction on `conn` (the workflow's `record` writes the room in
-        the same one: it passes its session's connection)."""
+        the same one)."""
         unique = list({e.id: e for e in reversed(entries)}.values())[::-1]  # first of each id, in order
         if not unique:
             return 0
