@@ -720,15 +720,18 @@ async def test_slow_platform_answers_202(client, store, settings):
 
 async def test_repeated_room_requests_share_one_update(client, store, settings):
     """A client asking again for a room that is slow to open (202, then again) adds no update to
-    the workflow while the first is unanswered. Once it is answered, each further request is an
-    update of its own (answered at once): so at most 13 - (number of 202s) updates, not 12."""
+    the workflow while the first is unanswered. The requests in the leading run of 202s come
+    within the first update's opening (seconds on a 1 s IM), so they share it: at most 13 - (that
+    run's length) updates, not 12. After it each request is an update of its own, and on a busy
+    machine one of them may be answered 202 too (slower than the 50 ms wait) without sharing."""
     slow = settings.model_copy(update={"WARROOM_SANDBOX_LATENCY_MS": 1000.0})
     w, im = build_worker(client, store, slow)
     async with w, api_client(create_app(slow, client=client, store=store, answer_within=0.05)) as http:
         iid = new_id()
         await create_incident(http, id=iid)
         codes = [(await http.post(f"{API}/incidents/{iid}/war-room", json={})).status_code for _ in range(12)]
-        assert set(codes) <= {200, 201, 202} and codes.count(202) >= 2, codes
+        leading = next((i for i, code in enumerate(codes) if code != 202), len(codes))
+        assert set(codes) <= {200, 201, 202} and leading >= 2, codes
         await room_in_state(http, iid, "active")
         history = await client.get_workflow_handle(workflow_id(iid)).fetch_history()
         accepted = [
@@ -736,7 +739,7 @@ async def test_repeated_room_requests_share_one_update(client, store, settings):
             for e in history.events
             if e.HasField("workflow_execution_update_accepted_event_attributes")
         ]
-        assert accepted.count("create_room") <= 13 - codes.count(202), (accepted, codes)
+        assert accepted.count("create_room") <= 13 - leading, (accepted, codes)
     await im.aclose()
 
 
